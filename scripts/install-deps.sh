@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what maild needs and is not there yet.
+#   scripts/install-deps.sh build   compilers and libraries: enough to build and run maild
+#   scripts/install-deps.sh test    the above, plus sanitizer/fuzzer runtimes and the test peers
+# Skips every package already installed; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+profile=${1:-build}
+
+build_packages=(
+  build-essential cmake ninja-build pkg-config ccache openssl
+  libboost-dev libboost-program-options-dev
+  libmysqlcppconn-dev libc-ares-dev libssl-dev libspdlog-dev libsqlite3-dev
+  libcrypt-dev libsystemd-dev libgtest-dev libgmock-dev
+)
+test_packages=(
+  clang libclang-rt-dev python3 sqlite3 procps
+  postfix swaks libnet-ssleay-perl iproute2
+)
+
+case "$profile" in
+  build) wanted=("${build_packages[@]}") ;;
+  test)  wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: everything for '$profile' is installed"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+installs_postfix=false
+for p in "${missing[@]}"; do [[ "$p" == postfix ]] && installs_postfix=true; done
+if $installs_postfix; then
+  # Tests run private Postfix instances (tests/integration/postfix_peer.py); the
+  # system's own stays unconfigured: no /etc/postfix/main.cf, nothing on port 25.
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+fi
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if $installs_postfix; then
+  # The package may still start the system instance (e.g. where systemd runs);
+  # stop it and keep it from starting at boot. Our tests never use it.
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now postfix.service >/dev/null 2>&1 || true
+  fi
+  if [[ -s /var/spool/postfix/pid/master.pid ]]; then
+    $sudo postfix stop >/dev/null 2>&1 || true
+  fi
+fi
