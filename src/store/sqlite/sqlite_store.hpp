@@ -1,0 +1,105 @@
+// The SQLite backend: one writer thread with group commit, a pool of read connections,
+// and the three consumer interfaces on top of them.
+// Trust: callers pass validated addresses; SQLite keeps what it committed.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "maild/store/store.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/read_pool.hpp"
+#include "store/sqlite/writer.hpp"
+
+namespace maild::store::sqlite {
+
+// Opens (or, with create_if_missing, creates) the store file. Does not migrate.
+std::unique_ptr<Store> open_store(const std::filesystem::path& path, OpenMode mode,
+                                  std::size_t read_connections);
+
+// Schema versions (migrations.cpp). A new file is at version 0.
+int schema_version(Connection& connection);
+int latest_schema_version();
+void apply_migrations(Connection& connection);
+
+// Lookups shared by the interfaces (lookups.cpp); each is one indexed query.
+std::optional<std::int64_t> find_domain_id(Connection& connection, std::string_view domain);
+std::optional<std::int64_t> find_mailbox_id(Connection& connection, std::string_view address);
+std::int64_t unix_now();
+
+class SqliteDirectory final : public Directory {
+ public:
+  explicit SqliteDirectory(ReadPool& reads) : reads_(reads) {}
+  bool is_local_domain(std::string_view domain) override;
+  Resolution resolve(std::string_view address) override;
+  std::optional<std::string> password_hash(std::string_view address) override;
+
+ private:
+  ReadPool& reads_;
+};
+
+class SqliteMailStore final : public MailStore {
+ public:
+  explicit SqliteMailStore(Writer& writer) : writer_(writer) {}
+  StoredMessage deliver(const NewMessage& message) override;
+  void deliver_async(NewMessage message, Completion done) override;
+
+ private:
+  Writer& writer_;
+};
+
+class SqliteAdminStore final : public AdminStore {
+ public:
+  SqliteAdminStore(ReadPool& reads, Writer& writer, std::filesystem::path location)
+      : reads_(reads), writer_(writer), location_(std::move(location)) {}
+
+  StoreStatus status() override;
+  void add_domain(std::string_view name) override;
+  void delete_domain(std::string_view name) override;
+  std::vector<Domain> list_domains() override;
+  void add_user(std::string_view address, std::string_view password_hash) override;
+  void delete_user(std::string_view address) override;
+  void set_password(std::string_view address, std::string_view password_hash) override;
+  std::vector<Mailbox> list_users(std::optional<std::string_view> domain) override;
+  void add_alias(std::string_view source, std::string_view target) override;
+  void delete_alias(std::string_view source, std::string_view target) override;
+  std::vector<Alias> list_aliases(std::optional<std::string_view> domain) override;
+  std::vector<MailSummary> list_mail(std::size_t last,
+                                     std::optional<std::string_view> mailbox) override;
+  std::optional<MailDetail> get_mail(DeliveryId id) override;
+
+ private:
+  ReadPool& reads_;
+  Writer& writer_;
+  std::filesystem::path location_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::filesystem::path path, std::unique_ptr<Connection> write_connection,
+              std::size_t read_connections);
+  ~SqliteStore() override;
+
+  int schema_version() override;
+  int latest_schema_version() const override;
+  void migrate() override;
+  Directory& directory() override { return directory_; }
+  MailStore& mail() override { return mail_; }
+  AdminStore& admin() override { return admin_; }
+  WriterStats writer_stats() const override { return writer_.stats(); }
+  void close() override;
+
+ private:
+  std::filesystem::path path_;
+  ReadPool reads_;
+  Writer writer_;
+  SqliteDirectory directory_;
+  SqliteMailStore mail_;
+  SqliteAdminStore admin_;
+};
+
+}  // namespace maild::store::sqlite
