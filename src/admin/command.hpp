@@ -1,0 +1,97 @@
+// What every mailctl verb is given (its arguments, the opened store, the
+// output) and what it may throw. Trust: arguments come from the command line
+// of an administrator but are validated by each verb before the store sees them.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "maild/store/store.hpp"
+
+namespace maild::admin {
+
+class Output;
+
+// Wrong words or options on the command line: exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A well-formed request that cannot be done (bad address, unknown id): exit status 1.
+struct RequestError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// How a verb needs the store opened before its handler runs.
+enum class StoreAccess {
+  existing,  // the store must exist and be migrated
+  create,    // db migrate: create the store if missing
+};
+
+struct Request {
+  std::vector<std::string> args;                            // words after GROUP VERB
+  std::map<std::string, std::string, std::less<>> options;  // defaults filled in
+  Output& out;
+  store::Store* store = nullptr;  // opened as the verb's StoreAccess asks
+
+  store::AdminStore& admin() const { return store->admin(); }
+  const std::string& option(std::string_view name) const { return options.find(name)->second; }
+};
+
+using Handler = void (*)(Request&);
+
+struct VerbOption {
+  std::string_view name;
+  std::string_view value_name;
+  std::string_view default_value;  // empty: the option is optional with no default
+  std::string_view help;
+};
+
+struct Verb {
+  std::string_view group;
+  std::string_view name;
+  std::string_view synopsis;  // positional arguments as shown in help, e.g. "ADDRESS [DOMAIN]"
+  std::size_t min_args = 0;
+  std::size_t max_args = 0;
+  std::vector<VerbOption> options;
+  StoreAccess access = StoreAccess::existing;
+  Handler handler = nullptr;
+  std::string_view summary;
+  bool hidden = false;  // left out of help (mail inject)
+};
+
+// The global options that come before GROUP VERB.
+struct GlobalOptions {
+  std::string config_file;
+  bool json = false;
+  bool help = false;
+};
+
+// Prints help, or parses the verb's own words, opens the store as it asks and runs it.
+// Returns 0; throws UsageError (exit 2) or anything else (exit 1) on errors.
+int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
+             const std::vector<std::string>& words);
+
+// The handlers, one file per group.
+void db_migrate(Request&);
+void db_status(Request&);
+void domain_add(Request&);
+void domain_del(Request&);
+void domain_list(Request&);
+void user_add(Request&);
+void user_del(Request&);
+void user_passwd(Request&);
+void user_list(Request&);
+void alias_add(Request&);
+void alias_del(Request&);
+void alias_list(Request&);
+void mail_list(Request&);
+void mail_show(Request&);
+void mail_export(Request&);
+void mail_inject(Request&);
+
+}  // namespace maild::admin

@@ -1,0 +1,236 @@
+// Listeners and session start-up; see server.hpp.
+#include "daemon/server.hpp"
+
+#include <exception>
+#include <stdexcept>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "maild/core/ids.hpp"
+#include "net/watchdog.hpp"
+#include "pop3/session.hpp"
+#include "smtp/session.hpp"
+
+namespace maild::daemon {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+// How long a refused or not yet greeted client may take to receive our reply.
+constexpr Seconds refusal_timeout{10};
+// Pause after accept(2) fails for lack of file descriptors or memory, so the
+// loop does not spin while the condition lasts; normal accepts never wait.
+constexpr std::chrono::milliseconds accept_failure_pause{100};
+
+bool is_pop3(net::Service s) { return s == net::Service::pop3 || s == net::Service::pop3s; }
+bool implicit_tls(net::Service s) {
+  return s == net::Service::submissions || s == net::Service::pop3s;
+}
+const char* service_name(net::Service s) {
+  switch (s) {
+    case net::Service::smtp: return "smtp.listen";
+    case net::Service::submission: return "smtp.submission";
+    case net::Service::submissions: return "smtp.submissions";
+    case net::Service::pop3: return "pop3.listen";
+    case net::Service::pop3s: return "pop3.pop3s";
+  }
+  return "?";
+}
+
+IpAddress to_ip(const asio::ip::address& address) {
+  IpAddress ip;
+  const auto v6 = address.is_v4()
+                      ? asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4())
+                      : address.to_v6();
+  ip.bytes = v6.to_bytes();
+  return ip;
+}
+
+// Logs what escaped a session coroutine instead of losing it.
+auto log_failure(std::string what) {
+  return [what = std::move(what)](std::exception_ptr failure) {
+    if (!failure) return;
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", what, e.what());
+    }
+  };
+}
+
+template <class Stream>
+asio::awaitable<void> serve(Stream& stream, tcp::socket& socket, const net::SessionEnv& env,
+                            const net::RegisteredSession& registration) {
+  if (is_pop3(env.service))
+    co_await pop3::serve(stream, socket, env, registration);
+  else
+    co_await smtp::serve(stream, socket, env, registration);
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const config::Settings& settings, net::TlsContext& tls)
+    : io_(io), settings_(settings), tls_(tls),
+      admission_(settings.server.max_connections, settings.server.max_connections_per_ip) {}
+
+void Server::bind() {
+  const std::pair<net::Service, const std::vector<Endpoint>*> wanted[] = {
+      {net::Service::smtp, &settings_.smtp.listen},
+      {net::Service::submission, &settings_.smtp.submission},
+      {net::Service::submissions, &settings_.smtp.submissions},
+      {net::Service::pop3, &settings_.pop3.listen},
+      {net::Service::pop3s, &settings_.pop3.pop3s},
+  };
+  for (const auto& [service, endpoints] : wanted) {
+    if (implicit_tls(service) && !tls_.enabled() && !endpoints->empty()) {
+      spdlog::warn("{} is not opened: it needs tls.cert and tls.key", service_name(service));
+      continue;
+    }
+    for (const auto& endpoint : *endpoints) {
+      const auto fail = [&](const std::string& why) {
+        throw std::runtime_error(std::string(service_name(service)) + " " + endpoint.to_string() +
+                                 ": " + why);
+      };
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(endpoint.host, ec);
+      if (ec) fail("not an IP address");
+      tcp::acceptor acceptor(asio::make_strand(io_));  // its loop and close() share the strand
+      const tcp::endpoint where(address, endpoint.port);
+      acceptor.open(where.protocol(), ec);
+      if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor.bind(where, ec);
+      if (!ec) acceptor.listen(static_cast<int>(settings_.server.listen_backlog), ec);
+      if (ec) fail(ec.message());
+      spdlog::info("listening on {} for {}", endpoint.to_string(), service_name(service));
+      listeners_.push_back(Listener{service, endpoint, std::move(acceptor)});
+    }
+  }
+}
+
+void Server::start() {
+  for (auto& listener : listeners_)
+    asio::co_spawn(listener.acceptor.get_executor(), accept_loop(listener),
+                   log_failure("accept loop"));
+}
+
+void Server::stop_accepting() {
+  for (auto& listener : listeners_) {
+    // On the acceptor's strand: an acceptor is not thread-safe.
+    asio::post(listener.acceptor.get_executor(), [&listener] {
+      boost::system::error_code ignored;
+      listener.acceptor.close(ignored);
+    });
+  }
+}
+
+asio::awaitable<void> Server::accept_loop(Listener& listener) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await listener.acceptor.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+      admit(listener.service, std::move(socket));
+      continue;
+    }
+    if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) co_return;
+    spdlog::warn("accept on {}: {}", listener.endpoint.to_string(), ec.message());
+    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+        ec == asio::error::no_memory) {
+      asio::steady_timer pause(io_, accept_failure_pause);
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+}
+
+void Server::admit(net::Service service, tcp::socket socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  const auto remote = to_ip(peer.address());
+  auto remote_text = peer.address().to_string() + ":" + std::to_string(peer.port());
+  auto executor = socket.get_executor();
+  auto decision = admission_.admit(remote);
+  if (!decision.ticket) {
+    spdlog::info("refused {} on {}: {}", remote_text, service_name(service),
+                 decision.refusal == net::Admission::Refusal::total
+                     ? "max_connections reached"
+                     : "max_connections_per_ip reached");
+    asio::co_spawn(executor, refuse(std::move(socket), service, std::move(remote_text)),
+                   log_failure("refusal"));
+    return;
+  }
+  asio::co_spawn(executor,
+                 run_session(std::move(socket), service, std::move(*decision.ticket), remote,
+                             std::move(remote_text)),
+                 log_failure("session"));
+}
+
+asio::awaitable<void> Server::run_session(tcp::socket socket, net::Service service,
+                                          net::Admission::Ticket ticket, IpAddress remote,
+                                          std::string remote_text) {
+  (void)ticket;  // held for the session's lifetime
+  auto control = std::make_shared<net::SessionControl>();
+  control->executor = socket.get_executor();
+  net::SessionEnv env{settings_, registry_, service, next_session_id(), remote,
+                      std::move(remote_text), implicit_tls(service)};
+  if (!implicit_tls(service)) {
+    control->socket = &socket;
+    net::RegisteredSession registration(registry_, control);
+    co_await serve(socket, socket, env, registration);
+    co_return;
+  }
+  const auto context = tls_.current();
+  asio::ssl::stream<tcp::socket> stream(std::move(socket), *context);
+  control->socket = &stream.next_layer();
+  net::RegisteredSession registration(registry_, control);
+  {
+    net::Watchdog watchdog(stream.next_layer());
+    watchdog.arm(settings_.smtp.command_timeout);
+    boost::system::error_code ec;
+    co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      spdlog::info("{} TLS handshake with {} failed: {}", env.id, env.remote_text,
+                   watchdog.expired() ? "timeout" : ec.message());
+      co_return;
+    }
+  }
+  spdlog::info("{} TLS {} {}", env.id, SSL_get_version(stream.native_handle()),
+               SSL_get_cipher_name(stream.native_handle()));
+  co_await serve(stream, stream.next_layer(), env, registration);
+  boost::system::error_code ignored;
+  stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+asio::awaitable<void> Server::refuse(tcp::socket socket, net::Service service,
+                                     std::string remote_text) {
+  const auto reply = is_pop3(service) ? pop3::busy_reply() : smtp::busy_reply(settings_);
+  net::Watchdog watchdog(socket);
+  boost::system::error_code ec;
+  watchdog.arm(refusal_timeout);
+  if (!implicit_tls(service)) {
+    co_await asio::async_write(socket, asio::buffer(reply),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    const auto context = tls_.current();
+    asio::ssl::stream<tcp::socket&> stream(socket, *context);
+    co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+      co_await asio::async_write(stream, asio::buffer(reply),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec) spdlog::debug("busy reply to {} not delivered: {}", remote_text, ec.message());
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+}
+
+}  // namespace maild::daemon

@@ -1,0 +1,36 @@
+// TLS server context from [tls] cert/key, replaced as a whole on SIGHUP.
+// Trust: the files are the administrator's; OpenSSL validates them. Sessions
+// already running keep the context they started with.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/ssl/context.hpp>
+
+namespace maild::net {
+
+class TlsContext {
+ public:
+  TlsContext(std::filesystem::path cert, std::filesystem::path key);
+
+  bool enabled() const { return !cert_.empty(); }
+  // Loads the files again. Throws std::runtime_error naming the file and the
+  // reason; the previous context stays in use then.
+  void reload();
+  // The context for a new session (null when TLS is disabled).
+  std::shared_ptr<boost::asio::ssl::context> current() const;
+  // Subject and expiry of the loaded certificate, for the log.
+  std::string describe() const;
+
+ private:
+  std::filesystem::path cert_;
+  std::filesystem::path key_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<boost::asio::ssl::context> context_;
+  std::string description_;
+};
+
+}  // namespace maild::net

@@ -1,0 +1,257 @@
+"""Runs the real maild binary for integration tests: a temp folder with its
+own mail.conf, store and certificate, free loopback ports, and a stop by PID.
+Tests read like transcripts through Dialogue.send()/expect()."""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+MAILD_BIN = os.environ.get("MAILD_BIN", "maild")
+MAILCTL_BIN = os.environ.get("MAILCTL_BIN", "mailctl")
+TMP_ROOT = os.environ.get("MAILD_TEST_TMP") or None
+
+# Every wait in these tests is bounded.
+START_TIMEOUT = 30.0
+IO_TIMEOUT = 10.0
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def make_certificate(folder, common_name="mx.example.test"):
+    """A self-signed EC certificate and key, as the quick start makes them."""
+    cert = os.path.join(folder, "cert.pem")
+    key = os.path.join(folder, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + common_name,
+         "-addext", "subjectAltName=DNS:" + common_name],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class Dialogue:
+    """A line-based client conversation with deadlines: send() and expect()."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sock.settimeout(IO_TIMEOUT)
+        self.buffer = b""
+
+    @classmethod
+    def connect(cls, port, host="127.0.0.1", tls_context=None):
+        sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
+        if tls_context is not None:
+            sock = tls_context.wrap_socket(sock, server_hostname="mx.example.test")
+        return cls(sock)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        """The next CRLF-terminated line, without the CRLF ('' at EOF)."""
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                rest, self.buffer = self.buffer, b""
+                return rest.decode(errors="replace")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line.decode(errors="replace")
+
+    def reply(self):
+        """A whole SMTP reply: its lines, ending with the one without '-'."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def expect(self, prefix):
+        """The next SMTP reply, checked to start with prefix; returns its last line."""
+        lines = self.reply()
+        last = lines[-1]
+        if not last.startswith(prefix):
+            raise AssertionError("expected %r, got %r" % (prefix, lines))
+        return last
+
+    def closed(self):
+        """True when the server closed the connection (within the timeout)."""
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def client_tls_context(cert):
+    context = ssl.create_default_context(cafile=cert)
+    return context
+
+
+class Maild:
+    """One maild process with its own folder, config and free ports."""
+
+    def __init__(self, test, config_extra="", tls=True, hostname="mx.example.test"):
+        self.test = test
+        self.dir = tempfile.mkdtemp(prefix="maild-it-", dir=_tmp_root())
+        self.hostname = hostname
+        self.ports = {name: free_port() for name in ("smtp", "submission", "submissions", "pop3", "pop3s")}
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_certificate(self.dir, hostname)
+        self.config_path = os.path.join(self.dir, "mail.conf")
+        self.log_path = os.path.join(self.dir, "maild.log")
+        self.store_path = os.path.join(self.dir, "mail.db")
+        self.write_config(config_extra)
+        self.process = None
+        self.dialogues = []
+        test.addCleanup(self.cleanup)
+
+    def write_config(self, extra=""):
+        p = self.ports
+        sections = {
+            "server": {"hostname": self.hostname, "threads": "2", "shutdown_grace": "5s"},
+            "log": {"level": "info", "file": "maild.log"},
+            "store": {"path": "mail.db", "workers": "2"},
+            "smtp": {"listen": "127.0.0.1:%d" % p["smtp"],
+                     "submission": "127.0.0.1:%d" % p["submission"],
+                     "submissions": "127.0.0.1:%d" % p["submissions"]},
+            "pop3": {"listen": "127.0.0.1:%d" % p["pop3"], "pop3s": "127.0.0.1:%d" % p["pop3s"]},
+            "tls": {"cert": "cert.pem", "key": "key.pem"} if self.cert else {},
+        }
+        # extra: "[section]\nkey = value" lines that override or add keys.
+        section = None
+        for raw in extra.strip().splitlines():
+            raw = raw.strip()
+            if not raw:
+                continue
+            if raw.startswith("["):
+                section = raw.strip("[]")
+                sections.setdefault(section, {})
+            else:
+                key, value = (part.strip() for part in raw.split("=", 1))
+                sections[section][key] = value
+        with open(self.config_path, "w") as f:
+            for name, keys in sections.items():
+                f.write("[%s]\n" % name)
+                for key, value in keys.items():
+                    f.write("%s = %s\n" % (key, value))
+                f.write("\n")
+
+    def start(self, *args, wait=True, env=None):
+        self.process = subprocess.Popen(
+            [MAILD_BIN, "--config", self.config_path, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, port=None):
+        """Until the SMTP listener greets (or the process dies, or START_TIMEOUT)."""
+        port = port or self.ports["smtp"]
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError("maild exited with %s: %s" % (self.process.returncode, self.output()))
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                    s.settimeout(IO_TIMEOUT)
+                    if s.recv(512).startswith(b"220 "):
+                        s.sendall(b"QUIT\r\n")
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("maild did not greet within %ss: %s" % (START_TIMEOUT, self.output()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        """Signals maild and waits for it; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise AssertionError("maild did not stop within %ss" % timeout)
+        return self.process.returncode
+
+    def output(self):
+        text = ""
+        if self.process is not None and self.process.poll() is not None:
+            out, err = self.process.communicate(timeout=10)
+            text += (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
+        return text + self.log()
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, needle, timeout=IO_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            time.sleep(0.05)
+        raise AssertionError("%r not in the log within %ss:\n%s" % (needle, timeout, self.log()[-4000:]))
+
+    def dialogue(self, service="smtp", tls=False):
+        context = client_tls_context(self.cert) if tls else None
+        dialogue = Dialogue.connect(self.ports[service], tls_context=context)
+        self.dialogues.append(dialogue)
+        return dialogue
+
+    def admitted_dialogue(self, service="smtp", greeting="220 ", timeout=IO_TIMEOUT):
+        """A connection that got its greeting, retried while earlier sessions
+        (e.g. wait_ready's) are still releasing their places."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.dialogue(service)
+            line = d.line()
+            if line.startswith(greeting):
+                return d
+            d.close()
+            if time.monotonic() > deadline:
+                raise AssertionError("no greeting on %s: %r" % (service, line))
+            time.sleep(0.05)
+
+    def mailctl(self, *args, input=None):
+        return subprocess.run([MAILCTL_BIN, "--config", self.config_path, *args],
+                              input=input, capture_output=True, text=True, timeout=60)
+
+    def cleanup(self):
+        for dialogue in self.dialogues:
+            dialogue.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        if self.process is not None:
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream:
+                    stream.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _tmp_root():
+    if TMP_ROOT:
+        os.makedirs(TMP_ROOT, exist_ok=True)
+    return TMP_ROOT
