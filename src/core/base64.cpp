@@ -38,10 +38,9 @@ std::string base64_encode(std::string_view data) {
   while (!data.empty()) {
     const auto slice = data.substr(0, encode_slice);
     std::string block((slice.size() + 2) / 3 * 4 + 1, '\0');  // +1: OpenSSL writes a NUL
-    const int written =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(block.data()),
-                        reinterpret_cast<const unsigned char*>(slice.data()),
-                        static_cast<int>(slice.size()));
+    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(block.data()),
+                                        reinterpret_cast<const unsigned char*>(slice.data()),
+                                        static_cast<int>(slice.size()));
     if (written < 0 || static_cast<std::size_t>(written) + 1 != block.size()) {
       throw std::runtime_error("base64 encoding failed in OpenSSL");
     }
@@ -72,10 +71,9 @@ std::optional<std::string> base64_decode(std::string_view text) {
     const auto slice = text.substr(0, decode_slice);
     std::string block(slice.size() / 4 * 3, '\0');
     // Already validated, so OpenSSL cannot disagree unless it is broken.
-    const int written =
-        EVP_DecodeBlock(reinterpret_cast<unsigned char*>(block.data()),
-                        reinterpret_cast<const unsigned char*>(slice.data()),
-                        static_cast<int>(slice.size()));
+    const int written = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(block.data()),
+                                        reinterpret_cast<const unsigned char*>(slice.data()),
+                                        static_cast<int>(slice.size()));
     if (written < 0 || static_cast<std::size_t>(written) != block.size()) {
       throw std::runtime_error("base64 decoding failed in OpenSSL");
     }
