@@ -55,6 +55,8 @@ constexpr WordTable<UnverifiedPolicy, 3> unverified_policies{
     {{"accept", UnverifiedPolicy::accept},
      {"tag", UnverifiedPolicy::tag},
      {"reject", UnverifiedPolicy::reject}}};
+constexpr WordTable<BareNewlinePolicy, 2> bare_newline_policies{
+    {{"normalize", BareNewlinePolicy::normalize}, {"reject", BareNewlinePolicy::reject}}};
 
 std::vector<KeySpec> build_keys() {
   using S = Settings;
@@ -142,6 +144,15 @@ std::vector<KeySpec> build_keys() {
        into(&S::smtp, &SmtpSettings::command_timeout)},
       {"smtp", "data_timeout", DurationType{1s, 1h}, "10m", "Wait for the next chunk of DATA",
        into(&S::smtp, &SmtpSettings::data_timeout)},
+      {"smtp", "bare_newline", words_of(bare_newline_policies), "normalize",
+       "Bare CR or LF in message content: normalize to CRLF, or reject (550 5.5.2)",
+       into_enum(&S::smtp, &SmtpSettings::bare_newline, bare_newline_policies)},
+      {"smtp", "max_auth_failures", CountType{1, 1000}, "5",
+       "Failed AUTH per client address per minute, then 421 and close",
+       into(&S::smtp, &SmtpSettings::max_auth_failures)},
+      {"smtp", "received_auth_user", BoolType{}, "false",
+       "Name the authenticated user in the Received header",
+       into(&S::smtp, &SmtpSettings::received_auth_user)},
 
       // [pop3]
       {"pop3", "listen", EndpointListType{true}, "0.0.0.0:110",

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -23,6 +24,8 @@
 #include "daemon/server.hpp"
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
+#include "net/auth_throttle.hpp"
+#include "net/session_env.hpp"
 #include "net/tls.hpp"
 
 namespace asio = boost::asio;
@@ -36,6 +39,8 @@ constexpr int exit_failure = 1;
 constexpr int exit_config = 2;
 // After the grace period, how long closed sessions get to unwind.
 constexpr std::chrono::seconds unwind_time{5};
+// max_auth_failures counts failures per client address in this window.
+constexpr std::chrono::minutes auth_failure_window{1};
 
 spdlog::level::level_enum to_spdlog(config::LogLevel level) {
   switch (level) {
@@ -123,7 +128,9 @@ class Daemon {
       : options_(std::move(options)), settings_(std::move(settings)),
         io_(static_cast<int>(settings_.server.threads)),
         tls_(settings_.tls.cert, settings_.tls.key), server_(io_, settings_, tls_),
-        signals_(io_, SIGTERM, SIGINT, SIGHUP), grace_timer_(io_) {}
+        signals_(io_, SIGTERM, SIGINT, SIGHUP), grace_timer_(io_),
+        smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
+        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window) {}
 
   int run() {
     server_.bind();
@@ -132,7 +139,10 @@ class Daemon {
       write_pid_file(settings_.server.pid_file);
     drop_privileges(settings_.server.user);
     store_ = open_store(settings_);
-    server_.start();
+    store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
+    parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
+                                    smtp_auth_throttle_, pop3_auth_throttle_});
+    server_.start(*parts_);
     wait_for_signal();
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < settings_.server.threads; ++i) threads.emplace_back([this] { io_.run(); });
@@ -142,6 +152,7 @@ class Daemon {
     report_ready();
     io_.run();
     for (auto& thread : threads) thread.join();
+    store_pool_->join();
     store_->close();
     if (options_.detach && !settings_.server.pid_file.empty())
       remove_pid_file(settings_.server.pid_file);
@@ -230,7 +241,11 @@ class Daemon {
   Server server_;
   asio::signal_set signals_;
   asio::steady_timer grace_timer_;
+  std::optional<asio::thread_pool> store_pool_;  // blocking store calls; never an I/O thread
+  net::AuthThrottle smtp_auth_throttle_;
+  net::AuthThrottle pop3_auth_throttle_;
   std::unique_ptr<store::Store> store_;
+  std::optional<net::ServerParts> parts_;
   bool stopping_ = false;
   bool forced_ = false;
   std::chrono::steady_clock::time_point shutdown_deadline_;

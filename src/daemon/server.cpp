@@ -32,9 +32,7 @@ constexpr Seconds refusal_timeout{10};
 constexpr std::chrono::milliseconds accept_failure_pause{100};
 
 bool is_pop3(net::Service s) { return s == net::Service::pop3 || s == net::Service::pop3s; }
-bool implicit_tls(net::Service s) {
-  return s == net::Service::submissions || s == net::Service::pop3s;
-}
+using net::implicit_tls;
 const char* service_name(net::Service s) {
   switch (s) {
     case net::Service::smtp: return "smtp.listen";
@@ -67,15 +65,6 @@ auto log_failure(std::string what) {
   };
 }
 
-template <class Stream>
-asio::awaitable<void> serve(Stream& stream, tcp::socket& socket, const net::SessionEnv& env,
-                            const net::RegisteredSession& registration) {
-  if (is_pop3(env.service))
-    co_await pop3::serve(stream, socket, env, registration);
-  else
-    co_await smtp::serve(stream, socket, env, registration);
-}
-
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Settings& settings, net::TlsContext& tls)
@@ -91,7 +80,8 @@ void Server::bind() {
       {net::Service::pop3s, &settings_.pop3.pop3s},
   };
   for (const auto& [service, endpoints] : wanted) {
-    if (implicit_tls(service) && !tls_.enabled() && !endpoints->empty()) {
+    const bool needs_tls = implicit_tls(service) || service == net::Service::submission;
+    if (needs_tls && !tls_.enabled() && !endpoints->empty()) {
       spdlog::warn("{} is not opened: it needs tls.cert and tls.key", service_name(service));
       continue;
     }
@@ -116,7 +106,8 @@ void Server::bind() {
   }
 }
 
-void Server::start() {
+void Server::start(const net::ServerParts& parts) {
+  parts_ = &parts;
   for (auto& listener : listeners_)
     asio::co_spawn(listener.acceptor.get_executor(), accept_loop(listener),
                    log_failure("accept loop"));
@@ -156,10 +147,10 @@ void Server::admit(net::Service service, tcp::socket socket) {
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   const auto remote = to_ip(peer.address());
-  auto remote_text = peer.address().to_string() + ":" + std::to_string(peer.port());
   auto executor = socket.get_executor();
   auto decision = admission_.admit(remote);
   if (!decision.ticket) {
+    auto remote_text = peer.address().to_string() + ":" + std::to_string(peer.port());
     spdlog::info("refused {} on {}: {}", remote_text, service_name(service),
                  decision.refusal == net::Admission::Refusal::total
                      ? "max_connections reached"
@@ -170,51 +161,37 @@ void Server::admit(net::Service service, tcp::socket socket) {
   }
   asio::co_spawn(executor,
                  run_session(std::move(socket), service, std::move(*decision.ticket), remote,
-                             std::move(remote_text)),
+                             peer.address().to_string(), peer.port()),
                  log_failure("session"));
 }
 
 asio::awaitable<void> Server::run_session(tcp::socket socket, net::Service service,
                                           net::Admission::Ticket ticket, IpAddress remote,
-                                          std::string remote_text) {
-  (void)ticket;  // held for the session's lifetime
+                                          std::string remote_address, std::uint16_t remote_port) {
+  net::Admission::Ticket place(std::move(ticket));  // held for the session's lifetime
   auto control = std::make_shared<net::SessionControl>();
   control->executor = socket.get_executor();
-  net::SessionEnv env{settings_, registry_, service, next_session_id(), remote,
-                      std::move(remote_text), implicit_tls(service)};
-  if (!implicit_tls(service)) {
-    control->socket = &socket;
-    net::RegisteredSession registration(registry_, control);
-    co_await serve(socket, socket, env, registration);
-    co_return;
-  }
-  const auto context = tls_.current();
-  asio::ssl::stream<tcp::socket> stream(std::move(socket), *context);
-  control->socket = &stream.next_layer();
   net::RegisteredSession registration(registry_, control);
-  {
-    net::Watchdog watchdog(stream.next_layer());
-    watchdog.arm(settings_.smtp.command_timeout);
-    boost::system::error_code ec;
-    co_await stream.async_handshake(asio::ssl::stream_base::server,
-                                    asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      spdlog::info("{} TLS handshake with {} failed: {}", env.id, env.remote_text,
-                   watchdog.expired() ? "timeout" : ec.message());
-      co_return;
-    }
-  }
-  spdlog::info("{} TLS {} {}", env.id, SSL_get_version(stream.native_handle()),
-               SSL_get_cipher_name(stream.native_handle()));
-  co_await serve(stream, stream.next_layer(), env, registration);
+  const net::SessionEnv env{*parts_,
+                            service,
+                            next_session_id(),
+                            remote,
+                            remote_address + ":" + std::to_string(remote_port),
+                            remote_address};
+  if (is_pop3(service))
+    co_await pop3::serve(socket, env, control);
+  else
+    co_await smtp::serve(socket, env, control);
+  { auto released = std::move(place); }  // free before the client can see the close
   boost::system::error_code ignored;
-  stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
 }
 
 asio::awaitable<void> Server::refuse(tcp::socket socket, net::Service service,
                                      std::string remote_text) {
   const auto reply = is_pop3(service) ? pop3::busy_reply() : smtp::busy_reply(settings_);
-  net::Watchdog watchdog(socket);
+  net::Watchdog<tcp::socket> watchdog(socket);
   boost::system::error_code ec;
   watchdog.arm(refusal_timeout);
   if (!implicit_tls(service)) {

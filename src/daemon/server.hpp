@@ -26,8 +26,8 @@ class Server {
   // Opens every configured listener (before privileges are dropped).
   // Throws std::runtime_error naming the setting and endpoint that failed.
   void bind();
-  // Starts the accept loops.
-  void start();
+  // Starts the accept loops; sessions get `parts` (which must outlive them).
+  void start(const net::ServerParts& parts);
   // Shutdown phase one: no new connections.
   void stop_accepting();
 
@@ -45,13 +45,15 @@ class Server {
   void admit(net::Service service, boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket,
                                            net::Service service, net::Admission::Ticket ticket,
-                                           IpAddress remote, std::string remote_text);
+                                           IpAddress remote, std::string remote_address,
+                                           std::uint16_t remote_port);
   boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, net::Service service,
                                       std::string remote_text);
 
   boost::asio::io_context& io_;
   const config::Settings& settings_;
   net::TlsContext& tls_;
+  const net::ServerParts* parts_ = nullptr;
   net::Admission admission_;
   net::SessionRegistry registry_;
   std::list<Listener> listeners_;  // stable addresses for the accept loops

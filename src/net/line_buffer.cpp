@@ -77,4 +77,15 @@ void LineBuffer::clear() {
   too_long_ready_ = false;
 }
 
+std::string LineBuffer::take_buffered() {
+  std::string bytes = std::move(buffer_);
+  clear();
+  return bytes;
+}
+
+void LineBuffer::unread(std::string_view bytes) {
+  buffer_.insert(0, bytes);
+  scanned_ = 0;
+}
+
 }  // namespace maild::net

@@ -38,6 +38,11 @@ class LineBuffer {
   // Drops everything buffered (e.g. commands pipelined after STARTTLS).
   void clear();
 
+  // Message content is not lines: hands over the raw bytes buffered so far,
+  // and takes back those read past the content's end (pipelined commands).
+  std::string take_buffered();
+  void unread(std::string_view bytes);
+
  private:
   std::size_t max_line_;
   std::string buffer_;      // bytes not yet returned as lines

@@ -4,23 +4,38 @@
 
 #include <string>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include "maild/config/settings.hpp"
 #include "maild/core/net_types.hpp"
+#include "maild/store/store.hpp"
 
 namespace maild::net {
 
-class SessionRegistry;
+class AuthThrottle;
+class TlsContext;
 
 enum class Service { smtp, submission, submissions, pop3, pop3s };
 
-struct SessionEnv {
+inline bool implicit_tls(Service s) { return s == Service::submissions || s == Service::pop3s; }
+
+// Shared by every session of one maild; outlives them all.
+struct ServerParts {
   const config::Settings& settings;
-  SessionRegistry& registry;
+  TlsContext& tls;
+  store::Store& store;
+  boost::asio::any_io_executor store_pool;  // where blocking store calls run
+  AuthThrottle& smtp_auth_throttle;
+  AuthThrottle& pop3_auth_throttle;
+};
+
+struct SessionEnv {
+  const ServerParts& parts;
   Service service;
   std::string id;           // the session id on every log line
   IpAddress remote;
   std::string remote_text;  // address:port, for the log
-  bool tls = false;         // the stream is already TLS (implicit TLS listeners)
+  std::string remote_address;  // the address alone, for Received
 };
 
 }  // namespace maild::net

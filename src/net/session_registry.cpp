@@ -23,9 +23,8 @@ void SessionRegistry::request_stop() {
     if (auto control = weak.lock()) {
       boost::asio::post(control->executor, [control] {
         control->stopping = true;
-        boost::system::error_code ignored;
         // Wakes a session waiting for a command; one busy with a command finishes it first.
-        if (control->socket != nullptr) control->socket->cancel(ignored);
+        if (control->interrupt) control->interrupt(false);
       });
     }
   }
@@ -36,8 +35,7 @@ void SessionRegistry::close_all() {
   for (auto& [key, weak] : sessions_) {
     if (auto control = weak.lock()) {
       boost::asio::post(control->executor, [control] {
-        boost::system::error_code ignored;
-        if (control->socket != nullptr) control->socket->close(ignored);
+        if (control->interrupt) control->interrupt(true);
       });
     }
   }

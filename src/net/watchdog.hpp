@@ -6,16 +6,16 @@
 
 #include <memory>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "maild/core/units.hpp"
 
 namespace maild::net {
 
+template <class Socket>
 class Watchdog {
  public:
-  explicit Watchdog(boost::asio::ip::tcp::socket& socket)
+  explicit Watchdog(Socket& socket)
       : timer_(socket.get_executor()), state_(std::make_shared<State>(State{&socket, false})) {}
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -43,7 +43,7 @@ class Watchdog {
 
  private:
   struct State {
-    boost::asio::ip::tcp::socket* socket;
+    Socket* socket;
     bool expired;
   };
   boost::asio::steady_timer timer_;

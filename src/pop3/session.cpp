@@ -7,7 +7,11 @@
 #include <cctype>
 #include <string_view>
 
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "net/connection.hpp"
+#include "net/tls.hpp"
 
 namespace maild::pop3 {
 namespace asio = boost::asio;
@@ -20,16 +24,21 @@ bool iequals(std::string_view a, std::string_view b) {
   });
 }
 
-template <class Stream>
+template <class Socket>
 class Session {
  public:
-  Session(Stream& stream, asio::ip::tcp::socket& socket, const net::SessionEnv& env,
-          const net::RegisteredSession& registration)
-      : env_(env), settings_(env.settings),
-        io_(stream, socket, net::SessionLog(env.id), command_line_max, registration) {}
+  Session(Socket& socket, const net::SessionEnv& env, std::shared_ptr<net::SessionControl> control)
+      : env_(env), settings_(env.parts.settings),
+        io_(socket, std::move(control), net::SessionLog(env.id), command_line_max) {}
 
   asio::awaitable<void> run() {
     io_.log().info("pop3 connect from {}", env_.remote_text);
+    if (net::implicit_tls(env_.service)) {
+      const auto context = env_.parts.tls.current();
+      if (!context) co_return;
+      const bool secured = co_await io_.start_tls(*context, settings_.pop3.idle_timeout);
+      if (!secured) co_return;
+    }
     const bool greeted = co_await send("+OK maild POP3 server ready\r\n");
     if (!greeted) co_return;
     for (;;) {
@@ -98,7 +107,7 @@ class Session {
     co_return Flow::close;
   }
 
-  asio::awaitable<Flow> bad_command(std::string reply) {
+  asio::awaitable<Flow> bad_command(std::string_view reply) {
     const bool sent = co_await send(reply);
     if (!sent) co_return Flow::close;
     if (++bad_commands_ < max_bad_commands) co_return Flow::proceed;
@@ -112,33 +121,31 @@ class Session {
     co_await send("-ERR [SYS/TEMP] server shutting down, try again later\r\n");
   }
 
-  asio::awaitable<bool> send(std::string text) {
-    const bool sent = co_await io_.write(text, settings_.pop3.idle_timeout);
+  asio::awaitable<bool> send(std::string_view text) {
+    const bool sent = co_await io_.send(text, settings_.pop3.idle_timeout);
     co_return sent;
   }
 
   const net::SessionEnv& env_;
   const config::Settings& settings_;
-  net::SessionIo<Stream> io_;
+  net::Connection<Socket> io_;
   unsigned bad_commands_ = 0;
 };
 
 }  // namespace
 
-template <class Stream>
-asio::awaitable<void> serve(Stream& stream, asio::ip::tcp::socket& socket,
-                            const net::SessionEnv& env,
-                            const net::RegisteredSession& registration) {
-  Session<Stream> session(stream, socket, env, registration);
+template <class Socket>
+asio::awaitable<void> serve(Socket& socket, const net::SessionEnv& env,
+                            std::shared_ptr<net::SessionControl> control) {
+  Session<Socket> session(socket, env, std::move(control));
   co_await session.run();
 }
 
 std::string busy_reply() { return "-ERR [SYS/TEMP] too many connections, try again later\r\n"; }
 
-template asio::awaitable<void> serve(asio::ip::tcp::socket&, asio::ip::tcp::socket&,
-                                     const net::SessionEnv&, const net::RegisteredSession&);
-template asio::awaitable<void> serve(asio::ssl::stream<asio::ip::tcp::socket>&,
-                                     asio::ip::tcp::socket&, const net::SessionEnv&,
-                                     const net::RegisteredSession&);
+template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
+template asio::awaitable<void> serve(asio::local::stream_protocol::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
 
 }  // namespace maild::pop3

@@ -1,12 +1,12 @@
 // The POP3 server session: one coroutine per connection (RFC 1939).
-// Talks to: one untrusted client over Stream (TCP or TLS). Every read and
-// write has a deadline; every line is bounded.
+// Talks to: one untrusted client. Every read and write has a deadline; every
+// line is bounded.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "net/session.hpp"
 #include "net/session_env.hpp"
@@ -18,10 +18,9 @@ inline constexpr std::size_t command_line_max = 255;
 // Bad commands before the session is closed (RFC 1939 leaves this to the server).
 inline constexpr unsigned max_bad_commands = 10;
 
-template <class Stream>
-boost::asio::awaitable<void> serve(Stream& stream, boost::asio::ip::tcp::socket& socket,
-                                   const net::SessionEnv& env,
-                                   const net::RegisteredSession& registration);
+template <class Socket>
+boost::asio::awaitable<void> serve(Socket& socket, const net::SessionEnv& env,
+                                   std::shared_ptr<net::SessionControl> control);
 
 // The reply for a connection refused by admission control (RFC 3206 SYS/TEMP).
 std::string busy_reply();

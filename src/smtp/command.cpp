@@ -375,6 +375,20 @@ std::variant<Command, Reply> attach(Command command, std::variant<Parsed, Reply>
 
 }  // namespace
 
+namespace {
+// Windows and appliance clients send names like "my_host" or "HOST_1": not a
+// domain by RFC 1035, but refusing their EHLO would refuse all their mail.
+// Letters, digits, '-', '.', '_' only, starting and ending with a letter or digit.
+bool lenient_hello_name(std::string_view text) {
+  if (text.empty() || text.size() > domain_max) return false;
+  const auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (!alnum(text.front()) || !alnum(text.back())) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+}
+}  // namespace
+
 std::variant<Command, Reply> parse_command(std::string_view line) {
   const auto space = std::min(line.find(' '), line.size());
   Command command;
@@ -399,7 +413,7 @@ std::variant<Command, Reply> parse_command(std::string_view line) {
   switch (command.verb) {
     case Verb::helo:
     case Verb::ehlo:
-      if (!valid_domain(argument)) {
+      if (!valid_domain(argument) && !lenient_hello_name(argument)) {
         return bad_parameter(std::string("Syntax: ") +
                              (command.verb == Verb::helo ? "HELO" : "EHLO") +
                              " domain-or-address-literal");

@@ -1,63 +1,132 @@
-// SMTP server session; see session.hpp. Foundation scope: greeting, NOOP, QUIT,
-// 502 for every other verb, the error limit, timeouts and shutdown.
+// SMTP server session; see session.hpp. Each verb is checked (state,
+// arguments, policy) before it touches the transaction or the store.
 #include "smtp/session.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cctype>
+#include <chrono>
+#include <optional>
 #include <string_view>
+#include <vector>
 
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
+#include "maild/core/password.hpp"
+#include "net/auth_throttle.hpp"
+#include "net/connection.hpp"
+#include "net/store_calls.hpp"
+#include "net/tls.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_reader.hpp"
 #include "smtp/limits.hpp"
+#include "smtp/received.hpp"
 #include "smtp/reply.hpp"
+#include "smtp/sasl.hpp"
 
 namespace maild::smtp {
 namespace asio = boost::asio;
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-  });
+// RFC 4954 4: an AUTH response line may be up to 12288 octets.
+constexpr std::size_t auth_line_max = 12288;
+
+// Compared against when a login names no known user, so that an unknown user
+// and a wrong password take the same time.
+const std::string& decoy_hash() {
+  static const std::string hash = password::hash("maild decoy password");
+  return hash;
 }
 
-template <class Stream>
+// What EHLO/HELO established.
+struct Greeting {
+  std::string domain;
+  bool esmtp = false;
+};
+
+// The mail transaction: from MAIL to the end of DATA or BDAT LAST, or RSET.
+struct Transaction {
+  Mail mail;
+  std::vector<Rcpt> recipients;               // accepted ones, in order
+  std::vector<store::MailboxId> mailboxes;    // their local mailboxes, each once
+  std::optional<DataReader> chunks;           // BDAT content received so far
+};
+
+template <class Socket>
 class Session {
  public:
-  Session(Stream& stream, asio::ip::tcp::socket& socket, const net::SessionEnv& env,
-          const net::RegisteredSession& registration)
-      : env_(env), settings_(env.settings), io_(stream, socket, net::SessionLog(env.id),
-                                                 command_line_max, registration) {}
+  Session(Socket& socket, const net::SessionEnv& env, std::shared_ptr<net::SessionControl> control)
+      : env_(env), settings_(env.parts.settings),
+        conn_(socket, std::move(control), net::SessionLog(env.id), command_line_max) {}
 
   asio::awaitable<void> run() {
-    io_.log().info("connect from {}", env_.remote_text);
-    const bool greeted = co_await reply(220, "", hostname() + " ESMTP maild");
-    if (!greeted) co_return;
+    log().info("connect from {} on {}", env_.remote_text, service_name());
+    if (net::implicit_tls(env_.service)) {
+      const bool secured = co_await start_tls();
+      if (!secured) co_return;
+    } else if (conn_.client_spoke_first()) {
+      // A client must wait for the greeting (RFC 5321 3.1); bots that do not are refused.
+      log().info("client spoke before the greeting; refused");
+      reply(554, "5.5.1", hostname() + " protocol error: you spoke before my greeting");
+      co_await conn_.flush(settings_.smtp.command_timeout);
+      co_return;
+    }
+    reply(220, "", hostname() + " ESMTP maild");
+    co_await converse();
+    co_await conn_.flush(settings_.smtp.command_timeout);
+    log().info("disconnect from {}", env_.remote_text);
+  }
+
+ private:
+  enum class Flow { proceed, close };
+  using Handler = asio::awaitable<Flow> (Session::*)(Command&);
+  struct VerbEntry {
+    Verb verb;
+    Handler handler;
+    bool before_starttls;  // allowed where TLS is required but not yet started
+  };
+  // The verb table. Cross-cutting checks happen once, in converse().
+  static constexpr std::array<VerbEntry, 14> verbs{{
+      {Verb::ehlo, &Session::hello, true},
+      {Verb::helo, &Session::hello, true},
+      {Verb::mail, &Session::mail, false},
+      {Verb::rcpt, &Session::rcpt, false},
+      {Verb::data, &Session::data, false},
+      {Verb::bdat, &Session::bdat, false},
+      {Verb::rset, &Session::rset, true},
+      {Verb::noop, &Session::noop, true},
+      {Verb::quit, &Session::quit, true},
+      {Verb::vrfy, &Session::vrfy, false},
+      {Verb::expn, &Session::expn, false},
+      {Verb::help, &Session::help, true},
+      {Verb::starttls, &Session::starttls, true},
+      {Verb::auth, &Session::auth, false},
+  }};
+
+  asio::awaitable<void> converse() {
     for (;;) {
-      auto input = co_await io_.read_line(settings_.smtp.command_timeout);
+      auto input = co_await conn_.read_line(settings_.smtp.command_timeout);
       switch (input.status) {
         case net::ReadStatus::closed:
-          io_.log().info("disconnect from {}", env_.remote_text);
           co_return;
         case net::ReadStatus::timed_out:
-          io_.log().info("timeout waiting for a command");
-          co_await reply(421, "4.4.2", hostname() + " timeout exceeded, closing connection");
+          log().info("timeout waiting for a command");
+          reply(421, "4.4.2", hostname() + " timeout exceeded, closing connection");
           co_return;
         case net::ReadStatus::stopping:
-          co_await say_shutting_down();
+          say_shutting_down();
           co_return;
-        case net::ReadStatus::too_long:
-          if (const auto flow = co_await error_reply(500, "5.5.2", "line too long");
-              flow == Flow::close)
-            co_return;
+        case net::ReadStatus::too_long: {
+          const auto flow = fail(500, "5.5.2", "line too long");
+          if (flow == Flow::close) co_return;
           continue;
+        }
         case net::ReadStatus::line:
           break;
       }
-      if (io_.stopping()) {
-        co_await say_shutting_down();
+      if (conn_.stopping()) {
+        say_shutting_down();
         co_return;
       }
       const auto flow = co_await dispatch(input.text);
@@ -65,82 +134,458 @@ class Session {
     }
   }
 
- private:
-  enum class Flow { proceed, close };
-  using Handler = asio::awaitable<Flow> (Session::*)(std::string_view args);
-  struct Verb {
-    std::string_view name;
-    Handler handler;
-  };
-  // The verb table: each verb is one small awaitable function.
-  static constexpr std::array<Verb, 2> verbs{{
-      {"NOOP", &Session::noop},
-      {"QUIT", &Session::quit},
-  }};
-
-  asio::awaitable<Flow> dispatch(std::string_view line) {
-    const auto space = line.find(' ');
-    const auto name = line.substr(0, space);
-    const auto args = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
-    const auto verb = std::find_if(verbs.begin(), verbs.end(),
-                                   [&](const Verb& v) { return iequals(v.name, name); });
-    if (verb == verbs.end()) {
-      const auto flow = co_await error_reply(502, "5.5.1", "command not implemented");
-      co_return flow;
+  asio::awaitable<Flow> dispatch(const std::string& line) {
+    auto parsed = parse_command(line);
+    if (auto* error = std::get_if<Reply>(&parsed)) {
+      log().debug("< {}", redact(line));
+      co_return fail(error->code, error->enhanced, error->text);
     }
-    const auto flow = co_await (this->*(verb->handler))(args);
+    auto& command = std::get<Command>(parsed);
+    log().debug("< {}", redact(line));
+    const auto entry = std::find_if(verbs.begin(), verbs.end(),
+                                    [&](const VerbEntry& e) { return e.verb == command.verb; });
+    if (entry == verbs.end()) co_return fail(500, "5.5.1", "command unrecognized");
+    if (tls_required() && !conn_.tls_active() && !entry->before_starttls)
+      co_return fail(530, "5.7.0", "must issue a STARTTLS command first");
+    const auto flow = co_await (this->*(entry->handler))(command);
     co_return flow;
   }
 
-  asio::awaitable<Flow> noop(std::string_view) {
-    const bool sent = co_await reply(250, "2.0.0", "OK");
-    co_return sent ? Flow::proceed : Flow::close;
+  // ---- the verbs ----
+
+  asio::awaitable<Flow> hello(Command& command) {
+    const auto& domain = std::get<Hello>(command.parsed).domain;
+    transaction_.reset();
+    greeting_ = Greeting{domain, command.verb == Verb::ehlo};
+    if (!greeting_->esmtp) {
+      reply(250, "", hostname());
+      co_return Flow::proceed;
+    }
+    std::string text = hostname() + " greets " + domain;
+    text += "\nPIPELINING";
+    text += "\nSIZE " + std::to_string(settings_.smtp.max_message_size.bytes);
+    text += "\n8BITMIME";
+    text += "\nENHANCEDSTATUSCODES";
+    if (env_.parts.tls.enabled() && !conn_.tls_active()) text += "\nSTARTTLS";
+    if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
+    text += "\nSMTPUTF8\nCHUNKING\nDSN\nHELP";
+    reply(250, "", text);
+    co_return Flow::proceed;
   }
 
-  asio::awaitable<Flow> quit(std::string_view) {
-    co_await reply(221, "2.0.0", hostname() + " closing connection");
-    io_.log().info("quit");
+  asio::awaitable<Flow> mail(Command& command) {
+    if (!greeting_) co_return fail(503, "5.5.1", "send HELO or EHLO first");
+    if (transaction_) co_return fail(503, "5.5.1", "nested MAIL command");
+    if (submission() && !authenticated_) co_return fail(530, "5.7.0", "authentication required");
+    auto& mail = std::get<Mail>(command.parsed);
+    const bool extended = mail.size || mail.body != Mail::Body::unspecified || mail.smtputf8 ||
+                          mail.ret != Mail::Ret::unspecified || !mail.envid.empty() || mail.auth;
+    if (extended && !greeting_->esmtp)
+      co_return fail(555, "5.5.4", "MAIL parameters need EHLO");
+    if (mail.size && *mail.size > settings_.smtp.max_message_size.bytes)
+      co_return fail(552, "5.3.4", "message size exceeds fixed maximum message size");
+    if (mail.reverse_path.has_utf8() && !mail.smtputf8)
+      co_return fail(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter");
+    transaction_.emplace(Transaction{std::move(mail), {}, {}, std::nullopt});
+    reply(250, "2.1.0", "OK");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> rcpt(Command& command) {
+    if (!transaction_) co_return fail(503, "5.5.1", "need MAIL before RCPT");
+    auto& rcpt = std::get<Rcpt>(command.parsed);
+    if (transaction_->recipients.size() >= settings_.smtp.max_recipients) {
+      reply(452, "4.5.3", "too many recipients");
+      co_return Flow::proceed;
+    }
+    if (rcpt.forward_path.has_utf8() && !transaction_->mail.smtputf8)
+      co_return fail(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter");
+    // <postmaster> without a domain (RFC 5321 4.5.1) is the postmaster of this host.
+    const std::string address = rcpt.forward_path.is_postmaster()
+                                    ? "postmaster@" + hostname()
+                                    : rcpt.forward_path.address();
+    store::Resolution resolution;
+    const auto lookup = [&store = env_.parts.store, address] {
+      return store.directory().resolve(address);
+    };
+    try {
+      resolution = co_await net::run_blocking(env_.parts.store_pool, lookup);
+    } catch (const std::exception& e) {
+      log().warn("store error resolving a recipient: {}", e.what());
+      reply(451, "4.3.0", "temporary failure looking up the recipient, try again later");
+      co_return Flow::proceed;
+    }
+    switch (resolution.kind) {
+      case store::Resolution::Kind::unknown_local:
+        co_return fail(550, "5.1.1", "<" + address + ">: mailbox unavailable");
+      case store::Resolution::Kind::not_local:
+        if (!relay_allowed()) co_return fail(554, "5.7.1", "<" + address + ">: relay access denied");
+        reply(451, "4.3.0", "<" + address + ">: delivery to other domains is not available yet");
+        co_return Flow::proceed;
+      case store::Resolution::Kind::mailboxes:
+        break;
+    }
+    if (!resolution.forwards.empty()) {
+      // A forward needs the outbound queue; acknowledging it now would drop the copy.
+      reply(451, "4.3.0", "<" + address + ">: forwarding is not available yet");
+      co_return Flow::proceed;
+    }
+    auto& mailboxes = transaction_->mailboxes;
+    for (const auto id : resolution.mailboxes)
+      if (std::find(mailboxes.begin(), mailboxes.end(), id) == mailboxes.end()) mailboxes.push_back(id);
+    transaction_->recipients.push_back(std::move(rcpt));
+    reply(250, "2.1.5", "OK");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> data(Command&) {
+    if (!transaction_) co_return fail(503, "5.5.1", "need MAIL before DATA");
+    if (transaction_->chunks) co_return fail(503, "5.5.1", "DATA after BDAT");
+    if (transaction_->recipients.empty()) co_return fail(554, "5.5.1", "no valid recipients");
+    reply(354, "", "end data with <CR><LF>.<CR><LF>");
+    auto reader = DataReader::dot_terminated(data_limits());
+    const auto status = co_await read_content(reader);
+    if (status != net::ReadStatus::line) co_return content_interrupted(status);
+    co_return co_await finish_message(reader);
+  }
+
+  asio::awaitable<Flow> bdat(Command& command) {
+    const auto chunk = std::get<Bdat>(command.parsed);
+    // RFC 3030 2: the chunk is read even when it is refused.
+    const char* refusal = !transaction_                        ? "need MAIL before BDAT"
+                          : transaction_->recipients.empty()   ? "no valid recipients"
+                                                               : nullptr;
+    if (refusal != nullptr) {
+      auto discard = DataReader::chunked(DataLimits{ByteSize{0}, text_line_max, BareNewline::normalize});
+      discard.begin_chunk(chunk.size, chunk.last);
+      const auto status = co_await read_content(discard);
+      if (status != net::ReadStatus::line) co_return content_interrupted(status);
+      const int code = transaction_ ? 554 : 503;
+      if (chunk.last) transaction_.reset();
+      co_return fail(code, "5.5.1", refusal);
+    }
+    if (!transaction_->chunks) transaction_->chunks = DataReader::chunked(data_limits());
+    auto& reader = *transaction_->chunks;
+    reader.begin_chunk(chunk.size, chunk.last);
+    const auto status = co_await read_content(reader);
+    if (status != net::ReadStatus::line) co_return content_interrupted(status);
+    if (chunk.last) co_return co_await finish_message(reader);
+    if (reader.problem() == DataReader::Problem::too_big) {
+      transaction_.reset();
+      reply(552, "5.3.4", "message size exceeds fixed maximum message size");
+      co_return Flow::proceed;
+    }
+    reply(250, "2.0.0", std::to_string(chunk.size) + " octets received");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> rset(Command&) {
+    transaction_.reset();
+    reply(250, "2.0.0", "OK");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> noop(Command&) {
+    reply(250, "2.0.0", "OK");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> quit(Command&) {
+    reply(221, "2.0.0", hostname() + " closing connection");
     co_return Flow::close;
+  }
+
+  asio::awaitable<Flow> vrfy(Command&) {
+    // Never confirms addresses: VRFY must not enumerate mailboxes.
+    reply(252, "2.5.0", "cannot VRFY user, but will accept message and attempt delivery");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> expn(Command&) { co_return fail(502, "5.5.1", "EXPN not available"); }
+
+  asio::awaitable<Flow> help(Command&) {
+    reply(214, "2.0.0",
+          "maild commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> starttls(Command&) {
+    if (!env_.parts.tls.enabled()) co_return fail(454, "4.7.0", "TLS not available");
+    if (conn_.tls_active()) co_return fail(503, "5.5.1", "TLS already active");
+    reply(220, "2.0.0", "ready to start TLS");
+    const bool secured = co_await start_tls();
+    if (!secured) co_return Flow::close;
+    // RFC 3207 4.2: everything known before the handshake is forgotten.
+    greeting_.reset();
+    transaction_.reset();
+    authenticated_.reset();
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> auth(Command& command) {
+    if (!greeting_ || !greeting_->esmtp) co_return fail(503, "5.5.1", "send EHLO first");
+    if (authenticated_) co_return fail(503, "5.5.1", "already authenticated");
+    if (transaction_) co_return fail(503, "5.5.1", "AUTH is not allowed during a mail transaction");
+    if (!auth_offered())
+      co_return fail(538, "5.7.11", "encryption required for requested authentication mechanism");
+    auto& throttle = env_.parts.smtp_auth_throttle;
+    if (throttle.blocked(env_.remote)) {
+      log().info("AUTH refused: too many failures from {}", env_.remote_address);
+      reply(421, "4.7.0", hostname() + " too many failed authentications, try again later");
+      co_return Flow::close;
+    }
+    const auto& request = std::get<Auth>(command.parsed);
+    std::string user;
+    std::string secret;
+    conn_.lines().set_max_line(auth_line_max);
+    const auto outcome = co_await read_credentials(request, user, secret);
+    conn_.lines().set_max_line(command_line_max);
+    if (outcome) co_return *outcome;
+    const auto check = [&store = env_.parts.store, user, secret] {
+      const auto hash = store.directory().password_hash(user);
+      const bool matches = password::verify(secret, hash ? *hash : decoy_hash());
+      return hash.has_value() && matches;
+    };
+    bool accepted = false;
+    try {
+      accepted = co_await net::run_blocking(env_.parts.store_pool, check);
+    } catch (const std::exception& e) {
+      log().warn("store error during AUTH: {}", e.what());
+      reply(454, "4.7.0", "temporary authentication failure");
+      co_return Flow::proceed;
+    }
+    if (!accepted) {
+      throttle.record_failure(env_.remote);
+      log().info("AUTH {} failed", request.mechanism);
+      co_return fail(535, "5.7.8", "authentication credentials invalid");
+    }
+    authenticated_ = user;
+    log().info("AUTH {} as {}", request.mechanism, user);
+    reply(235, "2.7.0", "authentication successful");
+    co_return Flow::proceed;
+  }
+
+  // ---- pieces of the verbs ----
+
+  // Reads the SASL exchange; returns a Flow when it ended without credentials.
+  asio::awaitable<std::optional<Flow>> read_credentials(const Auth& request, std::string& user,
+                                                        std::string& secret) {
+    if (request.mechanism == "PLAIN") {
+      std::string response;
+      if (request.initial_response) {
+        response = *request.initial_response == "=" ? "" : *request.initial_response;
+      } else {
+        auto answer = co_await challenge("");
+        if (!answer) co_return Flow::close;
+        if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
+        response = std::move(*answer);
+      }
+      auto credentials = decode_plain(response);
+      if (!credentials) co_return fail(501, "5.5.2", "malformed PLAIN response");
+      user = std::move(credentials->authcid);
+      secret = std::move(credentials->password);
+      co_return std::nullopt;
+    }
+    if (request.mechanism == "LOGIN") {
+      std::optional<std::string> name;
+      if (request.initial_response) {
+        name = decode_login_field(*request.initial_response);
+      } else {
+        auto answer = co_await challenge(login_username_challenge);
+        if (!answer) co_return Flow::close;
+        if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
+        name = decode_login_field(*answer);
+      }
+      if (!name) co_return fail(501, "5.5.2", "malformed LOGIN response");
+      auto answer = co_await challenge(login_password_challenge);
+      if (!answer) co_return Flow::close;
+      if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
+      auto password = decode_login_field(*answer);
+      if (!password) co_return fail(501, "5.5.2", "malformed LOGIN response");
+      user = std::move(*name);
+      secret = std::move(*password);
+      co_return std::nullopt;
+    }
+    co_return fail(504, "5.5.4", "unrecognized authentication mechanism");
+  }
+
+  // "334 text", then the client's answer (never logged), or nothing when it is gone.
+  asio::awaitable<std::optional<std::string>> challenge(std::string_view text) {
+    reply(334, "", std::string(text));
+    auto answer = co_await conn_.read_line(settings_.smtp.command_timeout);
+    if (answer.status == net::ReadStatus::line) co_return std::move(answer.text);
+    if (answer.status == net::ReadStatus::too_long) co_return std::string("!");  // not base64
+    co_return std::nullopt;
+  }
+
+  // Feeds the reader until its chunk (BDAT) or the message (DATA) is complete;
+  // bytes after it stay for the command reader.
+  asio::awaitable<net::ReadStatus> read_content(DataReader& reader) {
+    std::string bytes;
+    while (!reader.chunk_done()) {
+      bytes.clear();
+      const auto status = co_await conn_.read_raw(bytes, settings_.smtp.data_timeout);
+      if (status != net::ReadStatus::line) co_return status;
+      const auto used = reader.feed(bytes);
+      if (used < bytes.size()) conn_.unread(std::string_view(bytes).substr(used));
+    }
+    co_return net::ReadStatus::line;
+  }
+
+  Flow content_interrupted(net::ReadStatus status) {
+    transaction_.reset();
+    if (status == net::ReadStatus::timed_out) {
+      log().info("timeout while receiving message content");
+      reply(421, "4.4.2", hostname() + " timeout exceeded, closing connection");
+    }
+    return Flow::close;
+  }
+
+  // The end of the content: refuse it, or store it and only then say 250.
+  // `reader` may belong to the transaction, so it is read before that ends.
+  asio::awaitable<Flow> finish_message(DataReader& reader) {
+    const auto problem = reader.problem();
+    auto content = reader.take_content();
+    auto transaction = std::move(*transaction_);
+    transaction_.reset();
+    switch (problem) {
+      case DataReader::Problem::none:
+        break;
+      case DataReader::Problem::too_big:
+        reply(552, "5.3.4", "message size exceeds fixed maximum message size");
+        co_return Flow::proceed;
+      case DataReader::Problem::bare_newline:
+        reply(550, "5.5.2", "message contains a bare CR or LF");
+        co_return Flow::proceed;
+      case DataReader::Problem::nul:
+        reply(550, "5.6.0", "message contains a NUL character");
+        co_return Flow::proceed;
+      case DataReader::Problem::line_too_long:
+        reply(550, "5.6.0", "message has a line longer than 1000 octets");
+        co_return Flow::proceed;
+    }
+    store::NewMessage message;
+    message.reverse_path = transaction.mail.reverse_path.address();
+    message.mailboxes = std::move(transaction.mailboxes);
+    message.trace = return_path_line(transaction.mail.reverse_path) + received(transaction);
+    message.content = std::move(content);
+    const auto size = message.content.size();
+    try {
+      const auto stored = co_await net::deliver(env_.parts.store.mail(), message);
+      log().info("stored {} from <{}>: {} octets, {} mailboxes", stored.content_hash.substr(0, 16),
+                 transaction.mail.reverse_path.address(), size, stored.deliveries.size());
+      reply(250, "2.0.0", "OK stored as " + stored.content_hash.substr(0, 16));
+    } catch (const std::exception& e) {
+      // A storage failure is a temporary failure: the sender keeps the message and retries.
+      log().warn("store error at delivery: {}", e.what());
+      reply(451, "4.3.0", "temporary failure storing the message, try again later");
+    }
+    co_return Flow::proceed;
+  }
+
+  std::string received(const Transaction& transaction) {
+    ReceivedInfo info;
+    info.helo = greeting_ ? greeting_->domain : "";
+    info.client_ip = env_.remote_address;
+    info.hostname = hostname();
+    info.session_id = env_.id;
+    info.esmtp = greeting_ && greeting_->esmtp;
+    info.tls = conn_.tls_active();
+    info.authenticated = authenticated_.has_value();
+    info.utf8 = transaction.mail.smtputf8;
+    if (conn_.tls_active()) info.tls_summary = TlsSummary{conn_.tls_version(), conn_.tls_cipher()};
+    if (authenticated_ && settings_.smtp.received_auth_user) info.authenticated_user = *authenticated_;
+    if (transaction.recipients.size() == 1) info.recipient = transaction.recipients.front().forward_path;
+    info.time = std::chrono::system_clock::now();
+    return received_header(info);
+  }
+
+  asio::awaitable<bool> start_tls() {
+    const auto context = env_.parts.tls.current();
+    if (!context) co_return false;
+    const bool secured = co_await conn_.start_tls(*context, settings_.smtp.command_timeout);
+    co_return secured;
+  }
+
+  DataLimits data_limits() const {
+    return DataLimits{settings_.smtp.max_message_size, text_line_max,
+                      settings_.smtp.bare_newline == config::BareNewlinePolicy::reject
+                          ? BareNewline::reject
+                          : BareNewline::normalize};
+  }
+
+  // ---- policy ----
+
+  bool submission() const {
+    return env_.service == net::Service::submission || env_.service == net::Service::submissions;
+  }
+  bool tls_required() const { return env_.service == net::Service::submission; }
+  bool auth_offered() { return conn_.tls_active() || !settings_.smtp.require_tls_for_auth; }
+  bool relay_allowed() const {
+    if (authenticated_) return true;
+    const auto& networks = settings_.smtp.relay_networks;
+    return std::any_of(networks.begin(), networks.end(),
+                       [&](const Network& n) { return n.contains(env_.remote); });
+  }
+
+  // ---- replies: the one way out ----
+
+  void reply(int code, std::string_view enhanced, const std::string& text) {
+    const auto wire = format_reply(code, enhanced, text);
+    log().debug("> {}", std::string_view(wire).substr(0, wire.size() - 2));
+    conn_.queue(wire);
   }
 
   // A reply that counts toward max_errors; at the limit it is followed by 421 and a close.
-  asio::awaitable<Flow> error_reply(int code, std::string_view enhanced, std::string text) {
-    const bool sent = co_await reply(code, enhanced, std::move(text));
-    if (!sent) co_return Flow::close;
-    if (++errors_ < settings_.smtp.max_errors) co_return Flow::proceed;
-    io_.log().info("too many errors ({}), closing", errors_);
-    co_await reply(421, "4.7.0", hostname() + " too many errors, closing connection");
-    co_return Flow::close;
+  Flow fail(int code, std::string_view enhanced, const std::string& text) {
+    reply(code, enhanced, text);
+    if (++errors_ < settings_.smtp.max_errors) return Flow::proceed;
+    log().info("too many errors ({}), closing", errors_);
+    reply(421, "4.7.0", hostname() + " too many errors, closing connection");
+    return Flow::close;
   }
 
-  asio::awaitable<void> say_shutting_down() {
-    io_.log().info("closing for shutdown");
-    co_await reply(421, "4.3.2", hostname() + " service shutting down, try again later");
+  void say_shutting_down() {
+    log().info("closing for shutdown");
+    reply(421, "4.3.2", hostname() + " service shutting down, try again later");
   }
 
-  // The one reply choke point.
-  asio::awaitable<bool> reply(int code, std::string_view enhanced, std::string text) {
-    const auto wire = format_reply(code, enhanced, text);
-    io_.log().debug("> {}", std::string_view(wire).substr(0, wire.size() - 2));
-    const bool sent = co_await io_.write(wire, settings_.smtp.command_timeout);
-    co_return sent;
+  // AUTH lines carry credentials: only the verb and mechanism reach the log.
+  static std::string redact(const std::string& line) {
+    if (line.size() >= 4 && (line[0] | 0x20) == 'a' && (line[1] | 0x20) == 'u' &&
+        (line[2] | 0x20) == 't' && (line[3] | 0x20) == 'h') {
+      const auto mechanism_end = line.find(' ', 5);
+      return line.substr(0, std::min(mechanism_end, line.size())) + " ...";
+    }
+    return line;
   }
 
+  const char* service_name() const {
+    switch (env_.service) {
+      case net::Service::submission: return "submission";
+      case net::Service::submissions: return "submissions";
+      default: return "smtp";
+    }
+  }
+
+  const net::SessionLog& log() const { return conn_.log(); }
   const std::string& hostname() const { return settings_.server.hostname; }
 
   const net::SessionEnv& env_;
   const config::Settings& settings_;
-  net::SessionIo<Stream> io_;
+  net::Connection<Socket> conn_;
+  std::optional<Greeting> greeting_;
+  std::optional<Transaction> transaction_;
+  std::optional<std::string> authenticated_;
   unsigned errors_ = 0;
 };
 
 }  // namespace
 
-template <class Stream>
-asio::awaitable<void> serve(Stream& stream, asio::ip::tcp::socket& socket,
-                            const net::SessionEnv& env,
-                            const net::RegisteredSession& registration) {
-  Session<Stream> session(stream, socket, env, registration);
+template <class Socket>
+asio::awaitable<void> serve(Socket& socket, const net::SessionEnv& env,
+                            std::shared_ptr<net::SessionControl> control) {
+  Session<Socket> session(socket, env, std::move(control));
   co_await session.run();
 }
 
@@ -148,10 +593,9 @@ std::string busy_reply(const config::Settings& settings) {
   return format_reply(421, "4.3.2", settings.server.hostname + " too many connections, try again later");
 }
 
-template asio::awaitable<void> serve(asio::ip::tcp::socket&, asio::ip::tcp::socket&,
-                                     const net::SessionEnv&, const net::RegisteredSession&);
-template asio::awaitable<void> serve(asio::ssl::stream<asio::ip::tcp::socket>&,
-                                     asio::ip::tcp::socket&, const net::SessionEnv&,
-                                     const net::RegisteredSession&);
+template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
+template asio::awaitable<void> serve(asio::local::stream_protocol::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
 
 }  // namespace maild::smtp

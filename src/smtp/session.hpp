@@ -1,12 +1,15 @@
-// The SMTP server session: one coroutine per connection that reads like the
-// RFC 5321 dialogue. Talks to: one untrusted client over Stream (TCP or TLS).
-// Every read and write has a deadline; every line is bounded.
+// The SMTP server session (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES, STARTTLS, AUTH PLAIN/LOGIN, SMTPUTF8, CHUNKING, DSN):
+// one coroutine per connection that reads like the dialogue.
+// Talks to: one untrusted client; the store (recipients, logins, delivery)
+// through the worker pool and the group-commit writer. Nothing is
+// acknowledged with 250 before the store's commit returned.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "net/session.hpp"
 #include "net/session_env.hpp"
@@ -14,10 +17,9 @@
 namespace maild::smtp {
 
 // Serves one admitted connection until QUIT, an error limit, a timeout or shutdown.
-template <class Stream>
-boost::asio::awaitable<void> serve(Stream& stream, boost::asio::ip::tcp::socket& socket,
-                                   const net::SessionEnv& env,
-                                   const net::RegisteredSession& registration);
+template <class Socket>
+boost::asio::awaitable<void> serve(Socket& socket, const net::SessionEnv& env,
+                                   std::shared_ptr<net::SessionControl> control);
 
 // The reply for a connection refused by admission control.
 std::string busy_reply(const config::Settings& settings);

@@ -2,6 +2,8 @@
 own mail.conf, store and certificate, free loopback ports, and a stop by PID.
 Tests read like transcripts through Dialogue.send()/expect()."""
 
+import atexit
+import json
 import os
 import shutil
 import signal
@@ -174,6 +176,8 @@ class Maild:
                     s.settimeout(IO_TIMEOUT)
                     if s.recv(512).startswith(b"220 "):
                         s.sendall(b"QUIT\r\n")
+                        while s.recv(512):  # until maild closes: its place is free then
+                            pass
                         return
             except OSError:
                 time.sleep(0.05)
@@ -255,3 +259,89 @@ def _tmp_root():
     if TMP_ROOT:
         os.makedirs(TMP_ROOT, exist_ok=True)
     return TMP_ROOT
+
+
+# ---- SMTP tests: accounts in the store and stored mail, through mailctl ----
+
+def mailctl_ok(maild, *args, input=None):
+    """Runs maild.mailctl(*args); fails the test unless it exits 0; returns stdout."""
+    result = maild.mailctl(*args, input=input)
+    if result.returncode != 0:
+        raise AssertionError("mailctl %s failed (%d): %s" % (" ".join(args), result.returncode, result.stderr))
+    return result.stdout
+
+
+_provisioned_stores = {}  # (domains, users, password) -> a store file made once, copied per test
+
+
+def provision(maild, users=(), domains=("example.test",), password="secret"):
+    """Creates maild's store (db migrate), the domains and a mailbox for each
+    address in users, all with password. Call it before start(). The first
+    store made for some domains, users and password is kept for this test
+    run and copied for the next ones: mailctl and password hashing are slow
+    under the sanitizers."""
+    key = (tuple(domains), tuple(users), password)
+    template = _provisioned_stores.get(key)
+    if template is not None:
+        shutil.copyfile(template, maild.store_path)
+        return
+    mailctl_ok(maild, "db", "migrate")
+    for domain in domains:
+        mailctl_ok(maild, "domain", "add", domain)
+    for address in users:
+        mailctl_ok(maild, "user", "add", address, input=password + "\n")
+    if os.path.exists(maild.store_path + "-wal"):
+        return  # not a single self-contained file: no template
+    if not _provisioned_stores:
+        folder = tempfile.mkdtemp(prefix="maild-it-stores-", dir=_tmp_root())
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _provisioned_stores[None] = folder
+    template = os.path.join(_provisioned_stores[None], "%d.db" % len(_provisioned_stores))
+    shutil.copyfile(maild.store_path, template)
+    _provisioned_stores[key] = template
+
+
+def deliveries(maild, mailbox=None, last=100000):
+    """mailctl --json mail list: every delivery, newest first (a list of dicts)."""
+    args = ["--json", "mail", "list", "--last", str(last)]
+    if mailbox:
+        args += ["--mailbox", mailbox]
+    return json.loads(mailctl_ok(maild, *args))
+
+
+def export_message(maild, delivery_id):
+    """mailctl mail export ID: the stored message's exact bytes (trace lines + content)."""
+    result = subprocess.run([MAILCTL_BIN, "--config", maild.config_path, "mail", "export", str(delivery_id)],
+                            capture_output=True, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError("mailctl mail export %s failed: %s" % (delivery_id, result.stderr.decode()))
+    return result.stdout
+
+
+def split_trace(message):
+    """(trace, content) of a stored message: trace is the leading Return-Path and
+    Received fields (folded lines included) that maild or a relay added,
+    content the rest, byte for byte."""
+    position = 0
+    while True:
+        line_end = message.find(b"\r\n", position)
+        if line_end < 0 or not message[position:line_end].lower().startswith((b"return-path:", b"received:")):
+            return message[:position], message[position:]
+        position = line_end + 2
+        while message[position:position + 1] in (b" ", b"\t"):
+            position = message.index(b"\r\n", position) + 2
+
+
+def distinct_ports(maild, config_extra=""):
+    """Re-picks maild's ports until no two are equal (free_port() may return a
+    port twice, each probe socket being closed before the next) and rewrites
+    the config with config_extra, the extra text given to Maild()."""
+    while len(set(maild.ports.values())) < len(maild.ports):
+        taken = set()
+        for name, port in maild.ports.items():
+            while port in taken:
+                port = free_port()
+            maild.ports[name] = port
+            taken.add(port)
+        maild.write_config(config_extra)
+    return maild

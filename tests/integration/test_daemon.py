@@ -25,7 +25,9 @@ class Greeting(unittest.TestCase):
         d.expect("250 2.0.0")
         d.send("noop\r\n")  # verbs are case-insensitive
         d.expect("250 2.0.0")
-        d.send("EHLO client.example\r\n")
+        d.send("BOGUS\r\n")
+        d.expect("500 5.5.1")
+        d.send("EXPN staff\r\n")
         d.expect("502 5.5.1")
         d.send("QUIT\r\n")
         d.expect("221 2.0.0")
@@ -73,15 +75,16 @@ class Greeting(unittest.TestCase):
         d = maild.dialogue()
         d.expect("220 ")
         d.send("BOGUS\r\nQUIT\r\n")
-        d.expect("502 ")
+        d.expect("500 ")
         d.expect("221 ")
         self.assertTrue(d.closed())
-        maild.wait_for_log(" quit")
-        lines = [l for l in maild.log().splitlines() if "connect from 127.0.0.1" in l]
+        maild.wait_for_log(" disconnect from")
+        lines = [l for l in maild.log().splitlines() if " connect from 127.0.0.1" in l]
         session_id = re.search(r" info ([0-9A-Z]{12}) connect from", lines[-1]).group(1)
         session_lines = [l for l in maild.log().splitlines() if session_id in l]
-        self.assertGreaterEqual(len(session_lines), 2)  # connect ... quit
-        self.assertTrue(any(l.endswith("quit") for l in session_lines))
+        self.assertGreaterEqual(len(session_lines), 2)  # connect ... disconnect
+        self.assertTrue(all(re.search(r" (info|debug|warn) %s " % session_id, l) for l in session_lines))
+        self.assertTrue(any(" disconnect from 127.0.0.1" in l for l in session_lines))
 
     def test_store_is_created_on_first_start(self):
         maild = Maild(self).start()
@@ -106,11 +109,11 @@ class Limits(unittest.TestCase):
         d = maild.dialogue()
         d.expect("220 ")
         d.send("BAD1\r\n")
-        d.expect("502 ")
+        d.expect("500 ")
         d.send("BAD2\r\n")
-        d.expect("502 ")
+        d.expect("500 ")
         d.send("BAD3\r\n")
-        d.expect("502 ")
+        d.expect("500 ")
         d.expect("421 4.7.0")
         self.assertTrue(d.closed())
 

@@ -97,7 +97,8 @@ std::vector<CommandCase> command_cases() {
       error("HeloMissing", "HELO ", 501, "5.5.4"),
       error("EhloTwoWords", "EHLO client.example extra", 501, "5.5.4"),
       error("EhloBadDomain", "EHLO -client.example", 501, "5.5.4"),
-      error("EhloUnderscore", "EHLO my_host", 501, "5.5.4"),
+      ok("EhloUnderscoreAsWindowsSendsIt", "EHLO my_host", Verb::ehlo, Hello{"my_host"}),
+      error("EhloSlash", "EHLO my/host", 501, "5.5.4"),
       error("EhloBadLiteral", "EHLO [300.0.0.1]", 501, "5.5.4"),
       // MAIL
       ok("Mail", "MAIL FROM:<bob@example.com>", Verb::mail, mail(bob)),

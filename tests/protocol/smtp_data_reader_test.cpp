@@ -138,11 +138,13 @@ TEST_P(DotTest, SameResultForEverySplit) {
 }
 
 // Three-way splits too, for the "\r\n.\r\n" state spread over three chunks.
+// Long inputs (quadratic in their length) are split only around their last
+// 40 octets, where the terminator and its states are.
 TEST_P(DotTest, SameResultForEveryDoubleSplit) {
   const auto& c = GetParam();
-  if (c.input.size() > 40) GTEST_SKIP() << "quadratic; the short inputs cover the states";
   const auto whole = run_dot(c.input, limits(c.policy));
-  for (std::size_t a = 0; a <= c.input.size(); ++a) {
+  const std::size_t from = c.input.size() > 40 ? c.input.size() - 40 : 0;
+  for (std::size_t a = from; a <= c.input.size(); ++a) {
     for (std::size_t b = a; b <= c.input.size(); ++b) {
       EXPECT_EQ(run_dot(c.input, limits(c.policy), {a, b}), whole) << a << "," << b;
     }

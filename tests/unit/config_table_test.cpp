@@ -49,6 +49,9 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"smtp.require_tls_for_auth", "true"},
     {"smtp.command_timeout", "5m"},
     {"smtp.data_timeout", "10m"},
+    {"smtp.bare_newline", "normalize"},
+    {"smtp.max_auth_failures", "5"},
+    {"smtp.received_auth_user", "false"},
     {"pop3.listen", "0.0.0.0:110"},
     {"pop3.pop3s", "0.0.0.0:995"},
     {"pop3.plaintext_networks", "127.0.0.0/8, ::1/128"},
@@ -174,6 +177,9 @@ relay_networks = 10.0.0.0/8
 require_tls_for_auth = false
 command_timeout = 18s
 data_timeout = 19s
+bare_newline = reject
+max_auth_failures = 3
+received_auth_user = true
 [pop3]
 listen = 127.0.0.1:2110
 pop3s = 127.0.0.1:2995
@@ -234,6 +240,9 @@ trusted_peers = 192.0.2.9
   EXPECT_FALSE(s.smtp.require_tls_for_auth);
   EXPECT_EQ(s.smtp.command_timeout, 18s);
   EXPECT_EQ(s.smtp.data_timeout, 19s);
+  EXPECT_EQ(s.smtp.bare_newline, BareNewlinePolicy::reject);
+  EXPECT_EQ(s.smtp.max_auth_failures, 3U);
+  EXPECT_TRUE(s.smtp.received_auth_user);
   EXPECT_EQ(s.pop3.listen, (std::vector<Endpoint>{{"127.0.0.1", 2110}}));
   EXPECT_EQ(s.pop3.pop3s, (std::vector<Endpoint>{{"127.0.0.1", 2995}}));
   EXPECT_EQ(s.pop3.plaintext_networks, (std::vector<Network>{*parse_network("192.0.2.0/24")}));

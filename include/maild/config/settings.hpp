@@ -17,6 +17,7 @@ enum class LogLevel { trace, debug, info, warn, error };
 enum class StoreBackend { sqlite, mysql };
 enum class TlsPolicy { may, encrypt };
 enum class UnverifiedPolicy { accept, tag, reject };
+enum class BareNewlinePolicy { normalize, reject };
 
 // One static route: mail for `domain` ("*" = every other domain) goes to `next_hop`.
 struct Route {
@@ -77,6 +78,9 @@ struct SmtpSettings {
   bool require_tls_for_auth = true;
   Seconds command_timeout{300};
   Seconds data_timeout{600};
+  BareNewlinePolicy bare_newline = BareNewlinePolicy::normalize;  // added key
+  unsigned max_auth_failures = 5;                                 // added key
+  bool received_auth_user = false;                                // added key
   bool operator==(const SmtpSettings&) const = default;
 };
 

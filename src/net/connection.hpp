@@ -1,0 +1,185 @@
+// One client connection as the protocol sessions see it: CRLF lines in,
+// replies out (queued and flushed together, as RFC 2920 pipelining wants),
+// raw bytes for message content, and an upgrade to TLS (STARTTLS/STLS, or
+// implicit TLS before the greeting). Generic over the socket, so protocol
+// tests run over a socketpair.
+// Trust: the peer is untrusted; every read is bounded in size and time.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "maild/core/units.hpp"
+#include "net/line_buffer.hpp"
+#include "net/session.hpp"
+#include "net/session_log.hpp"
+#include "net/watchdog.hpp"
+
+namespace maild::net {
+
+template <class Socket>
+class Connection {
+ public:
+  Connection(Socket& socket, std::shared_ptr<SessionControl> control, SessionLog log,
+             std::size_t max_line)
+      : socket_(socket), watchdog_(socket), lines_(max_line), log_(std::move(log)),
+        control_(std::move(control)) {
+    control_->interrupt = [this](bool close) {
+      boost::system::error_code ignored;
+      if (close)
+        socket_.close(ignored);
+      else
+        socket_.cancel(ignored);
+    };
+  }
+  ~Connection() { control_->interrupt = nullptr; }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const SessionLog& log() const { return log_; }
+  LineBuffer& lines() { return lines_; }
+  bool stopping() const { return control_->stopping; }
+
+  // Output waits in a buffer until flush(); read_line() flushes before it waits.
+  void queue(std::string_view text) { output_.append(text); }
+
+  boost::asio::awaitable<bool> flush(Seconds timeout) {
+    if (output_.empty()) co_return true;
+    watchdog_.arm(timeout);
+    boost::system::error_code ec;
+    if (tls_)
+      co_await boost::asio::async_write(*tls_, boost::asio::buffer(output_),
+                                        boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    else
+      co_await boost::asio::async_write(socket_, boost::asio::buffer(output_),
+                                        boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    watchdog_.disarm();
+    output_.clear();
+    co_return !ec;
+  }
+
+  boost::asio::awaitable<bool> send(std::string_view text, Seconds timeout) {
+    queue(text);
+    const bool sent = co_await flush(timeout);
+    co_return sent;
+  }
+
+  // The next CRLF line. Waits at most `timeout` for each chunk of it.
+  boost::asio::awaitable<ReadResult> read_line(Seconds timeout) {
+    for (;;) {
+      if (auto line = lines_.next()) {
+        if (line->too_long) co_return ReadResult{ReadStatus::too_long, {}};
+        co_return ReadResult{ReadStatus::line, std::move(line->text)};
+      }
+      const bool flushed = co_await flush(timeout);
+      if (!flushed) co_return ReadResult{ReadStatus::closed, {}};
+      // Checked right before the read starts: a stop request that came while
+      // the flush completed found no read to cancel.
+      if (stopping()) co_return ReadResult{ReadStatus::stopping, {}};
+      auto space = lines_.prepare(read_chunk);
+      boost::system::error_code ec;
+      const std::size_t n = co_await read_some(space.data(), space.size(), timeout, ec);
+      lines_.commit(n);
+      if (ec) co_return ReadResult{failure_status(ec), {}};
+    }
+  }
+
+  // Raw bytes (message content): what the line buffer holds first, then
+  // whatever the peer sends next, appended to `out`.
+  boost::asio::awaitable<ReadStatus> read_raw(std::string& out, Seconds timeout) {
+    if (lines_.has_pending()) {
+      out += lines_.take_buffered();
+      co_return ReadStatus::line;
+    }
+    const bool flushed = co_await flush(timeout);
+    if (!flushed) co_return ReadStatus::closed;
+    const auto old_size = out.size();
+    out.resize(old_size + raw_chunk);
+    boost::system::error_code ec;
+    std::size_t n = co_await read_some(out.data() + old_size, raw_chunk, timeout, ec);
+    // A stop request cancels waits for commands; message content in flight is finished.
+    while (ec == boost::asio::error::operation_aborted && stopping() && !watchdog_.expired()) {
+      ec.clear();
+      n = co_await read_some(out.data() + old_size, raw_chunk, timeout, ec);
+    }
+    out.resize(old_size + n);
+    if (ec) co_return failure_status(ec);
+    co_return ReadStatus::line;
+  }
+
+  // Bytes read past the end of message content go back to the line reader.
+  void unread(std::string_view bytes) { lines_.unread(bytes); }
+
+  // Handshake as the server. Input buffered before it is dropped: nothing a
+  // client sent in clear may be taken as said under TLS (CVE-2011-0411).
+  boost::asio::awaitable<bool> start_tls(boost::asio::ssl::context& context, Seconds timeout) {
+    const bool flushed = co_await flush(timeout);
+    if (!flushed) co_return false;
+    lines_.clear();
+    tls_.emplace(socket_, context);
+    watchdog_.arm(timeout);
+    boost::system::error_code ec;
+    co_await tls_->async_handshake(boost::asio::ssl::stream_base::server,
+                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    watchdog_.disarm();
+    if (ec) {
+      log_.info("TLS handshake failed: {}", watchdog_.expired() ? "timeout" : ec.message());
+      co_return false;
+    }
+    log_.info("TLS {} with cipher {}", tls_version(), tls_cipher());
+    co_return true;
+  }
+
+  bool tls_active() const { return tls_.has_value(); }
+  std::string tls_version() { return tls_ ? SSL_get_version(tls_->native_handle()) : ""; }
+  std::string tls_cipher() { return tls_ ? SSL_get_cipher_name(tls_->native_handle()) : ""; }
+
+  // True when the client has sent bytes nobody asked for yet (before the greeting).
+  bool client_spoke_first() {
+    boost::system::error_code ec;
+    return socket_.available(ec) > 0 && !ec;
+  }
+
+ private:
+  static constexpr std::size_t read_chunk = 1024;
+  static constexpr std::size_t raw_chunk = 16 * 1024;
+
+  boost::asio::awaitable<std::size_t> read_some(char* data, std::size_t size, Seconds timeout,
+                                                boost::system::error_code& ec) {
+    watchdog_.arm(timeout);
+    std::size_t n = 0;
+    if (tls_)
+      n = co_await tls_->async_read_some(boost::asio::buffer(data, size),
+                                         boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    else
+      n = co_await socket_.async_read_some(boost::asio::buffer(data, size),
+                                           boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    watchdog_.disarm();
+    co_return n;
+  }
+
+  ReadStatus failure_status(const boost::system::error_code& ec) const {
+    if (watchdog_.expired()) return ReadStatus::timed_out;
+    if (stopping() && ec == boost::asio::error::operation_aborted) return ReadStatus::stopping;
+    return ReadStatus::closed;
+  }
+
+  Socket& socket_;
+  std::optional<boost::asio::ssl::stream<Socket&>> tls_;
+  Watchdog<Socket> watchdog_;
+  LineBuffer lines_;
+  std::string output_;
+  SessionLog log_;
+  std::shared_ptr<SessionControl> control_;
+};
+
+}  // namespace maild::net

@@ -1,0 +1,249 @@
+// A protocol session under test, in one process: the session coroutine on one
+// end of a socketpair, a blocking client (optionally TLS) on the other, a real
+// SQLite store in a temp folder, a real TLS certificate. Tests read like
+// transcripts: send(), expect().
+#pragma once
+
+#include <poll.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <gtest/gtest.h>
+
+#include "maild/core/password.hpp"
+#include "maild/store/store.hpp"
+#include "net/auth_throttle.hpp"
+#include "net/session.hpp"
+#include "net/session_env.hpp"
+#include "net/tls.hpp"
+
+namespace maild::testing {
+
+namespace asio = boost::asio;
+using LocalSocket = asio::local::stream_protocol::socket;
+
+// Every wait of a test client is bounded.
+inline constexpr std::chrono::seconds client_timeout{10};
+
+// The client end: blocking, with a deadline on every read.
+class Client {
+ public:
+  explicit Client(LocalSocket socket) : socket_(std::move(socket)) {}
+
+  void send(const std::string& data) {
+    if (tls_)
+      asio::write(*tls_, asio::buffer(data));
+    else
+      asio::write(socket_, asio::buffer(data));
+  }
+
+  // The next CRLF line without its CRLF; "" with closed() true at EOF or timeout.
+  std::string line() {
+    for (;;) {
+      const auto end = buffer_.find("\r\n");
+      if (end != std::string::npos) {
+        auto text = buffer_.substr(0, end);
+        buffer_.erase(0, end + 2);
+        return text;
+      }
+      if (!fill()) {
+        closed_ = true;
+        return {};
+      }
+    }
+  }
+
+  // A whole SMTP reply, all its lines.
+  std::vector<std::string> reply() {
+    std::vector<std::string> lines{line()};
+    while (lines.back().size() > 3 && lines.back()[3] == '-') lines.push_back(line());
+    return lines;
+  }
+
+  // The next reply's last line, which must start with prefix.
+  std::string expect(const std::string& prefix) {
+    const auto lines = reply();
+    EXPECT_EQ(lines.back().rfind(prefix, 0), 0u) << "expected " << prefix << ", got " << lines.back();
+    return lines.back();
+  }
+
+  bool closed() {
+    if (closed_) return true;
+    if (!buffer_.empty()) return false;
+    closed_ = !fill();
+    return closed_;
+  }
+
+  void start_tls() {
+    context_.emplace(asio::ssl::context::tls_client);
+    context_->set_verify_mode(asio::ssl::verify_none);
+    tls_.emplace(socket_, *context_);
+    tls_->handshake(asio::ssl::stream_base::client);
+  }
+  bool tls_active() const { return tls_.has_value(); }
+
+  // Bytes the client has received but not read yet (pipelining checks).
+  const std::string& unread() const { return buffer_; }
+
+ private:
+  bool fill() {
+    const bool ssl_pending = tls_ && SSL_pending(tls_->native_handle()) > 0;
+    if (!ssl_pending) {
+      pollfd fd{socket_.native_handle(), POLLIN, 0};
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout).count();
+      if (::poll(&fd, 1, static_cast<int>(ms)) <= 0) return false;
+    }
+    char chunk[4096];
+    boost::system::error_code ec;
+    const std::size_t n = tls_ ? tls_->read_some(asio::buffer(chunk), ec)
+                               : socket_.read_some(asio::buffer(chunk), ec);
+    if (ec || n == 0) return false;
+    buffer_.append(chunk, n);
+    return true;
+  }
+
+  LocalSocket socket_;
+  std::optional<asio::ssl::context> context_;
+  std::optional<asio::ssl::stream<LocalSocket&>> tls_;
+  std::string buffer_;
+  bool closed_ = false;
+};
+
+// The world a session runs in: settings, store, TLS, pools, I/O thread.
+class SessionFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char pattern[] = "/tmp/maild-protocol-XXXXXX";
+    suite_dir_ = ::mkdtemp(pattern);
+    const auto command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                         " -keyout " + (suite_dir_ / "key.pem").string() +
+                         " -out " + (suite_dir_ / "cert.pem").string() +
+                         " -days 2 -subj /CN=mx.example.test 2>/dev/null";
+    ASSERT_EQ(std::system(command.c_str()), 0);
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(suite_dir_); }
+
+  void SetUp() override {
+    char pattern[] = "/tmp/maild-session-XXXXXX";
+    dir_ = ::mkdtemp(pattern);
+    settings_.server.hostname = "mx.example.test";
+    settings_.store.path = dir_ / "mail.db";
+    settings_.store.workers = 2;
+    settings_.smtp.relay_networks = {*parse_network("127.0.0.0/8")};
+    settings_.pop3.plaintext_networks = {*parse_network("127.0.0.0/8")};
+    settings_.tls.cert = suite_dir_ / "cert.pem";
+    settings_.tls.key = suite_dir_ / "key.pem";
+  }
+
+  void TearDown() override {
+    for (auto& control : controls_) {
+      asio::post(control->executor, [control] {
+        if (control->interrupt) control->interrupt(true);
+      });
+    }
+    if (io_thread_.joinable()) {
+      work_.reset();
+      io_.stop();
+      io_thread_.join();
+    }
+    if (pool_) pool_->join();
+    if (store_) store_->close();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Opens the store with example.test, bob@ and carol@ (password "secret"), and starts the I/O thread.
+  void start_world() {
+    store_ = store::open_store(settings_);
+    store_->migrate();
+    auto& admin = store_->admin();
+    admin.add_domain("example.test");
+    const auto hash = password::hash("secret");
+    admin.add_user("bob@example.test", hash);
+    admin.add_user("carol@example.test", hash);
+    tls_.emplace(settings_.tls.cert, settings_.tls.key);
+    pool_.emplace(2);
+    smtp_throttle_.emplace(settings_.smtp.max_auth_failures, std::chrono::minutes(1));
+    pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
+    parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
+                                    *smtp_throttle_, *pop3_throttle_});
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+
+  // Connects a client to a new session of `serve` (smtp::serve<LocalSocket> or pop3's).
+  template <class Serve>
+  Client connect(Serve serve, net::Service service, const char* remote = "127.0.0.1",
+                 const std::string& early_bytes = {}) {
+    if (!store_) start_world();
+    auto strand = asio::make_strand(io_);
+    auto server = std::make_shared<LocalSocket>(strand);
+    LocalSocket client(client_io_);
+    asio::local::connect_pair(*server, client);
+    if (!early_bytes.empty()) asio::write(client, asio::buffer(early_bytes));
+    auto env = std::make_shared<net::SessionEnv>(net::SessionEnv{
+        *parts_, service, "TEST" + std::to_string(envs_.size()), *parse_ip(remote),
+        std::string(remote) + ":1025", remote});
+    envs_.push_back(env);
+    auto control = std::make_shared<net::SessionControl>();
+    control->executor = strand;
+    controls_.push_back(control);
+    asio::co_spawn(
+        strand,
+        [server, env, control, serve]() -> asio::awaitable<void> {
+          co_await serve(*server, *env, control);
+          boost::system::error_code ignored;
+          server->shutdown(LocalSocket::shutdown_both, ignored);
+        },
+        asio::detached);
+    return Client(std::move(client));
+  }
+
+  // Asks every session to stop, as SIGTERM does.
+  void request_stop() {
+    for (auto& control : controls_) {
+      asio::post(control->executor, [control] {
+        control->stopping = true;
+        if (control->interrupt) control->interrupt(false);
+      });
+    }
+  }
+
+  store::Store& store() { return *store_; }
+
+  config::Settings settings_;
+  std::filesystem::path dir_;
+  inline static std::filesystem::path suite_dir_;
+
+ private:
+  asio::io_context io_;
+  asio::io_context client_io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+      asio::make_work_guard(io_)};
+  std::thread io_thread_;
+  std::unique_ptr<store::Store> store_;
+  std::optional<net::TlsContext> tls_;
+  std::optional<asio::thread_pool> pool_;
+  std::optional<net::AuthThrottle> smtp_throttle_;
+  std::optional<net::AuthThrottle> pop3_throttle_;
+  std::optional<net::ServerParts> parts_;
+  std::vector<std::shared_ptr<net::SessionEnv>> envs_;
+  std::vector<std::shared_ptr<net::SessionControl>> controls_;
+};
+
+}  // namespace maild::testing
