@@ -15,7 +15,7 @@ build_packages=(
 )
 test_packages=(
   clang libclang-rt-dev python3 sqlite3 procps
-  postfix swaks libnet-ssleay-perl iproute2
+  postfix swaks libnet-ssleay-perl
 )
 
 case "$profile" in
@@ -51,8 +51,9 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if $installs_postfix; then
   # The package may still start the system instance (e.g. where systemd runs);
   # stop it and keep it from starting at boot. Our tests never use it.
-  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-    $sudo systemctl disable --now postfix.service >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null; then
+    now=""; [[ -d /run/systemd/system ]] && now="--now"
+    $sudo systemctl disable $now postfix.service >/dev/null 2>&1 || true
   fi
   if [[ -s /var/spool/postfix/pid/master.pid ]]; then
     $sudo postfix stop >/dev/null 2>&1 || true
