@@ -1,68 +1,134 @@
-// POP3 server session; see session.hpp. Foundation scope: greeting, CAPA, QUIT,
-// -ERR for the rest, the idle timeout and shutdown; the maildrop comes with the POP3 issue.
+// POP3 server session; see session.hpp. The state is a variant: in
+// AUTHORIZATION the session holds no mailbox data at all; TRANSACTION holds
+// the maildrop snapshot taken at login and the marks; QUIT is UPDATE.
 #include "pop3/session.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cctype>
+#include <chrono>
+#include <optional>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include "maild/core/password.hpp"
+#include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/store_calls.hpp"
 #include "net/tls.hpp"
+#include "pop3/command.hpp"
+#include "smtp/sasl.hpp"
 
 namespace maild::pop3 {
 namespace asio = boost::asio;
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-  });
+// RFC 5034 4: a SASL response line may be longer than a command.
+constexpr std::size_t auth_line_max = 12288;
+// RETR and TOP send the message in pieces of this size.
+constexpr std::size_t send_chunk = 64 * 1024;
+
+const std::string& decoy_hash() {
+  static const std::string hash = password::hash("maild decoy password");
+  return hash;
 }
+
+struct Authorization {
+  std::optional<std::string> user;  // after USER, until PASS
+};
+
+struct Transaction {
+  store::MailboxId mailbox = 0;
+  std::string address;
+  std::vector<store::MaildropEntry> entries;  // the snapshot taken at login
+  std::vector<bool> deleted;
+  std::vector<bool> retrieved;
+  std::chrono::steady_clock::time_point locked_at;
+};
 
 template <class Socket>
 class Session {
  public:
   Session(Socket& socket, const net::SessionEnv& env, std::shared_ptr<net::SessionControl> control)
       : env_(env), settings_(env.parts.settings),
-        io_(socket, std::move(control), net::SessionLog(env.id), command_line_max) {}
+        io_(socket, std::move(control), net::SessionLog(env.id), command_line_max),
+        owner_(settings_.server.hostname + "/" + env.id) {}
 
   asio::awaitable<void> run() {
-    io_.log().info("pop3 connect from {}", env_.remote_text);
+    log().info("pop3 connect from {} on {}", env_.remote_text,
+               net::implicit_tls(env_.service) ? "pop3s" : "pop3");
     if (net::implicit_tls(env_.service)) {
-      const auto context = env_.parts.tls.current();
-      if (!context) co_return;
-      const bool secured = co_await io_.start_tls(*context, settings_.pop3.idle_timeout);
+      const bool secured = co_await start_tls();
       if (!secured) co_return;
     }
-    const bool greeted = co_await send("+OK maild POP3 server ready\r\n");
-    if (!greeted) co_return;
+    ok("maild POP3 server ready");
+    co_await converse();
+    if (auto* transaction = std::get_if<Transaction>(&state_)) {
+      // Gone without QUIT: nothing is deleted (RFC 1939 6); the maildrop is freed.
+      const auto release = [&store = env_.parts.store, mailbox = transaction->mailbox, owner = owner_] {
+        store.maildrops().unlock(mailbox, owner);
+      };
+      try {
+        co_await net::run_blocking(env_.parts.store_pool, release);
+      } catch (const std::exception& e) {
+        log().warn("maildrop lock not released (it expires): {}", e.what());
+      }
+    }
+    co_await io_.flush(settings_.pop3.idle_timeout);
+    log().info("disconnect from {}", env_.remote_text);
+  }
+
+ private:
+  enum class Flow { proceed, close };
+  enum States : unsigned { in_authorization = 1, in_transaction = 2, any = 3 };
+  using Handler = asio::awaitable<Flow> (Session::*)(Command&);
+  struct VerbEntry {
+    Verb verb;
+    Handler handler;
+    unsigned states;
+  };
+  static constexpr std::array<VerbEntry, 14> verbs{{
+      {Verb::capa, &Session::capa, any},
+      {Verb::quit, &Session::quit, any},
+      {Verb::noop, &Session::noop, in_transaction},
+      {Verb::user, &Session::user, in_authorization},
+      {Verb::pass, &Session::pass, in_authorization},
+      {Verb::auth, &Session::auth, in_authorization},
+      {Verb::stls, &Session::stls, in_authorization},
+      {Verb::stat, &Session::stat, in_transaction},
+      {Verb::list, &Session::list, in_transaction},
+      {Verb::uidl, &Session::uidl, in_transaction},
+      {Verb::retr, &Session::retr, in_transaction},
+      {Verb::top, &Session::top, in_transaction},
+      {Verb::dele, &Session::dele, in_transaction},
+      {Verb::rset, &Session::rset, in_transaction},
+  }};
+
+  asio::awaitable<void> converse() {
     for (;;) {
       auto input = co_await io_.read_line(settings_.pop3.idle_timeout);
       switch (input.status) {
         case net::ReadStatus::closed:
-          io_.log().info("disconnect from {}", env_.remote_text);
           co_return;
         case net::ReadStatus::timed_out:
-          // RFC 1939 section 3: the autologout timer closes without a response.
-          io_.log().info("idle timeout, closing");
+          // RFC 1939 3: the autologout timer closes without a response.
+          log().info("idle timeout, closing");
           co_return;
         case net::ReadStatus::stopping:
-          co_await say_shutting_down();
+          say_shutting_down();
           co_return;
         case net::ReadStatus::too_long:
-          if (const auto flow = co_await bad_command("-ERR line too long\r\n"); flow == Flow::close)
-            co_return;
+          if (bad("line too long") == Flow::close) co_return;
           continue;
         case net::ReadStatus::line:
           break;
       }
       if (io_.stopping()) {
-        co_await say_shutting_down();
+        say_shutting_down();
         co_return;
       }
       const auto flow = co_await dispatch(input.text);
@@ -70,65 +136,426 @@ class Session {
     }
   }
 
- private:
-  enum class Flow { proceed, close };
-  using Handler = asio::awaitable<Flow> (Session::*)(std::string_view args);
-  struct Verb {
-    std::string_view name;
-    Handler handler;
-  };
-  static constexpr std::array<Verb, 2> verbs{{
-      {"CAPA", &Session::capa},
-      {"QUIT", &Session::quit},
-  }};
-
-  asio::awaitable<Flow> dispatch(std::string_view line) {
-    const auto name = line.substr(0, line.find(' '));
-    const auto verb = std::find_if(verbs.begin(), verbs.end(),
-                                   [&](const Verb& v) { return iequals(v.name, name); });
-    if (verb == verbs.end()) {
-      const auto flow = co_await bad_command("-ERR command not available\r\n");
-      co_return flow;
+  asio::awaitable<Flow> dispatch(const std::string& line) {
+    auto parsed = parse_command(line);
+    log().debug("< {}", redact(line));
+    if (auto* error = std::get_if<std::string>(&parsed)) co_return bad(*error);
+    auto& command = std::get<Command>(parsed);
+    const auto entry = std::find_if(verbs.begin(), verbs.end(),
+                                    [&](const VerbEntry& e) { return e.verb == command.verb; });
+    if (entry == verbs.end()) co_return bad("unknown command");
+    const unsigned now = std::holds_alternative<Transaction>(state_) ? in_transaction : in_authorization;
+    if ((entry->states & now) == 0) co_return bad("command not valid in this state");
+    if (now == in_transaction) {
+      const bool held = co_await keep_lock();
+      if (!held) co_return Flow::close;
     }
-    const auto args = name.size() < line.size() ? line.substr(name.size() + 1) : std::string_view{};
-    const auto flow = co_await (this->*(verb->handler))(args);
+    const auto flow = co_await (this->*(entry->handler))(command);
     co_return flow;
   }
 
-  asio::awaitable<Flow> capa(std::string_view) {
-    const bool sent =
-        co_await send("+OK capability list follows\r\nRESP-CODES\r\nIMPLEMENTATION maild\r\n.\r\n");
-    co_return sent ? Flow::proceed : Flow::close;
+  // ---- AUTHORIZATION ----
+
+  asio::awaitable<Flow> capa(Command&) {
+    std::string text = "+OK capability list follows\r\n";
+    if (plaintext_allowed()) text += "USER\r\nSASL PLAIN\r\n";
+    if (env_.parts.tls.enabled() && !io_.tls_active()) text += "STLS\r\n";
+    text += "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION maild\r\n.\r\n";
+    io_.queue(text);
+    co_return Flow::proceed;
   }
 
-  asio::awaitable<Flow> quit(std::string_view) {
-    co_await send("+OK maild POP3 server signing off\r\n");
-    io_.log().info("quit");
+  asio::awaitable<Flow> user(Command& command) {
+    if (!plaintext_allowed()) {
+      err("[AUTH] use STLS first");
+      co_return Flow::proceed;
+    }
+    std::get<Authorization>(state_).user = command.argument;
+    ok("send PASS");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> pass(Command& command) {
+    auto& authorization = std::get<Authorization>(state_);
+    if (!authorization.user) co_return bad("send USER first");
+    if (!plaintext_allowed()) {
+      err("[AUTH] use STLS first");
+      co_return Flow::proceed;
+    }
+    const auto name = std::move(*authorization.user);
+    authorization.user.reset();
+    const auto flow = co_await login(name, command.argument);
+    co_return flow;
+  }
+
+  asio::awaitable<Flow> auth(Command& command) {
+    if (!plaintext_allowed()) {
+      err("[AUTH] use STLS first");
+      co_return Flow::proceed;
+    }
+    const std::string_view argument = command.argument;
+    const auto space = argument.find(' ');
+    std::string mechanism(argument.substr(0, space));
+    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
+                   [](char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); });
+    if (mechanism != "PLAIN") {
+      err("unsupported authentication mechanism");
+      co_return Flow::proceed;
+    }
+    std::string response;
+    if (space != std::string_view::npos) {
+      response = std::string(argument.substr(space + 1));
+      if (response == "=") response.clear();
+    } else {
+      io_.queue("+ \r\n");
+      io_.lines().set_max_line(auth_line_max);
+      auto answer = co_await io_.read_line(settings_.pop3.idle_timeout);
+      io_.lines().set_max_line(command_line_max);
+      if (answer.status != net::ReadStatus::line && answer.status != net::ReadStatus::too_long)
+        co_return Flow::close;
+      if (answer.text == "*") co_return bad("authentication cancelled");
+      response = std::move(answer.text);
+    }
+    const auto credentials = smtp::decode_plain(response);
+    if (!credentials) co_return bad("malformed PLAIN response");
+    const auto flow = co_await login(credentials->authcid, credentials->password);
+    co_return flow;
+  }
+
+  asio::awaitable<Flow> stls(Command&) {
+    if (!env_.parts.tls.enabled() || io_.tls_active()) {
+      err("STLS not available");
+      co_return Flow::proceed;
+    }
+    ok("begin TLS negotiation");
+    const bool secured = co_await start_tls();
+    if (!secured) co_return Flow::close;
+    state_ = Authorization{};  // nothing said in clear carries over
+    co_return Flow::proceed;
+  }
+
+  // USER/PASS and AUTH end here: the same reply and work for an unknown user
+  // and a wrong password; then the maildrop lock and the snapshot.
+  asio::awaitable<Flow> login(const std::string& name, const std::string& secret) {
+    auto& throttle = env_.parts.pop3_auth_throttle;
+    if (throttle.blocked(env_.remote)) {
+      log().info("login refused: too many failures from {}", env_.remote_address);
+      err("[LOGIN-DELAY] too many failed logins, try again later");
+      co_return Flow::close;
+    }
+    const auto check = [&store = env_.parts.store, name, secret]() -> std::optional<store::Account> {
+      auto account = store.directory().account(name);
+      const bool matches = password::verify(secret, account ? account->password_hash : decoy_hash());
+      if (!account || !matches) return std::nullopt;
+      return account;
+    };
+    std::optional<store::Account> account;
+    try {
+      account = co_await net::run_blocking(env_.parts.store_pool, check);
+    } catch (const std::exception& e) {
+      log().warn("store error at login: {}", e.what());
+      err("[SYS/TEMP] temporary failure, try again later");
+      co_return Flow::proceed;
+    }
+    if (!account) {
+      throttle.record_failure(env_.remote);
+      log().info("login failed");
+      err("[AUTH] invalid user name or password");
+      co_return Flow::proceed;
+    }
+    const auto open = [&store = env_.parts.store, mailbox = account->mailbox, owner = owner_,
+                       ttl = lock_ttl()]() -> std::optional<std::vector<store::MaildropEntry>> {
+      if (!store.maildrops().lock(mailbox, owner, ttl)) return std::nullopt;
+      try {
+        return store.maildrops().list(mailbox);
+      } catch (...) {
+        store.maildrops().unlock(mailbox, owner);  // not locked out until the lock expires
+        throw;
+      }
+    };
+    std::optional<std::vector<store::MaildropEntry>> entries;
+    try {
+      entries = co_await net::run_blocking(env_.parts.store_pool, open);
+    } catch (const std::exception& e) {
+      log().warn("store error opening the maildrop: {}", e.what());
+      err("[SYS/TEMP] temporary failure, try again later");
+      co_return Flow::proceed;
+    }
+    if (!entries) {
+      log().info("maildrop of {} is in use", account->address);
+      err("[IN-USE] maildrop already in use");
+      co_return Flow::proceed;
+    }
+    Transaction transaction;
+    transaction.mailbox = account->mailbox;
+    transaction.address = account->address;
+    transaction.entries = std::move(*entries);
+    transaction.deleted.assign(transaction.entries.size(), false);
+    transaction.retrieved.assign(transaction.entries.size(), false);
+    transaction.locked_at = std::chrono::steady_clock::now();
+    state_ = std::move(transaction);
+    log().info("login as {}", account->address);
+    const auto [count, octets] = totals();
+    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) + " octets)");
+    co_return Flow::proceed;
+  }
+
+  // ---- TRANSACTION ----
+
+  asio::awaitable<Flow> stat(Command&) {
+    const auto [count, octets] = totals();
+    ok(std::to_string(count) + " " + std::to_string(octets));
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> list(Command& command) {
+    co_return listing(command, [](const store::MaildropEntry& e) { return std::to_string(e.size); });
+  }
+
+  asio::awaitable<Flow> uidl(Command& command) {
+    co_return listing(command, [](const store::MaildropEntry& e) { return e.uidl; });
+  }
+
+  template <class Field>
+  Flow listing(const Command& command, Field field) {
+    auto& t = std::get<Transaction>(state_);
+    if (command.number) {
+      const auto index = message(*command.number);
+      if (!index) return Flow::proceed;
+      ok(std::to_string(*command.number) + " " + field(t.entries[*index]));
+      return Flow::proceed;
+    }
+    std::string text = "+OK\r\n";
+    for (std::size_t i = 0; i < t.entries.size(); ++i) {
+      if (t.deleted[i]) continue;
+      text += std::to_string(i + 1) + " " + field(t.entries[i]) + "\r\n";
+    }
+    text += ".\r\n";
+    io_.queue(text);
+    return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> retr(Command& command) {
+    const auto flow = co_await send_message(command, std::nullopt);
+    co_return flow;
+  }
+
+  asio::awaitable<Flow> top(Command& command) {
+    const auto flow = co_await send_message(command, command.lines);
+    co_return flow;
+  }
+
+  asio::awaitable<Flow> dele(Command& command) {
+    auto& t = std::get<Transaction>(state_);
+    const auto index = message(*command.number);
+    if (!index) co_return Flow::proceed;
+    t.deleted[*index] = true;
+    ok("message " + std::to_string(*command.number) + " deleted");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> rset(Command&) {
+    auto& t = std::get<Transaction>(state_);
+    std::fill(t.deleted.begin(), t.deleted.end(), false);
+    const auto [count, octets] = totals();
+    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) + " octets)");
+    co_return Flow::proceed;
+  }
+
+  asio::awaitable<Flow> noop(Command&) {
+    ok("");
+    co_return Flow::proceed;
+  }
+
+  // UPDATE: the marks are applied in one transaction, or not at all.
+  asio::awaitable<Flow> quit(Command&) {
+    auto* t = std::get_if<Transaction>(&state_);
+    if (t == nullptr) {
+      ok("maild POP3 server signing off");
+      co_return Flow::close;
+    }
+    std::vector<store::DeliveryId> retrieved;
+    std::vector<store::DeliveryId> deleted;
+    std::size_t left = 0;
+    for (std::size_t i = 0; i < t->entries.size(); ++i) {
+      if (t->deleted[i])
+        deleted.push_back(t->entries[i].id);
+      else
+        ++left;
+      if (t->retrieved[i]) retrieved.push_back(t->entries[i].id);
+    }
+    const auto apply = [&store = env_.parts.store, mailbox = t->mailbox, owner = owner_, retrieved, deleted] {
+      store.maildrops().finish(mailbox, owner, retrieved, deleted);
+    };
+    try {
+      co_await net::run_blocking(env_.parts.store_pool, apply);
+    } catch (const std::exception& e) {
+      log().warn("store error at QUIT: {}", e.what());
+      err("[SYS/TEMP] some deleted messages not removed, try again later");
+      co_return Flow::close;  // run() releases the lock
+    }
+    log().info("quit: {} deleted, {} left", deleted.size(), left);
+    state_ = Authorization{};  // finished: nothing to release
+    ok("maild POP3 server signing off (" + std::to_string(left) + " messages left)");
     co_return Flow::close;
   }
 
-  asio::awaitable<Flow> bad_command(std::string_view reply) {
-    const bool sent = co_await send(reply);
-    if (!sent) co_return Flow::close;
-    if (++bad_commands_ < max_bad_commands) co_return Flow::proceed;
-    io_.log().info("too many bad commands, closing");
-    co_await send("-ERR too many bad commands, closing\r\n");
-    co_return Flow::close;
+  // ---- pieces ----
+
+  // RETR (lines empty) or TOP: fetched from the store, sent byte-stuffed in pieces.
+  asio::awaitable<Flow> send_message(const Command& command, std::optional<std::uint64_t> lines) {
+    auto& t = std::get<Transaction>(state_);
+    const auto index = message(*command.number);
+    if (!index) co_return Flow::proceed;
+    const auto fetch = [&store = env_.parts.store, mailbox = t.mailbox, id = t.entries[*index].id] {
+      return store.maildrops().text(mailbox, id);
+    };
+    std::optional<store::MessageText> text;
+    try {
+      text = co_await net::run_blocking(env_.parts.store_pool, fetch);
+    } catch (const std::exception& e) {
+      log().warn("store error reading a message: {}", e.what());
+      err("[SYS/TEMP] temporary failure, try again later");
+      co_return Flow::proceed;
+    }
+    if (!text) {
+      err("no such message");
+      co_return Flow::proceed;
+    }
+    if (lines)
+      ok("top of message follows");
+    else
+      ok(std::to_string(t.entries[*index].size) + " octets");
+    ByteStuffer stuffer;
+    std::string piece;
+    const bool sent_trace = co_await send_stuffed(stuffer, text->trace, piece);
+    if (!sent_trace) co_return Flow::close;
+    const std::string_view content =
+        lines ? top_of(text->content, *lines) : std::string_view(text->content);
+    const bool sent_content = co_await send_stuffed(stuffer, content, piece);
+    if (!sent_content) co_return Flow::close;
+    stuffer.finish(piece);
+    io_.queue(piece);
+    if (!lines) t.retrieved[*index] = true;
+    co_return Flow::proceed;
   }
 
-  asio::awaitable<void> say_shutting_down() {
-    io_.log().info("closing for shutdown");
-    co_await send("-ERR [SYS/TEMP] server shutting down, try again later\r\n");
+  asio::awaitable<bool> send_stuffed(ByteStuffer& stuffer, std::string_view text, std::string& piece) {
+    for (std::size_t at = 0; at < text.size(); at += send_chunk) {
+      piece.clear();
+      stuffer.append(text.substr(at, send_chunk), piece);
+      const bool sent = co_await io_.send(piece, settings_.pop3.idle_timeout);
+      if (!sent) co_return false;
+    }
+    piece.clear();
+    co_return true;
   }
 
-  asio::awaitable<bool> send(std::string_view text) {
-    const bool sent = co_await io_.send(text, settings_.pop3.idle_timeout);
-    co_return sent;
+  // The index of message `number` when it exists and is not deleted; else says why.
+  std::optional<std::size_t> message(std::uint64_t number) {
+    auto& t = std::get<Transaction>(state_);
+    if (number == 0 || number > t.entries.size()) {
+      err("no such message");
+      return std::nullopt;
+    }
+    const auto index = static_cast<std::size_t>(number - 1);
+    if (t.deleted[index]) {
+      err("message " + std::to_string(number) + " already deleted");
+      return std::nullopt;
+    }
+    return index;
   }
+
+  std::pair<std::size_t, std::uint64_t> totals() const {
+    const auto& t = std::get<Transaction>(state_);
+    std::size_t count = 0;
+    std::uint64_t octets = 0;
+    for (std::size_t i = 0; i < t.entries.size(); ++i) {
+      if (t.deleted[i]) continue;
+      ++count;
+      octets += t.entries[i].size;
+    }
+    return {count, octets};
+  }
+
+  // The lock expires unless renewed: renewed at half its life, on a command.
+  asio::awaitable<bool> keep_lock() {
+    auto& t = std::get<Transaction>(state_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - t.locked_at < lock_ttl() / 2) co_return true;
+    const auto renew = [&store = env_.parts.store, mailbox = t.mailbox, owner = owner_, ttl = lock_ttl()] {
+      return store.maildrops().lock(mailbox, owner, ttl);
+    };
+    bool held = false;
+    try {
+      held = co_await net::run_blocking(env_.parts.store_pool, renew);
+    } catch (const std::exception& e) {
+      log().warn("store error renewing the maildrop lock: {}", e.what());
+    }
+    if (!held) {
+      err("[SYS/TEMP] lost the maildrop lock, try again later");
+      state_ = Authorization{};  // another session may own it now: release nothing
+      co_return false;
+    }
+    t.locked_at = now;
+    co_return true;
+  }
+
+  // A session may sit idle for idle_timeout between commands.
+  std::chrono::seconds lock_ttl() const { return settings_.pop3.idle_timeout + std::chrono::seconds(60); }
+
+  bool plaintext_allowed() const {
+    if (io_.tls_active()) return true;
+    const auto& networks = settings_.pop3.plaintext_networks;
+    return std::any_of(networks.begin(), networks.end(),
+                       [&](const Network& n) { return n.contains(env_.remote); });
+  }
+
+  asio::awaitable<bool> start_tls() {
+    const auto context = env_.parts.tls.current();
+    if (!context) co_return false;
+    const bool secured = co_await io_.start_tls(*context, settings_.pop3.idle_timeout);
+    co_return secured;
+  }
+
+  // ---- replies ----
+
+  void ok(const std::string& text) { io_.queue(text.empty() ? "+OK\r\n" : "+OK " + text + "\r\n"); }
+  void err(const std::string& text) { io_.queue("-ERR " + text + "\r\n"); }
+
+  // A refused command; too many of them end the session.
+  Flow bad(const std::string& text) {
+    err(text);
+    if (++bad_commands_ < max_bad_commands) return Flow::proceed;
+    log().info("too many bad commands, closing");
+    err("too many bad commands, closing");
+    return Flow::close;
+  }
+
+  void say_shutting_down() {
+    log().info("closing for shutdown");
+    err("[SYS/TEMP] server shutting down, try again later");
+  }
+
+  // PASS and AUTH lines carry secrets.
+  static std::string redact(const std::string& line) {
+    const auto name = line.substr(0, std::min<std::size_t>(4, line.size()));
+    const auto upper = [&] {
+      std::string u = name;
+      for (auto& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return u;
+    }();
+    if (upper == "PASS" || upper == "AUTH") return name + " ...";
+    return line;
+  }
+
+  const net::SessionLog& log() const { return io_.log(); }
 
   const net::SessionEnv& env_;
   const config::Settings& settings_;
   net::Connection<Socket> io_;
+  const std::string owner_;  // names this session's maildrop lock across nodes
+  std::variant<Authorization, Transaction> state_;
   unsigned bad_commands_ = 0;
 };
 

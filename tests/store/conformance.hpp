@@ -50,6 +50,7 @@ class StoreConformance : public ::testing::TestWithParam<BackendUnderTest> {
   AdminStore& admin() { return store_->admin(); }
   Directory& directory() { return store_->directory(); }
   MailStore& mail() { return store_->mail(); }
+  MaildropStore& maildrops() { return store_->maildrops(); }
 
   std::unique_ptr<Store> open(const std::filesystem::path& dir) { return GetParam().open(dir); }
   void reopen();          // closes the store and opens it again from the same folder

@@ -700,6 +700,290 @@ TEST_P(StoreConformance, GroupedJobsShareOneTransaction) {
   EXPECT_LE(after.transactions - before.transactions, 2u);
 }
 
+// ---- logins and maildrops (POP3) ----------------------------------------------------------
+
+TEST_P(StoreConformance, AccountLookupIsCaseInsensitive) {
+  const MailboxId alice = add_mailbox("Alice@example.com");
+  admin().set_password("alice@example.com", "$y$alice");
+  for (const char* login : {"Alice@example.com", "alice@example.com", "ALICE@EXAMPLE.COM"}) {
+    auto account = directory().account(login);
+    ASSERT_TRUE(account) << login;
+    EXPECT_EQ(account->mailbox, alice);
+    EXPECT_EQ(account->address, "Alice@example.com");  // as stored
+    EXPECT_EQ(account->password_hash, "$y$alice");
+  }
+  EXPECT_FALSE(directory().account("bob@example.com"));
+  EXPECT_FALSE(directory().account("alice@unknown.test"));
+  EXPECT_FALSE(directory().account("not-an-address"));
+  EXPECT_FALSE(directory().account(""));
+}
+
+TEST_P(StoreConformance, AMaildropLockIsTakenOnceAndExtendedByItsOwner) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));   // free
+  EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));   // ours: extended
+  EXPECT_FALSE(maildrops().lock(alice, "node-a/2", std::chrono::seconds(60)));  // another session
+  EXPECT_FALSE(maildrops().lock(alice, "node-b/1", std::chrono::seconds(60)));  // another node
+  EXPECT_TRUE(maildrops().lock(bob, "node-a/2", std::chrono::seconds(60)));     // one lock per maildrop
+  EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));   // still ours
+}
+
+TEST_P(StoreConformance, UnlockByAnotherOwnerIsIgnored) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  ASSERT_TRUE(maildrops().lock(alice, "first", std::chrono::seconds(60)));
+  maildrops().unlock(alice, "second");
+  EXPECT_FALSE(maildrops().lock(alice, "second", std::chrono::seconds(60)));
+  maildrops().unlock(alice, "first");
+  EXPECT_TRUE(maildrops().lock(alice, "second", std::chrono::seconds(60)));
+  maildrops().unlock(alice + 1000, "second");  // nothing to unlock: not an error
+}
+
+TEST_P(StoreConformance, AnExpiredLockIsFreeAndAnExtendedOneIsNot) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  const auto start = std::chrono::steady_clock::now();
+  // bob's first lock is taken before alice's, so without its extension it would lapse first.
+  ASSERT_TRUE(maildrops().lock(bob, "crashed", std::chrono::seconds(1)));
+  ASSERT_TRUE(maildrops().lock(alice, "crashed", std::chrono::seconds(1)));
+  ASSERT_TRUE(maildrops().lock(bob, "crashed", std::chrono::seconds(60)));
+  EXPECT_FALSE(maildrops().lock(alice, "other", std::chrono::seconds(60)));
+
+  // The owner never comes back: the lock lapses by itself, after at least its ttl.
+  bool taken = false;
+  while (!taken && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    taken = maildrops().lock(alice, "other", std::chrono::seconds(60));
+  }
+  ASSERT_TRUE(taken);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_FALSE(maildrops().lock(alice, "crashed", std::chrono::seconds(60)));  // now it is other's
+  EXPECT_FALSE(maildrops().lock(bob, "other", std::chrono::seconds(60)));      // extended to 60 s
+}
+
+TEST_P(StoreConformance, ConcurrentLockersGetTheMaildropOnce) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  constexpr int sessions = 16;
+  std::latch start(sessions);
+  std::atomic<int> winners{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < sessions; ++s) {
+    threads.emplace_back([&, s] {
+      start.arrive_and_wait();
+      try {
+        if (maildrops().lock(alice, "session-" + std::to_string(s), std::chrono::seconds(60))) ++winners;
+      } catch (...) {
+        ++errors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(errors.load(), 0);
+}
+
+TEST_P(StoreConformance, TheLockHoldsBetweenTwoNodesOnOneStore) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  auto other_node = open(dir_.path());
+  ASSERT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));
+  EXPECT_FALSE(other_node->maildrops().lock(alice, "node-b/1", std::chrono::seconds(60)));
+  maildrops().finish(alice, "node-a/1", {}, {});
+  EXPECT_TRUE(other_node->maildrops().lock(alice, "node-b/1", std::chrono::seconds(60)));
+  EXPECT_FALSE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));
+  other_node->close();
+}
+
+TEST_P(StoreConformance, LockRefusesWhatCannotBeAMaildropLock) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  EXPECT_THROW(maildrops().lock(alice + 1000, "owner", std::chrono::seconds(60)), StoreConflict);
+  EXPECT_THROW(maildrops().lock(alice, "", std::chrono::seconds(60)), StoreConflict);
+  EXPECT_THROW(maildrops().lock(alice, "owner", std::chrono::seconds(0)), StoreConflict);
+  EXPECT_THROW(maildrops().lock(alice, "owner", std::chrono::seconds(-5)), StoreConflict);
+  EXPECT_TRUE(maildrops().lock(alice, "owner", std::chrono::seconds(60)));  // none of that took it
+}
+
+TEST_P(StoreConformance, DeletingAMailboxDropsItsLock) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  ASSERT_TRUE(maildrops().lock(alice, "session", std::chrono::seconds(60)));
+  admin().delete_user("alice@example.com");
+  EXPECT_THROW(maildrops().lock(alice, "session", std::chrono::seconds(60)), StoreConflict);
+  const MailboxId again = add_mailbox("alice@example.com");
+  EXPECT_TRUE(maildrops().lock(again, "other", std::chrono::seconds(60)));
+}
+
+TEST_P(StoreConformance, FinishReleasesOnlyItsOwnersLock) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  ASSERT_TRUE(maildrops().lock(alice, "first", std::chrono::seconds(60)));
+  maildrops().finish(alice, "second", {}, {});
+  EXPECT_FALSE(maildrops().lock(alice, "second", std::chrono::seconds(60)));
+  maildrops().finish(alice, "first", {}, {});
+  EXPECT_TRUE(maildrops().lock(alice, "second", std::chrono::seconds(60)));
+}
+
+TEST_P(StoreConformance, AMaildropListsSizesAndUidlsInOrderWithoutDeleted) {
+  const MailboxId alice = add_mailbox("Alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  EXPECT_TRUE(maildrops().list(alice).empty());
+  std::vector<std::string> contents;
+  std::vector<DeliveryId> ids;
+  for (int i = 0; i < 4; ++i) {
+    contents.push_back(content_with("m" + std::to_string(i), std::string(static_cast<std::size_t>(i) * 100, 'x')));
+    ids.push_back(mail().deliver(message_to({alice, bob}, contents.back())).deliveries.at(0));
+  }
+  NewMessage untraced = message_to({alice}, "Subject: bare\r\n\r\n");
+  untraced.trace = "";
+  ids.push_back(mail().deliver(untraced).deliveries.at(0));
+  contents.push_back(untraced.content);
+
+  auto listed = maildrops().list(alice);
+  ASSERT_EQ(listed.size(), 5u);
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    EXPECT_EQ(listed[i].id, ids[i]);
+    const std::size_t trace_size = i < 4 ? std::string(trace).size() : 0;
+    EXPECT_EQ(listed[i].size, trace_size + contents[i].size());
+    EXPECT_EQ(listed[i].uidl, sha256("alice@example.com\n" + sha256(contents[i]).hex()).hex());
+  }
+  EXPECT_EQ(maildrops().list(bob).size(), 4u);
+  EXPECT_NE(maildrops().list(bob)[0].uidl, listed[0].uidl);  // the UIDL depends on the mailbox
+
+  maildrops().finish(alice, "session", {ids[0], ids[1]}, {ids[1], ids[3]});
+  listed = maildrops().list(alice);
+  std::vector<DeliveryId> left;
+  for (const auto& entry : listed) left.push_back(entry.id);
+  EXPECT_THAT(left, ElementsAre(ids[0], ids[2], ids[4]));  // retrieved stays listed
+  EXPECT_EQ(maildrops().list(bob).size(), 4u);
+  EXPECT_TRUE(maildrops().list(bob + alice + 1000).empty());
+}
+
+TEST_P(StoreConformance, AMaildropOfTenThousandMessagesListsInFull) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  constexpr int count = 10'000;
+  std::atomic<int> done{0}, failed{0};
+  std::mutex mutex;
+  std::condition_variable all_done;
+  auto completion = [&](std::exception_ptr error, const StoredMessage&) {
+    if (error) ++failed;
+    std::lock_guard lock(mutex);
+    ++done;
+    all_done.notify_all();
+  };
+  for (int i = 0; i < count; ++i) {
+    mail().deliver_async(message_to({alice}, content_with("bulk", std::to_string(i))), completion);
+    if (i % 100 == 0) mail().deliver_async(message_to({bob}, content_with("other", std::to_string(i))), completion);
+  }
+  const int expected = count + count / 100;
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(all_done.wait_for(lock, std::chrono::minutes(5), [&] { return done == expected; }));
+  }
+  ASSERT_EQ(failed.load(), 0);
+
+  const auto listed = maildrops().list(alice);
+  ASSERT_EQ(listed.size(), static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    if (i > 0) {
+      ASSERT_LT(listed[i - 1].id, listed[i].id);
+    }
+    ASSERT_EQ(listed[i].size, std::string(trace).size() + content_with("bulk", std::to_string(i)).size());
+    ASSERT_EQ(listed[i].uidl.size(), 64u);
+  }
+  EXPECT_EQ(maildrops().list(bob).size(), static_cast<std::size_t>(count / 100));
+}
+
+TEST_P(StoreConformance, TextIsByteExactAndOnlyForItsMailbox) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  std::string content = "Subject: bytes\r\n\r\n";
+  for (int b = 0; b < 256; ++b) content.push_back(static_cast<char>(b));  // NUL included
+  content += "\r\n" + std::string(100'000, 'L') + "\r\nbare\rCR and bare\nLF\r\n..dot\r\n.\r\n";
+  NewMessage message = message_to({alice}, content);
+  message.trace = "Received: from h\xe9llo (8-bit)\r\n";
+  const DeliveryId id = mail().deliver(message).deliveries.at(0);
+  const DeliveryId bobs = mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
+
+  auto text = maildrops().text(alice, id);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->trace, message.trace);
+  EXPECT_EQ(text->content, content);
+  EXPECT_EQ(text->trace.size() + text->content.size(), maildrops().list(alice).at(0).size);
+
+  EXPECT_FALSE(maildrops().text(alice, bobs));  // another mailbox's message
+  EXPECT_FALSE(maildrops().text(bob, id));
+  EXPECT_FALSE(maildrops().text(alice, id + bobs + 1000));
+  EXPECT_TRUE(maildrops().text(bob, bobs));
+
+  maildrops().finish(alice, "session", {id}, {});
+  EXPECT_TRUE(maildrops().text(alice, id));  // retrieved: still there
+  maildrops().finish(alice, "session", {}, {id});
+  EXPECT_FALSE(maildrops().text(alice, id));  // deleted: gone
+}
+
+TEST_P(StoreConformance, FinishOnlyRaisesStatuses) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  std::vector<DeliveryId> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(mail().deliver(message_to({alice}, content_with("s", std::to_string(i)))).deliveries.at(0));
+  }
+  const DeliveryId bobs = mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
+  auto status_of = [&](DeliveryId id) { return admin().get_mail(id).value().summary.status; };
+
+  ASSERT_TRUE(maildrops().lock(alice, "session", std::chrono::seconds(60)));
+  // Another mailbox's id and an unknown one are ignored, not an error.
+  maildrops().finish(alice, "session", {ids[0], ids[1], bobs}, {ids[2], bobs, ids[4] + bobs + 1000});
+  EXPECT_EQ(status_of(ids[0]), DeliveryStatus::retrieved);
+  EXPECT_EQ(status_of(ids[1]), DeliveryStatus::retrieved);
+  EXPECT_EQ(status_of(ids[2]), DeliveryStatus::deleted);
+  EXPECT_EQ(status_of(ids[3]), DeliveryStatus::fresh);
+  EXPECT_EQ(status_of(ids[4]), DeliveryStatus::fresh);
+  EXPECT_EQ(status_of(bobs), DeliveryStatus::fresh);
+
+  // Listed as retrieved again: deleted stays deleted, retrieved stays retrieved.
+  maildrops().finish(alice, "session", {ids[2], ids[0]}, {});
+  EXPECT_EQ(status_of(ids[2]), DeliveryStatus::deleted);
+  EXPECT_EQ(status_of(ids[0]), DeliveryStatus::retrieved);
+
+  // In both lists (RETR, then DELE): deleted, whatever the order.
+  maildrops().finish(alice, "session", {ids[3]}, {ids[3]});
+  EXPECT_EQ(status_of(ids[3]), DeliveryStatus::deleted);
+  maildrops().finish(alice, "session", {ids[1]}, {ids[1]});
+  EXPECT_EQ(status_of(ids[1]), DeliveryStatus::deleted);
+  EXPECT_EQ(status_of(ids[4]), DeliveryStatus::fresh);
+}
+
+TEST_P(StoreConformance, FinishOnAClosedStoreFailsAndChangesNothing) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const DeliveryId id = mail().deliver(message_to({alice}, content_with("c", "c"))).deliveries.at(0);
+  ASSERT_TRUE(maildrops().lock(alice, "session", std::chrono::seconds(60)));
+  store().close();
+  EXPECT_THROW(maildrops().finish(alice, "session", {id}, {id}), StoreError);
+  EXPECT_THROW(maildrops().lock(alice, "session", std::chrono::seconds(60)), StoreError);
+  EXPECT_THROW(maildrops().unlock(alice, "session"), StoreError);
+  EXPECT_THROW(maildrops().list(alice), StoreError);
+  EXPECT_THROW(maildrops().text(alice, id), StoreError);
+
+  reopen();
+  EXPECT_EQ(admin().get_mail(id).value().summary.status, DeliveryStatus::fresh);
+  EXPECT_EQ(maildrops().list(alice).size(), 1u);
+  EXPECT_FALSE(maildrops().lock(alice, "other", std::chrono::seconds(60)));  // still held
+}
+
+TEST_P(StoreConformance, UidlsAndSizesAreTheSameAfterReopening) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  for (int i = 0; i < 20; ++i) mail().deliver(message_to({alice}, content_with("u", std::to_string(i))));
+  const auto before = maildrops().list(alice);
+  ASSERT_EQ(before.size(), 20u);
+  reopen();
+  const auto after = maildrops().list(alice);
+  ASSERT_EQ(after.size(), before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].id, before[i].id);
+    EXPECT_EQ(after[i].size, before[i].size);
+    EXPECT_EQ(after[i].uidl, before[i].uidl);
+  }
+}
+
 // ---- crash --------------------------------------------------------------------------------
 
 // Reads one "id\n" line from fd within the deadline; nothing when the pipe closes or time runs out.

@@ -1,13 +1,17 @@
 // The conformance suite instantiated for SQLite, plus what only SQLite has: the file,
-// its pragmas, the query plan of a maildrop listing, and the factory's errors.
+// its pragmas, the query plan of a maildrop listing, the factory's errors, and failures
+// injected with triggers.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "conformance.hpp"
 #include "maild/config/settings.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 namespace maild::store::testing {
 namespace {
@@ -61,6 +65,63 @@ class RawDb {
 
  private:
   sqlite3* db_ = nullptr;
+};
+
+// Runs SQL on the file from a connection of its own (the store should be closed meanwhile).
+void exec_raw(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close_v2(db);
+    throw std::runtime_error("cannot open " + file.string());
+  }
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : "";
+  sqlite3_free(error);
+  sqlite3_close_v2(db);
+  if (rc != SQLITE_OK) throw std::runtime_error(message + " in: " + sql);
+}
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A migrated store in a temp folder with alice@example.com, reopened at will.
+class SqliteMaildrop : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = open_store(sqlite_settings(file_), OpenMode::create_if_missing);
+    store_->migrate();
+    store_->admin().add_domain("example.com");
+    store_->admin().add_user("alice@example.com", "$y$x");
+    alice_ = store_->directory().account("alice@example.com").value().mailbox;
+  }
+  void TearDown() override {
+    if (store_) store_->close();
+  }
+  void close() {
+    store_->close();
+    store_.reset();
+  }
+  void reopen() {
+    if (store_) close();
+    store_ = open_store(sqlite_settings(file_), OpenMode::existing);
+  }
+  DeliveryId deliver(const std::string& content) {
+    NewMessage message;
+    message.mailboxes = {alice_};
+    message.trace = "Received: by test\r\n";
+    message.content = content;
+    return store_->mail().deliver(message).deliveries.at(0);
+  }
+  DeliveryStatus status_of(DeliveryId id) { return store_->admin().get_mail(id).value().summary.status; }
+
+  TempDir dir_;
+  std::filesystem::path file_ = dir_.path() / "mail.db";
+  std::unique_ptr<Store> store_;
+  MailboxId alice_ = 0;
 };
 
 TEST(SqliteStore, OpeningAMissingStoreForAdministrationFails) {
@@ -124,21 +185,121 @@ TEST(SqliteStore, UsesWalAndTheSchemaVersion) {
   EXPECT_EQ(db.query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(db.query("PRAGMA user_version"), std::to_string(store->latest_schema_version()));
   EXPECT_EQ(db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            "aliases\ndeliveries\ndomains\nmailboxes\nmessages");
+            "aliases\ndeliveries\ndomains\nmailboxes\nmaildrop_locks\nmessages");
 }
 
-TEST(SqliteStore, AMaildropListingIsOneIndexScan) {
-  TempDir dir;
-  const auto file = dir.path() / "mail.db";
-  auto store = open_store(sqlite_settings(file), OpenMode::create_if_missing);
-  store->migrate();
-  store->close();
-  RawDb db(file);
-  const std::string plan = db.query(
-      "EXPLAIN QUERY PLAN SELECT id, size, uidl FROM deliveries "
-      "WHERE mailbox_id = 1 AND status < 2 ORDER BY id");
-  EXPECT_NE(plan.find("USING COVERING INDEX deliveries_maildrop"), std::string::npos) << plan;
-  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;  // no sort step
+TEST_F(SqliteMaildrop, AMaildropListingIsOneIndexScan) {
+  store_->admin().add_user("bob@example.com", "$y$x");
+  close();
+  // 10,000 deliveries for alice and 10,000 for bob, interleaved, each with 1 KiB of content.
+  exec_raw(file_,
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+           "INSERT INTO messages (id, content_hash, size, content, created_at) "
+           "SELECT i, printf('%064x', i), 1024, zeroblob(1024), 0 FROM n; "
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+           "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, status, received_at) "
+           "SELECT (SELECT id FROM mailboxes WHERE address = CASE i % 2 WHEN 0 THEN 'alice@example.com' "
+           "ELSE 'bob@example.com' END), i, printf('%064x', i), '', '', 1024, i % 7 = 0, 0 FROM n;");
+  {
+    RawDb db(file_);
+    // The very statement list() runs: a range of the covering index, in its order, so no
+    // row of deliveries (and no message) is read and nothing is sorted.
+    const std::string plan = db.query("EXPLAIN QUERY PLAN " + std::string(sqlite::maildrop_listing_sql));
+    EXPECT_NE(plan.find("SEARCH deliveries USING COVERING INDEX deliveries_maildrop (mailbox_id=?)"),
+              std::string::npos)
+        << plan;
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find('\n'), std::string::npos) << plan;  // one step: no join, no subquery
+  }
+  reopen();
+  const auto listed = store_->maildrops().list(alice_);
+  ASSERT_EQ(listed.size(), 10'000u);
+  for (std::size_t i = 1; i < listed.size(); ++i) ASSERT_LT(listed[i - 1].id, listed[i].id);
+}
+
+TEST_F(SqliteMaildrop, TheLockRowCarriesOwnerAndExpiry) {
+  const std::int64_t before = unix_seconds();
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "node-a/7", std::chrono::seconds(600)));
+  const std::int64_t after = unix_seconds();
+  close();
+  RawDb db(file_);
+  const std::string row = db.query("SELECT mailbox_id, owner, expires_at FROM maildrop_locks");
+  const auto bar = row.rfind('|');
+  ASSERT_NE(bar, std::string::npos) << row;
+  EXPECT_EQ(row.substr(0, bar), std::to_string(alice_) + "|node-a/7");
+  const std::int64_t expires_at = std::stoll(row.substr(bar + 1));
+  EXPECT_GE(expires_at, before + 600);
+  EXPECT_LE(expires_at, after + 600);
+}
+
+TEST_F(SqliteMaildrop, AnExpiredLockIsTakenOverWithoutWaiting) {
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "crashed", std::chrono::seconds(600)));
+  close();
+  // Still held through the second it expires in; expired the second after.
+  exec_raw(file_, "UPDATE maildrop_locks SET expires_at = " + std::to_string(unix_seconds() + 100));
+  reopen();
+  EXPECT_FALSE(store_->maildrops().lock(alice_, "other", std::chrono::seconds(60)));
+  close();
+  exec_raw(file_, "UPDATE maildrop_locks SET expires_at = " + std::to_string(unix_seconds() - 1));
+  reopen();
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "other", std::chrono::seconds(60)));
+  EXPECT_FALSE(store_->maildrops().lock(alice_, "crashed", std::chrono::seconds(60)));
+}
+
+// A failure inside finish()'s transaction, injected with a trigger, leaves everything as it was.
+TEST_F(SqliteMaildrop, FinishIsAtomic) {
+  std::vector<DeliveryId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(deliver("Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n"));
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "session", std::chrono::seconds(600)));
+
+  const std::vector<std::string> failures = {
+      // the last step, releasing the lock, fails after every status was raised
+      "CREATE TRIGGER injected BEFORE DELETE ON maildrop_locks BEGIN SELECT RAISE(ABORT, 'injected'); END",
+      // the last deletion fails after the retrievals and the first deletion
+      "CREATE TRIGGER injected BEFORE UPDATE OF status ON deliveries WHEN NEW.id = " + std::to_string(ids[2]) +
+          " BEGIN SELECT RAISE(ABORT, 'injected'); END",
+  };
+  for (const auto& trigger : failures) {
+    close();
+    exec_raw(file_, "DROP TRIGGER IF EXISTS injected; " + trigger);
+    reopen();
+    try {
+      store_->maildrops().finish(alice_, "session", {ids[0]}, {ids[1], ids[2]});
+      ADD_FAILURE() << "finish did not fail with " << trigger;
+    } catch (const StoreError& error) {
+      EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+    }
+    for (DeliveryId id : ids) EXPECT_EQ(status_of(id), DeliveryStatus::fresh) << trigger;
+    EXPECT_EQ(store_->maildrops().list(alice_).size(), 3u);
+    EXPECT_FALSE(store_->maildrops().lock(alice_, "other", std::chrono::seconds(60))) << trigger;
+  }
+
+  close();
+  exec_raw(file_, "DROP TRIGGER injected");
+  reopen();
+  store_->maildrops().finish(alice_, "session", {ids[0]}, {ids[1], ids[2]});
+  EXPECT_EQ(status_of(ids[0]), DeliveryStatus::retrieved);
+  EXPECT_EQ(status_of(ids[1]), DeliveryStatus::deleted);
+  EXPECT_EQ(status_of(ids[2]), DeliveryStatus::deleted);
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "other", std::chrono::seconds(60)));
+}
+
+// A store made before maildrop locks existed (version 1) gains them by `mailctl db migrate`.
+TEST_F(SqliteMaildrop, MigratesAVersionOneStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
+  close();
+  exec_raw(file_, "DROP TABLE maildrop_locks; PRAGMA user_version = 1;");
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 1);
+  EXPECT_GE(store_->latest_schema_version(), 2);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "session", std::chrono::seconds(60)));
+  const auto listed = store_->maildrops().list(alice_);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, id);
+  EXPECT_EQ(listed[0].uidl, uidl);
 }
 
 TEST(SqliteStore, StatusOnlyGrows) {

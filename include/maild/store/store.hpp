@@ -6,6 +6,7 @@
 // the database to keep what it committed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +30,30 @@ class Directory {
   virtual Resolution resolve(std::string_view address) = 0;
   // The crypt(3) hash for a login (the mailbox address), or nothing.
   virtual std::optional<std::string> password_hash(std::string_view address) = 0;
+  // The mailbox and hash for a login, or nothing.
+  virtual std::optional<Account> account(std::string_view address) = 0;
+};
+
+// What a POP3 session needs: one session per maildrop (a lock with an expiry
+// that also holds between maild nodes sharing the store), the listing, the
+// text, and the deletions applied in one transaction at QUIT.
+class MaildropStore {
+ public:
+  virtual ~MaildropStore() = default;
+  // Takes the maildrop for `owner` (unique across nodes) until now + ttl.
+  // True when it was free, expired, or already this owner's (then extended).
+  virtual bool lock(MailboxId mailbox, std::string_view owner, std::chrono::seconds ttl) = 0;
+  // Gives it back; a lock held by another owner is left alone.
+  virtual void unlock(MailboxId mailbox, std::string_view owner) = 0;
+  // Messages not deleted, oldest first: one indexed query, no content read.
+  virtual std::vector<MaildropEntry> list(MailboxId mailbox) = 0;
+  // Trace and content of one delivery of this mailbox, or nothing when it is gone.
+  virtual std::optional<MessageText> text(MailboxId mailbox, DeliveryId id) = 0;
+  // At QUIT, in one transaction: `retrieved` become retrieved, `deleted` deleted
+  // (status only grows), and the lock is released.
+  virtual void finish(MailboxId mailbox, std::string_view owner,
+                      const std::vector<DeliveryId>& retrieved,
+                      const std::vector<DeliveryId>& deleted) = 0;
 };
 
 // Local delivery: one message to many mailboxes, durable when deliver() returns.
@@ -90,6 +115,7 @@ class Store {
 
   virtual Directory& directory() = 0;
   virtual MailStore& mail() = 0;
+  virtual MaildropStore& maildrops() = 0;
   virtual AdminStore& admin() = 0;
   virtual WriterStats writer_stats() const = 0;
 

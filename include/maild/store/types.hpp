@@ -87,6 +87,26 @@ struct MailDetail {
   std::string content;
 };
 
+// A login: the mailbox behind an address and its crypt(3) hash.
+struct Account {
+  MailboxId mailbox = 0;
+  std::string address;
+  std::string password_hash;
+};
+
+// One message of a maildrop as POP3 lists it (no content read).
+struct MaildropEntry {
+  DeliveryId id = 0;
+  std::uint64_t size = 0;  // octets as served: trace + content
+  std::string uidl;
+};
+
+// What POP3 sends for RETR/TOP: the trace lines, then the content.
+struct MessageText {
+  std::string trace;
+  std::string content;
+};
+
 struct StoreStatus {
   std::string backend;           // "sqlite" or "mysql"
   std::string location;          // file path or endpoint

@@ -2,6 +2,7 @@
 // Trust: the address was validated by the session; alias rows are the administrator's and may loop.
 #include <deque>
 #include <set>
+#include <utility>
 
 #include "store/addressing.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -81,13 +82,19 @@ Resolution SqliteDirectory::resolve(std::string_view address) {
 }
 
 std::optional<std::string> SqliteDirectory::password_hash(std::string_view address) {
+  auto found = account(address);
+  if (!found) return std::nullopt;
+  return std::move(found->password_hash);
+}
+
+std::optional<Account> SqliteDirectory::account(std::string_view address) {
   auto split = split_address(address);
   if (!split) return std::nullopt;
   auto db = reads_.lease();
-  auto query = db->prepare("SELECT password_hash FROM mailboxes WHERE address = ?1");
+  auto query = db->prepare("SELECT id, address, password_hash FROM mailboxes WHERE address = ?1");
   query->bind_text(1, stored_form(*split));
   if (!query->step()) return std::nullopt;
-  return query->column_text(0);
+  return Account{query->column_int(0), query->column_text(1), query->column_text(2)};
 }
 
 }  // namespace maild::store::sqlite

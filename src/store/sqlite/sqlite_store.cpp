@@ -32,6 +32,7 @@ SqliteStore::SqliteStore(std::filesystem::path path, std::unique_ptr<Connection>
       writer_(std::move(write_connection)),
       directory_(reads_),
       mail_(writer_),
+      maildrops_(reads_, writer_),
       admin_(reads_, writer_, path_) {}
 
 SqliteStore::~SqliteStore() {
