@@ -200,14 +200,26 @@ class Session {
     }
     if (rcpt.forward_path.has_utf8() && !transaction_->mail.smtputf8)
       co_return fail(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter");
-    // <postmaster> without a domain (RFC 5321 4.5.1) is the postmaster of this host.
-    const std::string address = rcpt.forward_path.is_postmaster()
-                                    ? "postmaster@" + hostname()
-                                    : rcpt.forward_path.address();
-    store::Resolution resolution;
-    const auto lookup = [&store = env_.parts.store, address] {
-      return store.directory().resolve(address);
+    // <postmaster> without a domain (RFC 5321 4.5.1) must always be accepted:
+    // postmaster@ this host, else @ its parent domain (mx.example.test -> example.test).
+    std::vector<std::string> candidates;
+    if (rcpt.forward_path.is_postmaster()) {
+      candidates.push_back("postmaster@" + hostname());
+      if (const auto dot = hostname().find('.'); dot != std::string::npos)
+        candidates.push_back("postmaster@" + hostname().substr(dot + 1));
+    } else {
+      candidates.push_back(rcpt.forward_path.address());
+    }
+    const auto& address = candidates.front();
+    const auto lookup = [&store = env_.parts.store, candidates] {
+      store::Resolution found;
+      for (const auto& candidate : candidates) {
+        found = store.directory().resolve(candidate);
+        if (found.kind == store::Resolution::Kind::mailboxes) break;
+      }
+      return found;
     };
+    store::Resolution resolution;
     try {
       resolution = co_await net::run_blocking(env_.parts.store_pool, lookup);
     } catch (const std::exception& e) {
@@ -215,6 +227,8 @@ class Session {
       reply(451, "4.3.0", "temporary failure looking up the recipient, try again later");
       co_return Flow::proceed;
     }
+    if (rcpt.forward_path.is_postmaster() && resolution.kind == store::Resolution::Kind::not_local)
+      resolution.kind = store::Resolution::Kind::unknown_local;  // never relayed
     switch (resolution.kind) {
       case store::Resolution::Kind::unknown_local:
         co_return fail(550, "5.1.1", "<" + address + ">: mailbox unavailable");

@@ -153,6 +153,25 @@ TEST_F(SmtpSession, RecipientsLocalUnknownAndRelay) {
   inside.expect("451 4.3.0");  // relay allowed, but no outbound queue yet: no fake success
 }
 
+TEST_F(SmtpSession, PostmasterWithoutDomainReachesTheParentDomain) {
+  start_world();
+  store().admin().add_alias("postmaster@example.test", "bob@example.test");
+  auto c = said_ehlo(Service::smtp, "192.0.2.7");
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<Postmaster>\r\n");
+  c.expect("250 ");
+  c.expect("250 2.1.5");  // mx.example.test is not ours; example.test is
+}
+
+TEST_F(SmtpSession, PostmasterIsNeverRelayed) {
+  settings_.server.hostname = "mx.elsewhere.example";
+  auto c = connect();
+  c.expect("220 ");
+  c.send("EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("550 5.1.1");
+}
+
 TEST_F(SmtpSession, AliasesAndCatchAllDeliverOncePerMailbox) {
   start_world();
   store().admin().add_alias("team@example.test", "bob@example.test");
