@@ -3,10 +3,12 @@ own mail.conf, store and certificate, free loopback ports, and a stop by PID.
 Tests read like transcripts through Dialogue.send()/expect()."""
 
 import atexit
+import itertools
 import json
 import os
 import shutil
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -24,9 +26,22 @@ IO_TIMEOUT = 10.0
 
 def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count, host="127.0.0.1"):
+    """`count` distinct free ports: all probe sockets stay bound until every
+    port is chosen, so the kernel cannot hand out one port twice."""
+    probes = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            probes.append(s)
+        return [s.getsockname()[1] for s in probes]
+    finally:
+        for s in probes:
+            s.close()
 
 
 def make_certificate(folder, common_name="mx.example.test"):
@@ -113,7 +128,8 @@ class Maild:
         self.test = test
         self.dir = tempfile.mkdtemp(prefix="maild-it-", dir=_tmp_root())
         self.hostname = hostname
-        self.ports = {name: free_port() for name in ("smtp", "submission", "submissions", "pop3", "pop3s")}
+        names = ("smtp", "submission", "submissions", "pop3", "pop3s")
+        self.ports = dict(zip(names, free_ports(len(names))))
         self.cert = self.key = None
         if tls:
             self.cert, self.key = make_certificate(self.dir, hostname)
@@ -333,15 +349,46 @@ def split_trace(message):
 
 
 def distinct_ports(maild, config_extra=""):
-    """Re-picks maild's ports until no two are equal (free_port() may return a
-    port twice, each probe socket being closed before the next) and rewrites
-    the config with config_extra, the extra text given to Maild()."""
-    while len(set(maild.ports.values())) < len(maild.ports):
-        taken = set()
-        for name, port in maild.ports.items():
-            while port in taken:
-                port = free_port()
-            maild.ports[name] = port
-            taken.add(port)
-        maild.write_config(config_extra)
+    """Kept for the tests that call it: Maild's ports are distinct by construction now."""
+    assert len(set(maild.ports.values())) == len(maild.ports)
     return maild
+
+
+# ---- POP3 tests: mail in by SMTP (smtplib), out by POP3 ----
+
+_message_numbers = itertools.count(1)
+
+
+def distinct_message(subject, body=b"Hello.\r\n", to="bob@example.test"):
+    """A message (CRLF lines) that no other in this test run has: maild stores
+    identical content once per mailbox, so each carries its own Message-ID."""
+    number = next(_message_numbers)
+    return (b"From: Sender <sender@remote.test>\r\n"
+            b"To: <%s>\r\n"
+            b"Subject: %s\r\n"
+            b"Date: Sat, 22 Nov 2025 10:00:00 +0000\r\n"
+            b"Message-ID: <pop3-%d-%d@remote.test>\r\n"
+            b"\r\n" % (to.encode(), subject.encode(), os.getpid(), number)) + body
+
+
+def smtp_send(maild, recipients, *messages, sender="sender@remote.test"):
+    """Sends each message to maild's MX listener with smtplib, in one session;
+    returns when the last got its 250 (then it is stored and visible)."""
+    with smtplib.SMTP("127.0.0.1", maild.ports["smtp"], local_hostname="client.test",
+                      timeout=IO_TIMEOUT) as client:
+        for message in messages:
+            refused = client.sendmail(sender, list(recipients), message)
+            if refused:
+                raise AssertionError("recipients refused: %r" % refused)
+
+
+def restart(maild):
+    """Stops maild with SIGTERM (checking exit 0) and starts it again on the same
+    folder, config and ports; the stopped process's pipes are closed."""
+    code = maild.stop()
+    if code != 0:
+        raise AssertionError("maild exited %s: %s" % (code, maild.output()))
+    for stream in (maild.process.stdout, maild.process.stderr):
+        if stream:
+            stream.close()
+    return maild.start()
