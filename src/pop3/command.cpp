@@ -11,9 +11,6 @@
 namespace maild::pop3 {
 namespace {
 
-// RFC 1939 3: keywords are 3-4 characters, arguments at most 40.
-constexpr std::size_t argument_max = 40;
-
 struct Keyword {
   std::string_view name;
   Verb verb;
@@ -40,13 +37,14 @@ std::optional<std::uint64_t> number(std::string_view text) {
 }
 
 // Splits on single spaces; more than `max` words or an empty word is an error.
+// No limit per word: RFC 2449 4 lifts RFC 1939's 40 octets to the line's 255.
 std::optional<std::vector<std::string_view>> words(std::string_view text, std::size_t max) {
   std::vector<std::string_view> out;
   if (text.empty()) return out;
   while (true) {
     const auto space = text.find(' ');
     out.push_back(text.substr(0, space));
-    if (out.back().empty() || out.back().size() > argument_max || out.size() > max) return std::nullopt;
+    if (out.back().empty() || out.size() > max) return std::nullopt;
     if (space == std::string_view::npos) return out;
     text.remove_prefix(space + 1);
   }

@@ -38,7 +38,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const unsigned never = maild::smtp::notify_never;
     if ((rcpt->notify & never) != 0 && rcpt->notify != never) std::abort();
   } else if (const auto* hello = std::get_if<maild::smtp::Hello>(&command->parsed)) {
-    if (!maild::smtp::valid_domain(hello->domain)) std::abort();
+    // A domain, an address literal, or the lenient form Windows clients send (my_host).
+    const bool lenient = hello->domain.find_first_not_of(
+                             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+                         std::string::npos;
+    if (!maild::smtp::valid_domain(hello->domain) && !lenient) std::abort();
   }
   // Decoded xtext never carries CR or LF into later header fields.
   const auto xtext = maild::smtp::xtext_decode(line);

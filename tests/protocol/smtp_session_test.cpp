@@ -306,6 +306,21 @@ TEST_F(SmtpSession, BdatChunksAndLast) {
             "Subject: chunks\r\n\r\n.no stuffing here\r\n");
 }
 
+TEST_F(SmtpSession, BdatWithoutAFinalLineEndIsStoredWithOne) {
+  auto c = said_ehlo();
+  const std::string content = "Subject: x\r\n\r\nno final line end";
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT " +
+         std::to_string(content.size()) + " LAST\r\n" + content);
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("250 2.0.0 OK");
+  const auto mail = stored();
+  ASSERT_EQ(mail.size(), 1u);
+  const auto detail = store().admin().get_mail(mail[0].id);
+  EXPECT_EQ(detail->content, content + "\r\n");
+  EXPECT_EQ(mail[0].size, detail->trace.size() + detail->content.size());  // what POP3 announces
+}
+
 TEST_F(SmtpSession, DataAfterBdatIsRefused) {
   auto c = said_ehlo();
   c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT 4\r\nabcd");
