@@ -348,12 +348,6 @@ def split_trace(message):
             position = message.index(b"\r\n", position) + 2
 
 
-def distinct_ports(maild, config_extra=""):
-    """Kept for the tests that call it: Maild's ports are distinct by construction now."""
-    assert len(set(maild.ports.values())) == len(maild.ports)
-    return maild
-
-
 # ---- POP3 tests: mail in by SMTP (smtplib), out by POP3 ----
 
 _message_numbers = itertools.count(1)
