@@ -23,7 +23,8 @@ ContentHash sha256(std::string_view data) {
   ContentHash hash;
   unsigned int length = 0;
   // EVP_Digest only fails on allocation failure or a broken provider; never ignore it.
-  if (EVP_Digest(data.data(), data.size(), hash.bytes.data(), &length, EVP_sha256(), nullptr) != 1 ||
+  if (EVP_Digest(data.data(), data.size(), hash.bytes.data(), &length, EVP_sha256(), nullptr) !=
+          1 ||
       length != hash.bytes.size()) {
     throw std::runtime_error("SHA-256 computation failed in OpenSSL");
   }

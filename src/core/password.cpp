@@ -1,5 +1,6 @@
 // Password hashing and verification through libcrypt (crypt_gensalt_rn, crypt_rn).
-// Trust: hashes come from the store, passwords from clients; neither is logged or trusted to be well formed.
+// Trust: hashes come from the store, passwords from clients; neither is logged or trusted to be
+// well formed.
 #include "maild/core/password.hpp"
 
 #include <crypt.h>
@@ -59,7 +60,8 @@ bool verify(std::string_view plaintext, std::string_view hash) {
   if (failed(result)) return false;
 
   const std::size_t length = std::strlen(result);
-  // Lengths are not secret (they follow from the hash's method); the bytes are compared in constant time.
+  // Lengths are not secret (they follow from the hash's method); the bytes are compared in constant
+  // time.
   return length == hash.size() && CRYPTO_memcmp(result, hash.data(), length) == 0;
 }
 

@@ -1,24 +1,23 @@
 // maild: the daemon. Reads mail.conf, binds the listeners, drops root, opens
 // the store, serves until SIGTERM/SIGINT (two-phase shutdown); SIGHUP reloads
 // the log level and the TLS certificate.
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/program_options.hpp>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "daemon/lifecycle.hpp"
 #include "daemon/server.hpp"
@@ -44,11 +43,16 @@ constexpr std::chrono::minutes auth_failure_window{1};
 
 spdlog::level::level_enum to_spdlog(config::LogLevel level) {
   switch (level) {
-    case config::LogLevel::trace: return spdlog::level::trace;
-    case config::LogLevel::debug: return spdlog::level::debug;
-    case config::LogLevel::info: return spdlog::level::info;
-    case config::LogLevel::warn: return spdlog::level::warn;
-    case config::LogLevel::error: return spdlog::level::err;
+    case config::LogLevel::trace:
+      return spdlog::level::trace;
+    case config::LogLevel::debug:
+      return spdlog::level::debug;
+    case config::LogLevel::info:
+      return spdlog::level::info;
+    case config::LogLevel::warn:
+      return spdlog::level::warn;
+    case config::LogLevel::error:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -56,7 +60,8 @@ spdlog::level::level_enum to_spdlog(config::LogLevel level) {
 void setup_logging(const config::LogSettings& log) {
   std::shared_ptr<spdlog::logger> logger;
   if (log.file.empty())
-    logger = std::make_shared<spdlog::logger>("maild", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger = std::make_shared<spdlog::logger>("maild",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
   else
     logger = std::make_shared<spdlog::logger>(
         "maild", std::make_shared<spdlog::sinks::basic_file_sink_mt>(log.file.string()));
@@ -75,15 +80,13 @@ struct Options {
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
   Options options;
   po::options_description described("Usage: maild [options]\n\nOptions");
-  described.add_options()
-      ("config,c", po::value(&options.config_file)->default_value(options.config_file),
-       "the configuration file")
-      ("check-config", po::bool_switch(&options.check_config),
-       "check the configuration file and exit (0 when valid)")
-      ("daemon,d", po::bool_switch(&options.detach),
-       "detach from the terminal and write [server] pid_file (default: stay in the foreground)")
-      ("version", "print the version and exit")
-      ("help,h", "print this help and exit");
+  described.add_options()(
+      "config,c", po::value(&options.config_file)->default_value(options.config_file),
+      "the configuration file")("check-config", po::bool_switch(&options.check_config),
+                                "check the configuration file and exit (0 when valid)")(
+      "daemon,d", po::bool_switch(&options.detach),
+      "detach from the terminal and write [server] pid_file (default: stay in the foreground)")(
+      "version", "print the version and exit")("help,h", "print this help and exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -114,9 +117,9 @@ std::unique_ptr<store::Store> open_store(const config::Settings& settings) {
     opened->migrate();
     spdlog::info("created the store at schema version {}", opened->schema_version());
   } else if (version < opened->latest_schema_version()) {
-    throw store::StoreError("the store is at schema version " + std::to_string(version) +
-                            ", this maild needs " + std::to_string(opened->latest_schema_version()) +
-                            ": run mailctl db migrate");
+    throw store::StoreError(
+        "the store is at schema version " + std::to_string(version) + ", this maild needs " +
+        std::to_string(opened->latest_schema_version()) + ": run mailctl db migrate");
   }
   return opened;
 }
@@ -125,10 +128,13 @@ std::unique_ptr<store::Store> open_store(const config::Settings& settings) {
 class Daemon {
  public:
   Daemon(Options options, config::Settings settings)
-      : options_(std::move(options)), settings_(std::move(settings)),
+      : options_(std::move(options)),
+        settings_(std::move(settings)),
         io_(static_cast<int>(settings_.server.threads)),
-        tls_(settings_.tls.cert, settings_.tls.key), server_(io_, settings_, tls_),
-        signals_(io_, SIGTERM, SIGINT, SIGHUP), grace_timer_(io_),
+        tls_(settings_.tls.cert, settings_.tls.key),
+        server_(io_, settings_, tls_),
+        signals_(io_, SIGTERM, SIGINT, SIGHUP),
+        grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
         pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window) {}
 
@@ -145,7 +151,8 @@ class Daemon {
     server_.start(*parts_);
     wait_for_signal();
     std::vector<std::thread> threads;
-    for (unsigned i = 1; i < settings_.server.threads; ++i) threads.emplace_back([this] { io_.run(); });
+    for (unsigned i = 1; i < settings_.server.threads; ++i)
+      threads.emplace_back([this] { io_.run(); });
     spdlog::info("maild ready: {} I/O threads, store {} ({} workers), {}", settings_.server.threads,
                  settings_.store.path.string(), settings_.store.workers, tls_.describe());
     notify("READY=1\nSTATUS=accepting connections");

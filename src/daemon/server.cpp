@@ -1,8 +1,7 @@
 // Listeners and session start-up; see server.hpp.
 #include "daemon/server.hpp"
 
-#include <exception>
-#include <stdexcept>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,7 +11,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
+#include <exception>
+#include <stdexcept>
 
 #include "maild/core/ids.hpp"
 #include "net/watchdog.hpp"
@@ -35,20 +35,24 @@ bool is_pop3(net::Service s) { return s == net::Service::pop3 || s == net::Servi
 using net::implicit_tls;
 const char* service_name(net::Service s) {
   switch (s) {
-    case net::Service::smtp: return "smtp.listen";
-    case net::Service::submission: return "smtp.submission";
-    case net::Service::submissions: return "smtp.submissions";
-    case net::Service::pop3: return "pop3.listen";
-    case net::Service::pop3s: return "pop3.pop3s";
+    case net::Service::smtp:
+      return "smtp.listen";
+    case net::Service::submission:
+      return "smtp.submission";
+    case net::Service::submissions:
+      return "smtp.submissions";
+    case net::Service::pop3:
+      return "pop3.listen";
+    case net::Service::pop3s:
+      return "pop3.pop3s";
   }
   return "?";
 }
 
 IpAddress to_ip(const asio::ip::address& address) {
   IpAddress ip;
-  const auto v6 = address.is_v4()
-                      ? asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4())
-                      : address.to_v6();
+  const auto v6 = address.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4())
+                                  : address.to_v6();
   ip.bytes = v6.to_bytes();
   return ip;
 }
@@ -68,7 +72,9 @@ auto log_failure(std::string what) {
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Settings& settings, net::TlsContext& tls)
-    : io_(io), settings_(settings), tls_(tls),
+    : io_(io),
+      settings_(settings),
+      tls_(tls),
       admission_(settings.server.max_connections, settings.server.max_connections_per_ip) {}
 
 void Server::bind() {

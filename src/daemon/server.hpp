@@ -3,13 +3,12 @@
 // Talks to: the network (untrusted clients) through the protocol sessions.
 #pragma once
 
-#include <list>
-#include <string>
-#include <vector>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <list>
+#include <string>
+#include <vector>
 
 #include "maild/config/settings.hpp"
 #include "net/admission.hpp"

@@ -19,7 +19,9 @@ class Admission {
   class Ticket {
    public:
     Ticket(Admission* owner, const IpAddress& ip) : owner_(owner), ip_(ip) {}
-    Ticket(Ticket&& other) noexcept : owner_(other.owner_), ip_(other.ip_) { other.owner_ = nullptr; }
+    Ticket(Ticket&& other) noexcept : owner_(other.owner_), ip_(other.ip_) {
+      other.owner_ = nullptr;
+    }
     Ticket& operator=(Ticket&&) = delete;
     Ticket(const Ticket&) = delete;
     ~Ticket();

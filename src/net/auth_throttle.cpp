@@ -18,7 +18,8 @@ std::size_t AuthThrottle::Hash::operator()(const IpAddress& ip) const noexcept {
       std::string_view(reinterpret_cast<const char*>(ip.bytes.data()), ip.bytes.size()));
 }
 
-void AuthThrottle::forget_old(std::deque<Clock::time_point>& failures, Clock::time_point now) const {
+void AuthThrottle::forget_old(std::deque<Clock::time_point>& failures,
+                              Clock::time_point now) const {
   while (!failures.empty() && now - failures.front() >= window_) failures.pop_front();
 }
 

@@ -6,17 +6,16 @@
 // Trust: the peer is untrusted; every read is bounded in size and time.
 #pragma once
 
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "maild/core/units.hpp"
 #include "net/line_buffer.hpp"
@@ -31,7 +30,10 @@ class Connection {
  public:
   Connection(Socket& socket, std::shared_ptr<SessionControl> control, SessionLog log,
              std::size_t max_line)
-      : socket_(socket), watchdog_(socket), lines_(max_line), log_(std::move(log)),
+      : socket_(socket),
+        watchdog_(socket),
+        lines_(max_line),
+        log_(std::move(log)),
         control_(std::move(control)) {
     control_->interrupt = [this](bool close) {
       boost::system::error_code ignored;
@@ -57,11 +59,13 @@ class Connection {
     watchdog_.arm(timeout);
     boost::system::error_code ec;
     if (tls_)
-      co_await boost::asio::async_write(*tls_, boost::asio::buffer(output_),
-                                        boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      co_await boost::asio::async_write(
+          *tls_, boost::asio::buffer(output_),
+          boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     else
-      co_await boost::asio::async_write(socket_, boost::asio::buffer(output_),
-                                        boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      co_await boost::asio::async_write(
+          socket_, boost::asio::buffer(output_),
+          boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     watchdog_.disarm();
     output_.clear();
     co_return !ec;
@@ -158,11 +162,13 @@ class Connection {
     watchdog_.arm(timeout);
     std::size_t n = 0;
     if (tls_)
-      n = co_await tls_->async_read_some(boost::asio::buffer(data, size),
-                                         boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      n = co_await tls_->async_read_some(
+          boost::asio::buffer(data, size),
+          boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     else
-      n = co_await socket_.async_read_some(boost::asio::buffer(data, size),
-                                           boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      n = co_await socket_.async_read_some(
+          boost::asio::buffer(data, size),
+          boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     watchdog_.disarm();
     co_return n;
   }

@@ -45,11 +45,11 @@ class LineBuffer {
 
  private:
   std::size_t max_line_;
-  std::string buffer_;      // bytes not yet returned as lines
-  std::size_t scanned_ = 0; // prefix of buffer_ known to hold no CRLF
+  std::string buffer_;       // bytes not yet returned as lines
+  std::size_t scanned_ = 0;  // prefix of buffer_ known to hold no CRLF
   std::size_t committed_ = 0;
-  bool discarding_ = false; // inside an over-long line, waiting for its CRLF
-  bool discard_cr_ = false; // the last discarded byte was CR
+  bool discarding_ = false;      // inside an over-long line, waiting for its CRLF
+  bool discard_cr_ = false;      // the last discarded byte was CR
   bool too_long_ready_ = false;  // an over-long line ended; next() reports it
 };
 

@@ -3,14 +3,13 @@
 // Trust: internal bookkeeping only.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
-
-#include <boost/asio/any_io_executor.hpp>
 
 namespace maild::net {
 

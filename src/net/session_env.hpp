@@ -2,9 +2,8 @@
 // Trust: the remote address comes from accept(2); settings are validated.
 #pragma once
 
-#include <string>
-
 #include <boost/asio/any_io_executor.hpp>
+#include <string>
 
 #include "maild/config/settings.hpp"
 #include "maild/core/net_types.hpp"
@@ -32,9 +31,9 @@ struct ServerParts {
 struct SessionEnv {
   const ServerParts& parts;
   Service service;
-  std::string id;           // the session id on every log line
+  std::string id;  // the session id on every log line
   IpAddress remote;
-  std::string remote_text;  // address:port, for the log
+  std::string remote_text;     // address:port, for the log
   std::string remote_address;  // the address alone, for Received
 };
 

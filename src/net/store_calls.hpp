@@ -7,17 +7,16 @@
 // into a co_await expression twice (PR 99576), so callers pass named objects.
 #pragma once
 
-#include <exception>
-#include <memory>
-#include <type_traits>
-#include <utility>
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <exception>
+#include <memory>
+#include <type_traits>
+#include <utility>
 
 #include "maild/store/store.hpp"
 
@@ -29,9 +28,10 @@ template <class Handler, class... Results>
 void complete_on_owner(std::shared_ptr<Handler> handler, std::exception_ptr error,
                        Results&&... results) {
   auto executor = boost::asio::get_associated_executor(*handler);
-  boost::asio::post(executor, [handler, error, ... results = std::forward<Results>(results)]() mutable {
-    (*handler)(error, std::move(results)...);
-  });
+  boost::asio::post(executor,
+                    [handler, error, ... results = std::forward<Results>(results)]() mutable {
+                      (*handler)(error, std::move(results)...);
+                    });
 }
 }  // namespace detail
 
@@ -41,7 +41,8 @@ auto run_blocking(const boost::asio::any_io_executor& pool, const Call& call)
     -> boost::asio::awaitable<std::invoke_result_t<Call&>> {
   using Result = std::invoke_result_t<Call&>;
   if constexpr (std::is_void_v<Result>) {
-    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(std::exception_ptr)>(
+    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                         void(std::exception_ptr)>(
         [&pool, &call](auto handler) {
           auto shared = std::make_shared<decltype(handler)>(std::move(handler));
           boost::asio::post(pool, [shared, work = call]() mutable {
@@ -84,9 +85,10 @@ inline boost::asio::awaitable<store::StoredMessage> deliver(store::MailStore& ma
       [&mail, &message](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         try {
-          mail.deliver_async(std::move(message), [shared](std::exception_ptr error, store::StoredMessage stored) {
-            detail::complete_on_owner(shared, error, std::move(stored));
-          });
+          mail.deliver_async(std::move(message),
+                             [shared](std::exception_ptr error, store::StoredMessage stored) {
+                               detail::complete_on_owner(shared, error, std::move(stored));
+                             });
         } catch (...) {
           detail::complete_on_owner(shared, std::current_exception(), store::StoredMessage{});
         }

@@ -1,11 +1,11 @@
 // Builds OpenSSL server contexts from PEM files; see tls.hpp.
 #include "net/tls.hpp"
 
-#include <stdexcept>
-
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <stdexcept>
 
 namespace maild::net {
 namespace ssl = boost::asio::ssl;
@@ -35,12 +35,12 @@ void TlsContext::reload() {
   if (!enabled()) return;
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                       ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use);
   SSL_CTX* native = context->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                  SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   boost::system::error_code ec;
   context->use_certificate_chain_file(cert_.string(), ec);
   if (ec) throw std::runtime_error("tls.cert " + cert_.string() + ": " + ec.message());

@@ -3,12 +3,11 @@
 // already running keep the context they started with.
 #pragma once
 
+#include <boost/asio/ssl/context.hpp>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <boost/asio/ssl/context.hpp>
 
 namespace maild::net {
 

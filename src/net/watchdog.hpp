@@ -4,9 +4,8 @@
 // Trust: none needed. Must be used on the session's strand only.
 #pragma once
 
-#include <memory>
-
 #include <boost/asio/steady_timer.hpp>
+#include <memory>
 
 #include "maild/core/units.hpp"
 

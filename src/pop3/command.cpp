@@ -16,15 +16,26 @@ struct Keyword {
   Verb verb;
 };
 constexpr std::array<Keyword, 14> keywords{{
-    {"USER", Verb::user}, {"PASS", Verb::pass}, {"AUTH", Verb::auth}, {"STLS", Verb::stls},
-    {"CAPA", Verb::capa}, {"STAT", Verb::stat}, {"LIST", Verb::list}, {"RETR", Verb::retr},
-    {"DELE", Verb::dele}, {"RSET", Verb::rset}, {"NOOP", Verb::noop}, {"TOP", Verb::top},
-    {"UIDL", Verb::uidl}, {"QUIT", Verb::quit},
+    {"USER", Verb::user},
+    {"PASS", Verb::pass},
+    {"AUTH", Verb::auth},
+    {"STLS", Verb::stls},
+    {"CAPA", Verb::capa},
+    {"STAT", Verb::stat},
+    {"LIST", Verb::list},
+    {"RETR", Verb::retr},
+    {"DELE", Verb::dele},
+    {"RSET", Verb::rset},
+    {"NOOP", Verb::noop},
+    {"TOP", Verb::top},
+    {"UIDL", Verb::uidl},
+    {"QUIT", Verb::quit},
 }};
 
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+    return std::toupper(static_cast<unsigned char>(x)) ==
+           std::toupper(static_cast<unsigned char>(y));
   });
 }
 
@@ -97,7 +108,8 @@ std::variant<Command, std::string> parse_command(std::string_view line) {
     case Verb::retr:
     case Verb::dele: {
       const auto args = words(rest, 1);
-      if (!args || args->size() != 1) return std::string("syntax: ") + std::string(keyword->name) + " message";
+      if (!args || args->size() != 1)
+        return std::string("syntax: ") + std::string(keyword->name) + " message";
       command.number = number(args->front());
       if (!command.number) return std::string("invalid message number");
       return command;

@@ -12,7 +12,23 @@
 
 namespace maild::pop3 {
 
-enum class Verb { user, pass, auth, stls, capa, stat, list, retr, dele, rset, noop, top, uidl, quit, unknown };
+enum class Verb {
+  user,
+  pass,
+  auth,
+  stls,
+  capa,
+  stat,
+  list,
+  retr,
+  dele,
+  rset,
+  noop,
+  top,
+  uidl,
+  quit,
+  unknown
+};
 
 struct Command {
   Verb verb = Verb::unknown;

@@ -5,14 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <optional>
 #include <string_view>
 #include <variant>
 #include <vector>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include "maild/core/password.hpp"
 #include "net/auth_throttle.hpp"
@@ -54,7 +53,8 @@ template <class Socket>
 class Session {
  public:
   Session(Socket& socket, const net::SessionEnv& env, std::shared_ptr<net::SessionControl> control)
-      : env_(env), settings_(env.parts.settings),
+      : env_(env),
+        settings_(env.parts.settings),
         io_(socket, std::move(control), net::SessionLog(env.id), command_line_max),
         owner_(settings_.server.hostname + "/" + env.id) {}
 
@@ -69,9 +69,8 @@ class Session {
     co_await converse();
     if (auto* transaction = std::get_if<Transaction>(&state_)) {
       // Gone without QUIT: nothing is deleted (RFC 1939 6); the maildrop is freed.
-      const auto release = [&store = env_.parts.store, mailbox = transaction->mailbox, owner = owner_] {
-        store.maildrops().unlock(mailbox, owner);
-      };
+      const auto release = [&store = env_.parts.store, mailbox = transaction->mailbox,
+                            owner = owner_] { store.maildrops().unlock(mailbox, owner); };
       try {
         co_await net::run_blocking(env_.parts.store_pool, release);
       } catch (const std::exception& e) {
@@ -144,7 +143,8 @@ class Session {
     const auto entry = std::find_if(verbs.begin(), verbs.end(),
                                     [&](const VerbEntry& e) { return e.verb == command.verb; });
     if (entry == verbs.end()) co_return bad("unknown command");
-    const unsigned now = std::holds_alternative<Transaction>(state_) ? in_transaction : in_authorization;
+    const unsigned now =
+        std::holds_alternative<Transaction>(state_) ? in_transaction : in_authorization;
     if ((entry->states & now) == 0) co_return bad("command not valid in this state");
     if (now == in_transaction) {
       const bool held = co_await keep_lock();
@@ -160,7 +160,9 @@ class Session {
     std::string text = "+OK capability list follows\r\n";
     if (plaintext_allowed()) text += "USER\r\nSASL PLAIN\r\n";
     if (env_.parts.tls.enabled() && !io_.tls_active()) text += "STLS\r\n";
-    text += "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION maild\r\n.\r\n";
+    text +=
+        "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION "
+        "maild\r\n.\r\n";
     io_.queue(text);
     co_return Flow::proceed;
   }
@@ -196,8 +198,9 @@ class Session {
     const std::string_view argument = command.argument;
     const auto space = argument.find(' ');
     std::string mechanism(argument.substr(0, space));
-    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
-                   [](char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); });
+    std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(), [](char c) {
+      return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    });
     if (mechanism != "PLAIN") {
       err("unsupported authentication mechanism");
       co_return Flow::proceed;
@@ -243,9 +246,11 @@ class Session {
       err("[LOGIN-DELAY] too many failed logins, try again later");
       co_return Flow::close;
     }
-    const auto check = [&store = env_.parts.store, name, secret]() -> std::optional<store::Account> {
+    const auto check = [&store = env_.parts.store, name,
+                        secret]() -> std::optional<store::Account> {
       auto account = store.directory().account(name);
-      const bool matches = password::verify(secret, account ? account->password_hash : decoy_hash());
+      const bool matches =
+          password::verify(secret, account ? account->password_hash : decoy_hash());
       if (!account || !matches) return std::nullopt;
       return account;
     };
@@ -296,7 +301,8 @@ class Session {
     state_ = std::move(transaction);
     log().info("login as {}", account->address);
     const auto [count, octets] = totals();
-    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) + " octets)");
+    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) +
+       " octets)");
     co_return Flow::proceed;
   }
 
@@ -309,7 +315,8 @@ class Session {
   }
 
   asio::awaitable<Flow> list(Command& command) {
-    co_return listing(command, [](const store::MaildropEntry& e) { return std::to_string(e.size); });
+    co_return listing(command,
+                      [](const store::MaildropEntry& e) { return std::to_string(e.size); });
   }
 
   asio::awaitable<Flow> uidl(Command& command) {
@@ -358,7 +365,8 @@ class Session {
     auto& t = std::get<Transaction>(state_);
     std::fill(t.deleted.begin(), t.deleted.end(), false);
     const auto [count, octets] = totals();
-    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) + " octets)");
+    ok("maildrop has " + std::to_string(count) + " messages (" + std::to_string(octets) +
+       " octets)");
     co_return Flow::proceed;
   }
 
@@ -384,9 +392,8 @@ class Session {
         ++left;
       if (t->retrieved[i]) retrieved.push_back(t->entries[i].id);
     }
-    const auto apply = [&store = env_.parts.store, mailbox = t->mailbox, owner = owner_, retrieved, deleted] {
-      store.maildrops().finish(mailbox, owner, retrieved, deleted);
-    };
+    const auto apply = [&store = env_.parts.store, mailbox = t->mailbox, owner = owner_, retrieved,
+                        deleted] { store.maildrops().finish(mailbox, owner, retrieved, deleted); };
     try {
       co_await net::run_blocking(env_.parts.store_pool, apply);
     } catch (const std::exception& e) {
@@ -440,7 +447,8 @@ class Session {
     co_return Flow::proceed;
   }
 
-  asio::awaitable<bool> send_stuffed(ByteStuffer& stuffer, std::string_view text, std::string& piece) {
+  asio::awaitable<bool> send_stuffed(ByteStuffer& stuffer, std::string_view text,
+                                     std::string& piece) {
     for (std::size_t at = 0; at < text.size(); at += send_chunk) {
       piece.clear();
       stuffer.append(text.substr(at, send_chunk), piece);
@@ -483,9 +491,8 @@ class Session {
     auto& t = std::get<Transaction>(state_);
     const auto now = std::chrono::steady_clock::now();
     if (now - t.locked_at < lock_ttl() / 2) co_return true;
-    const auto renew = [&store = env_.parts.store, mailbox = t.mailbox, owner = owner_, ttl = lock_ttl()] {
-      return store.maildrops().lock(mailbox, owner, ttl);
-    };
+    const auto renew = [&store = env_.parts.store, mailbox = t.mailbox, owner = owner_,
+                        ttl = lock_ttl()] { return store.maildrops().lock(mailbox, owner, ttl); };
     bool held = false;
     try {
       held = co_await net::run_blocking(env_.parts.store_pool, renew);
@@ -502,7 +509,9 @@ class Session {
   }
 
   // A session may sit idle for idle_timeout between commands.
-  std::chrono::seconds lock_ttl() const { return settings_.pop3.idle_timeout + std::chrono::seconds(60); }
+  std::chrono::seconds lock_ttl() const {
+    return settings_.pop3.idle_timeout + std::chrono::seconds(60);
+  }
 
   bool plaintext_allowed() const {
     if (io_.tls_active()) return true;

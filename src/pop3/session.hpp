@@ -3,10 +3,9 @@
 // line is bounded.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "net/session.hpp"
 #include "net/session_env.hpp"

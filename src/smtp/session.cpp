@@ -4,13 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <optional>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include "maild/core/password.hpp"
 #include "net/auth_throttle.hpp"
@@ -48,16 +47,17 @@ struct Greeting {
 // The mail transaction: from MAIL to the end of DATA or BDAT LAST, or RSET.
 struct Transaction {
   Mail mail;
-  std::vector<Rcpt> recipients;               // accepted ones, in order
-  std::vector<store::MailboxId> mailboxes;    // their local mailboxes, each once
-  std::optional<DataReader> chunks;           // BDAT content received so far
+  std::vector<Rcpt> recipients;             // accepted ones, in order
+  std::vector<store::MailboxId> mailboxes;  // their local mailboxes, each once
+  std::optional<DataReader> chunks;         // BDAT content received so far
 };
 
 template <class Socket>
 class Session {
  public:
   Session(Socket& socket, const net::SessionEnv& env, std::shared_ptr<net::SessionControl> control)
-      : env_(env), settings_(env.parts.settings),
+      : env_(env),
+        settings_(env.parts.settings),
         conn_(socket, std::move(control), net::SessionLog(env.id), command_line_max) {}
 
   asio::awaitable<void> run() {
@@ -180,8 +180,7 @@ class Session {
     auto& mail = std::get<Mail>(command.parsed);
     const bool extended = mail.size || mail.body != Mail::Body::unspecified || mail.smtputf8 ||
                           mail.ret != Mail::Ret::unspecified || !mail.envid.empty() || mail.auth;
-    if (extended && !greeting_->esmtp)
-      co_return fail(555, "5.5.4", "MAIL parameters need EHLO");
+    if (extended && !greeting_->esmtp) co_return fail(555, "5.5.4", "MAIL parameters need EHLO");
     if (mail.size && *mail.size > settings_.smtp.max_message_size.bytes)
       co_return fail(552, "5.3.4", "message size exceeds fixed maximum message size");
     if (mail.reverse_path.has_utf8() && !mail.smtputf8)
@@ -233,7 +232,8 @@ class Session {
       case store::Resolution::Kind::unknown_local:
         co_return fail(550, "5.1.1", "<" + address + ">: mailbox unavailable");
       case store::Resolution::Kind::not_local:
-        if (!relay_allowed()) co_return fail(554, "5.7.1", "<" + address + ">: relay access denied");
+        if (!relay_allowed())
+          co_return fail(554, "5.7.1", "<" + address + ">: relay access denied");
         reply(451, "4.3.0", "<" + address + ">: delivery to other domains is not available yet");
         co_return Flow::proceed;
       case store::Resolution::Kind::mailboxes:
@@ -246,7 +246,8 @@ class Session {
     }
     auto& mailboxes = transaction_->mailboxes;
     for (const auto id : resolution.mailboxes)
-      if (std::find(mailboxes.begin(), mailboxes.end(), id) == mailboxes.end()) mailboxes.push_back(id);
+      if (std::find(mailboxes.begin(), mailboxes.end(), id) == mailboxes.end())
+        mailboxes.push_back(id);
     transaction_->recipients.push_back(std::move(rcpt));
     reply(250, "2.1.5", "OK");
     co_return Flow::proceed;
@@ -266,11 +267,12 @@ class Session {
   asio::awaitable<Flow> bdat(Command& command) {
     const auto chunk = std::get<Bdat>(command.parsed);
     // RFC 3030 2: the chunk is read even when it is refused.
-    const char* refusal = !transaction_                        ? "need MAIL before BDAT"
-                          : transaction_->recipients.empty()   ? "no valid recipients"
-                                                               : nullptr;
+    const char* refusal = !transaction_                      ? "need MAIL before BDAT"
+                          : transaction_->recipients.empty() ? "no valid recipients"
+                                                             : nullptr;
     if (refusal != nullptr) {
-      auto discard = DataReader::chunked(DataLimits{ByteSize{0}, text_line_max, BareNewline::normalize});
+      auto discard =
+          DataReader::chunked(DataLimits{ByteSize{0}, text_line_max, BareNewline::normalize});
       discard.begin_chunk(chunk.size, chunk.last);
       const auto status = co_await read_content(discard);
       if (status != net::ReadStatus::line) co_return content_interrupted(status);
@@ -508,8 +510,10 @@ class Session {
     info.authenticated = authenticated_.has_value();
     info.utf8 = transaction.mail.smtputf8;
     if (conn_.tls_active()) info.tls_summary = TlsSummary{conn_.tls_version(), conn_.tls_cipher()};
-    if (authenticated_ && settings_.smtp.received_auth_user) info.authenticated_user = *authenticated_;
-    if (transaction.recipients.size() == 1) info.recipient = transaction.recipients.front().forward_path;
+    if (authenticated_ && settings_.smtp.received_auth_user)
+      info.authenticated_user = *authenticated_;
+    if (transaction.recipients.size() == 1)
+      info.recipient = transaction.recipients.front().forward_path;
     info.time = std::chrono::system_clock::now();
     return received_header(info);
   }
@@ -576,9 +580,12 @@ class Session {
 
   const char* service_name() const {
     switch (env_.service) {
-      case net::Service::submission: return "submission";
-      case net::Service::submissions: return "submissions";
-      default: return "smtp";
+      case net::Service::submission:
+        return "submission";
+      case net::Service::submissions:
+        return "submissions";
+      default:
+        return "smtp";
     }
   }
 
@@ -604,7 +611,8 @@ asio::awaitable<void> serve(Socket& socket, const net::SessionEnv& env,
 }
 
 std::string busy_reply(const config::Settings& settings) {
-  return format_reply(421, "4.3.2", settings.server.hostname + " too many connections, try again later");
+  return format_reply(421, "4.3.2",
+                      settings.server.hostname + " too many connections, try again later");
 }
 
 template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionEnv&,

@@ -6,10 +6,9 @@
 // acknowledged with 250 before the store's commit returned.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "net/session.hpp"
 #include "net/session_env.hpp"

@@ -9,8 +9,9 @@ namespace maild::store {
 std::string lowercase_ascii(std::string_view text) {
   std::string out(text);
   // Only ASCII folds: UTF-8 local parts (SMTPUTF8) compare byte for byte beyond that.
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; });
+  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  });
   return out;
 }
 
@@ -20,6 +21,8 @@ std::optional<SplitAddress> split_address(std::string_view address) {
   return SplitAddress{std::string(address.substr(0, at)), lowercase_ascii(address.substr(at + 1))};
 }
 
-std::string stored_form(const SplitAddress& address) { return address.local + "@" + address.domain; }
+std::string stored_form(const SplitAddress& address) {
+  return address.local + "@" + address.domain;
+}
 
 }  // namespace maild::store

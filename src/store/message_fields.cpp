@@ -1,5 +1,6 @@
 // Subject extraction and UIDL derivation shared by every backend.
-// Trust: content is untrusted; the parser only scans bytes and tolerates bare LF and missing bodies.
+// Trust: content is untrusted; the parser only scans bytes and tolerates bare LF and missing
+// bodies.
 #include "store/message_fields.hpp"
 
 #include "maild/core/hash.hpp"

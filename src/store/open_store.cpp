@@ -10,7 +10,8 @@ namespace maild::store {
 std::unique_ptr<Store> open_store(const config::Settings& settings, OpenMode mode) {
   switch (settings.store.backend) {
     case config::StoreBackend::sqlite: {
-      // Idle read connections kept: one per store worker, plus a few for mailctl and the writer's callers.
+      // Idle read connections kept: one per store worker, plus a few for mailctl and the writer's
+      // callers.
       const std::size_t readers = std::max<std::size_t>(settings.store.workers, 1) + 2;
       return sqlite::open_store(settings.store.path, mode, readers);
     }

@@ -22,7 +22,8 @@ class Parses : public ::testing::TestWithParam<Row> {};
 TEST_P(Parses, AsExpected) {
   const auto& row = GetParam();
   const auto parsed = parse_command(row.line);
-  ASSERT_TRUE(std::holds_alternative<Command>(parsed)) << row.line << ": " << std::get<std::string>(parsed);
+  ASSERT_TRUE(std::holds_alternative<Command>(parsed))
+      << row.line << ": " << std::get<std::string>(parsed);
   const auto& command = std::get<Command>(parsed);
   EXPECT_EQ(command.verb, row.verb) << row.line;
   EXPECT_EQ(command.argument, row.argument) << row.line;
@@ -32,20 +33,21 @@ TEST_P(Parses, AsExpected) {
 
 INSTANTIATE_TEST_SUITE_P(
     Lines, Parses,
-    ::testing::Values(Row{"USER bob@example.test", Verb::user, "bob@example.test", {}, {}},
-                      Row{"user bob", Verb::user, "bob", {}, {}},
-                      Row{"PASS with spaces inside", Verb::pass, "with spaces inside", {}, {}},
-                      Row{"AUTH PLAIN AGJvYgBzZWNyZXQ=", Verb::auth, "PLAIN AGJvYgBzZWNyZXQ=", {}, {}},
-                      Row{"AUTH PLAIN", Verb::auth, "PLAIN", {}, {}},
-                      Row{"STLS", Verb::stls, "", {}, {}}, Row{"CAPA", Verb::capa, "", {}, {}},
-                      Row{"STAT", Verb::stat, "", {}, {}}, Row{"LIST", Verb::list, "", {}, {}},
-                      Row{"LIST 3", Verb::list, "", 3, {}}, Row{"UIDL", Verb::uidl, "", {}, {}},
-                      Row{"UIDL 12", Verb::uidl, "", 12, {}}, Row{"RETR 1", Verb::retr, "", 1, {}},
-                      Row{"DELE 2", Verb::dele, "", 2, {}}, Row{"RSET", Verb::rset, "", {}, {}},
-                      Row{"NOOP", Verb::noop, "", {}, {}}, Row{"TOP 1 0", Verb::top, "", 1, 0},
-                      Row{"top 4 10", Verb::top, "", 4, 10}, Row{"QUIT", Verb::quit, "", {}, {}},
-                      Row{"APOP bob 0123456789abcdef", Verb::unknown, "", {}, {}},
-                      Row{"XTND", Verb::unknown, "", {}, {}}));
+    ::testing::Values(
+        Row{"USER bob@example.test", Verb::user, "bob@example.test", {}, {}},
+        Row{"user bob", Verb::user, "bob", {}, {}},
+        Row{"PASS with spaces inside", Verb::pass, "with spaces inside", {}, {}},
+        Row{"AUTH PLAIN AGJvYgBzZWNyZXQ=", Verb::auth, "PLAIN AGJvYgBzZWNyZXQ=", {}, {}},
+        Row{"AUTH PLAIN", Verb::auth, "PLAIN", {}, {}}, Row{"STLS", Verb::stls, "", {}, {}},
+        Row{"CAPA", Verb::capa, "", {}, {}}, Row{"STAT", Verb::stat, "", {}, {}},
+        Row{"LIST", Verb::list, "", {}, {}}, Row{"LIST 3", Verb::list, "", 3, {}},
+        Row{"UIDL", Verb::uidl, "", {}, {}}, Row{"UIDL 12", Verb::uidl, "", 12, {}},
+        Row{"RETR 1", Verb::retr, "", 1, {}}, Row{"DELE 2", Verb::dele, "", 2, {}},
+        Row{"RSET", Verb::rset, "", {}, {}}, Row{"NOOP", Verb::noop, "", {}, {}},
+        Row{"TOP 1 0", Verb::top, "", 1, 0}, Row{"top 4 10", Verb::top, "", 4, 10},
+        Row{"QUIT", Verb::quit, "", {}, {}},
+        Row{"APOP bob 0123456789abcdef", Verb::unknown, "", {}, {}},
+        Row{"XTND", Verb::unknown, "", {}, {}}));
 
 class Refuses : public ::testing::TestWithParam<const char*> {};
 
@@ -59,8 +61,8 @@ INSTANTIATE_TEST_SUITE_P(Lines, Refuses,
                          ::testing::Values("USER", "USER a b", "PASS", "RETR", "RETR x", "RETR -1",
                                            "RETR 1 2", "DELE", "LIST a", "LIST 1 2", "TOP 1",
                                            "TOP a b", "TOP 1 2 3", "STAT now", "QUIT now",
-                                           "RETR 99999999999999999999999", "USER a\tb",
-                                           "NOOP\x01", "AUTH", "AUTH  PLAIN"));
+                                           "RETR 99999999999999999999999", "USER a\tb", "NOOP\x01",
+                                           "AUTH", "AUTH  PLAIN"));
 
 TEST(Parse, ArgumentsLongerThan40OctetsAsRfc2449Allows) {
   const std::string address = "firstname.lastname.department@example.test";  // 42 octets

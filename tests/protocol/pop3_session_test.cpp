@@ -64,7 +64,8 @@ class Pop3Session : public SessionFixture {
   // RETR's body with the byte-stuffing undone, as a client would.
   static std::string retrieved(Client& c) {
     std::string text;
-    for (const auto& line : multiline(c)) text += (line.rfind("..", 0) == 0 ? line.substr(1) : line) + "\r\n";
+    for (const auto& line : multiline(c))
+      text += (line.rfind("..", 0) == 0 ? line.substr(1) : line) + "\r\n";
     return text;
   }
 
@@ -76,8 +77,9 @@ TEST_F(Pop3Session, GreetingCapaAndQuitInAuthorization) {
   EXPECT_EQ(expect_ok(c), "+OK maild POP3 server ready");
   c.send("CAPA\r\n");
   expect_ok(c);
-  const std::vector<std::string> expected{"USER", "SASL PLAIN", "STLS", "TOP", "UIDL", "RESP-CODES",
-                                          "AUTH-RESP-CODE", "PIPELINING", "IMPLEMENTATION maild"};
+  const std::vector<std::string> expected{
+      "USER",       "SASL PLAIN",          "STLS", "TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE",
+      "PIPELINING", "IMPLEMENTATION maild"};
   EXPECT_EQ(multiline(c), expected);
   c.send("QUIT\r\n");
   expect_ok(c);
@@ -87,7 +89,8 @@ TEST_F(Pop3Session, GreetingCapaAndQuitInAuthorization) {
 TEST_F(Pop3Session, TransactionCommandsAreRefusedBeforeLogin) {
   auto c = connect();
   expect_ok(c);
-  for (const char* command : {"STAT", "LIST", "UIDL", "RETR 1", "DELE 1", "RSET", "NOOP", "TOP 1 1"}) {
+  for (const char* command :
+       {"STAT", "LIST", "UIDL", "RETR 1", "DELE 1", "RSET", "NOOP", "TOP 1 1"}) {
     c.send(std::string(command) + "\r\n");
     expect_err(c, "-ERR command not valid in this state");
   }
@@ -105,14 +108,14 @@ TEST_F(Pop3Session, LoginStatListUidlRetr) {
   c.send("USER bob@example.test\r\n");
   expect_ok(c);
   c.send("PASS secret\r\n");
-  EXPECT_EQ(c.line(), "+OK maildrop has 2 messages (" + std::to_string(first.size() + second.size()) +
-                          " octets)");
+  EXPECT_EQ(c.line(), "+OK maildrop has 2 messages (" +
+                          std::to_string(first.size() + second.size()) + " octets)");
   c.send("STAT\r\n");
   EXPECT_EQ(c.line(), "+OK 2 " + std::to_string(first.size() + second.size()));
   c.send("LIST\r\n");
   expect_ok(c);
   EXPECT_EQ(multiline(c), (std::vector<std::string>{"1 " + std::to_string(first.size()),
-                                                     "2 " + std::to_string(second.size())}));
+                                                    "2 " + std::to_string(second.size())}));
   c.send("LIST 2\r\n");
   EXPECT_EQ(c.line(), "+OK 2 " + std::to_string(second.size()));
   c.send("UIDL\r\n");
@@ -135,7 +138,7 @@ TEST_F(Pop3Session, ByteStuffingOnTheWire) {
   c.send("RETR 1\r\n");
   expect_ok(c);
   EXPECT_EQ(multiline(c), (std::vector<std::string>{"Return-Path: <alice@origin.test>", "S: x", "",
-                                                     "..a", ".."}));
+                                                    "..a", ".."}));
 }
 
 TEST_F(Pop3Session, TopSendsHeaderAndLines) {
@@ -143,7 +146,8 @@ TEST_F(Pop3Session, TopSendsHeaderAndLines) {
   auto c = logged_in();
   c.send("TOP 1 0\r\n");
   expect_ok(c);
-  EXPECT_EQ(multiline(c), (std::vector<std::string>{"Return-Path: <alice@origin.test>", "Subject: top", ""}));
+  EXPECT_EQ(multiline(c),
+            (std::vector<std::string>{"Return-Path: <alice@origin.test>", "Subject: top", ""}));
   c.send("TOP 1 2\r\n");
   expect_ok(c);
   EXPECT_EQ(multiline(c).size(), 5u);

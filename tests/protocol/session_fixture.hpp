@@ -4,17 +4,9 @@
 // transcripts: send(), expect().
 #pragma once
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <memory>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -25,7 +17,14 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <gtest/gtest.h>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "maild/core/password.hpp"
 #include "maild/store/store.hpp"
@@ -80,7 +79,8 @@ class Client {
   // The next reply's last line, which must start with prefix.
   std::string expect(const std::string& prefix) {
     const auto lines = reply();
-    EXPECT_EQ(lines.back().rfind(prefix, 0), 0u) << "expected " << prefix << ", got " << lines.back();
+    EXPECT_EQ(lines.back().rfind(prefix, 0), 0u)
+        << "expected " << prefix << ", got " << lines.back();
     return lines.back();
   }
 
@@ -132,10 +132,11 @@ class SessionFixture : public ::testing::Test {
   static void SetUpTestSuite() {
     char pattern[] = "/tmp/maild-protocol-XXXXXX";
     suite_dir_ = ::mkdtemp(pattern);
-    const auto command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-                         " -keyout " + (suite_dir_ / "key.pem").string() +
-                         " -out " + (suite_dir_ / "cert.pem").string() +
-                         " -days 2 -subj /CN=mx.example.test 2>/dev/null";
+    const auto command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        " -keyout " +
+        (suite_dir_ / "key.pem").string() + " -out " + (suite_dir_ / "cert.pem").string() +
+        " -days 2 -subj /CN=mx.example.test 2>/dev/null";
     ASSERT_EQ(std::system(command.c_str()), 0);
   }
   static void TearDownTestSuite() { std::filesystem::remove_all(suite_dir_); }
@@ -168,7 +169,8 @@ class SessionFixture : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  // Opens the store with example.test, bob@ and carol@ (password "secret"), and starts the I/O thread.
+  // Opens the store with example.test, bob@ and carol@ (password "secret"), and starts the I/O
+  // thread.
   void start_world() {
     store_ = store::open_store(settings_);
     store_->migrate();
@@ -196,9 +198,9 @@ class SessionFixture : public ::testing::Test {
     LocalSocket client(client_io_);
     asio::local::connect_pair(*server, client);
     if (!early_bytes.empty()) asio::write(client, asio::buffer(early_bytes));
-    auto env = std::make_shared<net::SessionEnv>(net::SessionEnv{
-        *parts_, service, "TEST" + std::to_string(envs_.size()), *parse_ip(remote),
-        std::string(remote) + ":1025", remote});
+    auto env = std::make_shared<net::SessionEnv>(
+        net::SessionEnv{*parts_, service, "TEST" + std::to_string(envs_.size()), *parse_ip(remote),
+                        std::string(remote) + ":1025", remote});
     envs_.push_back(env);
     auto control = std::make_shared<net::SessionControl>();
     control->executor = strand;

@@ -40,10 +40,16 @@ TEST_F(SmtpSession, EhloListsTheExtensions) {
   auto c = greeted();
   c.send("EHLO client.example\r\n");
   const auto lines = c.reply();
-  const std::vector<std::string> expected{
-      "250-mx.example.test greets client.example", "250-PIPELINING", "250-SIZE 36700160",
-      "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-STARTTLS", "250-SMTPUTF8", "250-CHUNKING",
-      "250-DSN", "250 HELP"};
+  const std::vector<std::string> expected{"250-mx.example.test greets client.example",
+                                          "250-PIPELINING",
+                                          "250-SIZE 36700160",
+                                          "250-8BITMIME",
+                                          "250-ENHANCEDSTATUSCODES",
+                                          "250-STARTTLS",
+                                          "250-SMTPUTF8",
+                                          "250-CHUNKING",
+                                          "250-DSN",
+                                          "250 HELP"};
   EXPECT_EQ(lines, expected);  // no AUTH before TLS with require_tls_for_auth
 }
 
@@ -73,16 +79,23 @@ TEST_F(SmtpSession, AWholeTransactionIsStoredByteExact) {
   const auto detail = store().admin().get_mail(mail[0].id);
   ASSERT_TRUE(detail);
   EXPECT_EQ(detail->content, "Subject: hello\r\n\r\nline one\r\n.starts with a dot\r\n");
-  EXPECT_EQ(detail->trace.rfind("Return-Path: <alice@origin.test>\r\nReceived: from client.example ([127.0.0.1])\r\n", 0), 0u)
+  EXPECT_EQ(
+      detail->trace.rfind(
+          "Return-Path: <alice@origin.test>\r\nReceived: from client.example ([127.0.0.1])\r\n", 0),
+      0u)
       << detail->trace;
-  EXPECT_NE(detail->trace.find("by mx.example.test (maild) with ESMTP id TEST0"), std::string::npos);
+  EXPECT_NE(detail->trace.find("by mx.example.test (maild) with ESMTP id TEST0"),
+            std::string::npos);
   EXPECT_NE(detail->trace.find("for <bob@example.test>;"), std::string::npos);
 }
 
 TEST_F(SmtpSession, APipelinedTransactionInOneWriteGetsItsRepliesInOrder) {
   auto c = said_ehlo();
-  c.send("MAIL FROM:<alice@origin.test>\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<nobody@example.test>\r\n"
-         "RCPT TO:<carol@example.test>\r\nDATA\r\n" + message + ".\r\nNOOP\r\nQUIT\r\n");
+  c.send(
+      "MAIL FROM:<alice@origin.test>\r\nRCPT TO:<bob@example.test>\r\nRCPT "
+      "TO:<nobody@example.test>\r\n"
+      "RCPT TO:<carol@example.test>\r\nDATA\r\n" +
+      message + ".\r\nNOOP\r\nQUIT\r\n");
   c.expect("250 2.1.0");
   c.expect("250 2.1.5");
   c.expect("550 5.1.1 <nobody@example.test>");
@@ -178,8 +191,9 @@ TEST_F(SmtpSession, AliasesAndCatchAllDeliverOncePerMailbox) {
   store().admin().add_alias("team@example.test", "carol@example.test");
   store().admin().add_alias("@example.test", "carol@example.test");
   auto c = said_ehlo();
-  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<team@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
-         "RCPT TO:<anything@example.test>\r\nDATA\r\n");
+  c.send(
+      "MAIL FROM:<a@b.example>\r\nRCPT TO:<team@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
+      "RCPT TO:<anything@example.test>\r\nDATA\r\n");
   c.expect("250 ");
   c.expect("250 ");
   c.expect("250 ");
@@ -193,8 +207,9 @@ TEST_F(SmtpSession, AliasesAndCatchAllDeliverOncePerMailbox) {
 TEST_F(SmtpSession, MaxRecipientsAtAndPastTheEdge) {
   settings_.smtp.max_recipients = 2;
   auto c = said_ehlo();
-  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<carol@example.test>\r\n"
-         "RCPT TO:<bob@example.test>\r\n");
+  c.send(
+      "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<carol@example.test>\r\n"
+      "RCPT TO:<bob@example.test>\r\n");
   c.expect("250 ");
   c.expect("250 ");
   c.expect("250 ");
@@ -274,8 +289,9 @@ TEST_F(SmtpSession, SmugglingSequencesNeverEndData) {
     c.expect("250 ");
     c.expect("354 ");
     // Distinct contents: identical ones would be one message (content addressing).
-    c.send("Subject: " + std::to_string(++n) + "\r\n\r\nbody" + fake +
-           "MAIL FROM:<evil@b.example>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n");
+    c.send(
+        "Subject: " + std::to_string(++n) + "\r\n\r\nbody" + fake +
+        "MAIL FROM:<evil@b.example>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n");
     c.expect("250 2.0.0");
     c.send("QUIT\r\n");
     c.expect("221 ");  // the smuggled commands were content, not commands
@@ -339,7 +355,9 @@ TEST_F(SmtpSession, SmtpUtf8NeedsTheParameter) {
   c.expect("250 ");
   c.expect("250 ");
   c.expect("354 ");
-  c.send("Subject: gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n.\r\n");
+  c.send(
+      "Subject: gr\xc3\xbc\xc3\x9f"
+      "e\r\n\r\nhi\r\n.\r\n");
   c.expect("250 ");
   const auto detail = store().admin().get_mail(stored()[0].id);
   EXPECT_NE(detail->trace.find("with UTF8SMTP id"), std::string::npos) << detail->trace;
@@ -441,7 +459,8 @@ TEST_F(SmtpSession, AuthPlainWithContinuationAndCancel) {
 
 TEST_F(SmtpSession, FailedAuthIsThrottledPerClientAddress) {
   settings_.smtp.max_auth_failures = 2;
-  const auto wrong = "AUTH PLAIN " + base64_encode(std::string("\0bob@example.test\0nope", 22)) + "\r\n";
+  const auto wrong =
+      "AUTH PLAIN " + base64_encode(std::string("\0bob@example.test\0nope", 22)) + "\r\n";
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto c = said_ehlo();
     c.send("STARTTLS\r\n");
@@ -501,7 +520,8 @@ TEST_F(SmtpSession, ReceivedNamesTheUserWhenConfigured) {
   c.send(message + ".\r\n");
   c.expect("250 ");
   const auto detail = store().admin().get_mail(stored()[0].id);
-  EXPECT_NE(detail->trace.find("authenticated as bob@example.test"), std::string::npos) << detail->trace;
+  EXPECT_NE(detail->trace.find("authenticated as bob@example.test"), std::string::npos)
+      << detail->trace;
 }
 
 TEST_F(SmtpSession, AStoreFailureIsATemporaryFailure) {

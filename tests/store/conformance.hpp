@@ -53,8 +53,8 @@ class StoreConformance : public ::testing::TestWithParam<BackendUnderTest> {
   MaildropStore& maildrops() { return store_->maildrops(); }
 
   std::unique_ptr<Store> open(const std::filesystem::path& dir) { return GetParam().open(dir); }
-  void reopen();          // closes the store and opens it again from the same folder
-  void close_store();     // closes and forgets it (for tests that open their own)
+  void reopen();       // closes the store and opens it again from the same folder
+  void close_store();  // closes and forgets it (for tests that open their own)
   MailboxId add_mailbox(const std::string& address);
 
   TempDir dir_;

@@ -3,7 +3,6 @@
 #include "conformance.hpp"
 
 #include <gmock/gmock.h>
-
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -176,7 +175,8 @@ TEST_P(StoreConformance, UsersAddListDelete) {
     EXPECT_GT(user.created_at, 0);
   }
   // The domain is stored lowercase, the local part as given.
-  EXPECT_THAT(all, UnorderedElementsAre("Alice@example.com", "bob@example.com", "carol@example.org"));
+  EXPECT_THAT(all,
+              UnorderedElementsAre("Alice@example.com", "bob@example.com", "carol@example.org"));
 
   std::vector<std::string> in_org;
   for (const auto& user : admin().list_users("EXAMPLE.org")) in_org.push_back(user.address);
@@ -220,10 +220,13 @@ TEST_P(StoreConformance, AliasesAddListDelete) {
   admin().add_alias("@example.org", "alice@example.com");
 
   std::vector<std::pair<std::string, std::string>> rows;
-  for (const auto& alias : admin().list_aliases(std::nullopt)) rows.emplace_back(alias.source, alias.target);
-  EXPECT_THAT(rows, UnorderedElementsAre(std::pair<std::string, std::string>{"info@example.com", "alice@example.com"},
-                                         std::pair<std::string, std::string>{"info@example.com", "someone@remote.test"},
-                                         std::pair<std::string, std::string>{"@example.org", "alice@example.com"}));
+  for (const auto& alias : admin().list_aliases(std::nullopt))
+    rows.emplace_back(alias.source, alias.target);
+  EXPECT_THAT(rows,
+              UnorderedElementsAre(
+                  std::pair<std::string, std::string>{"info@example.com", "alice@example.com"},
+                  std::pair<std::string, std::string>{"info@example.com", "someone@remote.test"},
+                  std::pair<std::string, std::string>{"@example.org", "alice@example.com"}));
   EXPECT_EQ(admin().list_aliases("example.org").size(), 1u);
   EXPECT_EQ(admin().list_aliases("example.org")[0].source, "@example.org");
 
@@ -238,7 +241,8 @@ TEST_P(StoreConformance, AliasConflicts) {
   EXPECT_THROW(admin().add_alias("info@example.com", "alice@example.com"), StoreConflict);
   EXPECT_THROW(admin().add_alias("Info@Example.com", "ALICE@example.com"), StoreConflict);
   EXPECT_THROW(admin().add_alias("info@unknown.test", "alice@example.com"), StoreConflict);
-  EXPECT_THROW(admin().add_alias("alice@example.com", "bob@remote.test"), StoreConflict);  // a mailbox
+  EXPECT_THROW(admin().add_alias("alice@example.com", "bob@remote.test"),
+               StoreConflict);  // a mailbox
   EXPECT_THROW(admin().add_alias("self@example.com", "self@example.com"), StoreConflict);
   EXPECT_THROW(admin().add_alias("info@example.com", "not-an-address"), StoreConflict);
   EXPECT_THROW(admin().add_alias("no-domain", "alice@example.com"), StoreConflict);
@@ -296,11 +300,12 @@ TEST_P(StoreConformance, AliasChainsStopAfterEightHops) {
   const MailboxId alice = add_mailbox("alice@example.com");
   // hop0 -> hop1 -> ... -> hop9 -> alice: from hopK, alice is 10 - K hops away.
   for (int k = 0; k < 10; ++k) {
-    const std::string next = k == 9 ? "alice@example.com" : "hop" + std::to_string(k + 1) + "@example.com";
+    const std::string next =
+        k == 9 ? "alice@example.com" : "hop" + std::to_string(k + 1) + "@example.com";
     admin().add_alias("hop" + std::to_string(k) + "@example.com", next);
   }
   EXPECT_THAT(directory().resolve("hop2@example.com").mailboxes, ElementsAre(alice));  // 8 hops
-  EXPECT_EQ(directory().resolve("hop1@example.com").kind, Kind::unknown_local);       // 9 hops
+  EXPECT_EQ(directory().resolve("hop1@example.com").kind, Kind::unknown_local);        // 9 hops
   EXPECT_EQ(directory().resolve("hop0@example.com").kind, Kind::unknown_local);
 }
 
@@ -384,7 +389,8 @@ TEST_P(StoreConformance, DeliversToSeveralMailboxesStoringTheContentOnce) {
 TEST_P(StoreConformance, DuplicateMailboxIdsAreDeliveredOnce) {
   const MailboxId alice = add_mailbox("alice@example.com");
   const MailboxId bob = add_mailbox("bob@example.com");
-  const StoredMessage stored = mail().deliver(message_to({alice, bob, alice, alice}, content_with("x", "y")));
+  const StoredMessage stored =
+      mail().deliver(message_to({alice, bob, alice, alice}, content_with("x", "y")));
   EXPECT_EQ(stored.deliveries.size(), 2u);
   EXPECT_EQ(admin().status().deliveries, 2);
 }
@@ -432,7 +438,7 @@ TEST_P(StoreConformance, GetMailIsByteExact) {
   const MailboxId alice = add_mailbox("alice@example.com");
   std::string content = "Subject: caf\xc3\xa9 \xff\xfe\r\n\r\n";
   for (int b = 1; b < 256; ++b) content.push_back(static_cast<char>(b));  // every byte but NUL
-  content += "\r\n" + std::string(100'000, 'L') + "\r\n";                // one very long line
+  content += "\r\n" + std::string(100'000, 'L') + "\r\n";                 // one very long line
   content += "bare\rCR and bare\nLF\r\n..dot\r\n.\r\n";
   NewMessage message = message_to({alice}, content);
   message.trace = "Received: from h\xe9llo (8-bit)\r\n";
@@ -481,7 +487,9 @@ TEST_P(StoreConformance, ListMailNewestFirstWithFiltersAndLimit) {
   const MailboxId bob = add_mailbox("bob@example.com");
   std::vector<DeliveryId> to_alice;
   for (int i = 0; i < 5; ++i) {
-    to_alice.push_back(mail().deliver(message_to({alice}, content_with("a" + std::to_string(i), "x"))).deliveries[0]);
+    to_alice.push_back(mail()
+                           .deliver(message_to({alice}, content_with("a" + std::to_string(i), "x")))
+                           .deliveries[0]);
   }
   const DeliveryId to_bob = mail().deliver(message_to({bob}, content_with("b", "x"))).deliveries[0];
   // A folded Subject is unfolded; a message without one lists an empty subject.
@@ -515,7 +523,8 @@ TEST_P(StoreConformance, ListMailNewestFirstWithFiltersAndLimit) {
 TEST_P(StoreConformance, ConcurrentCommitsAreDurableAndGrouped) {
   constexpr int threads = 50, per_thread = 4;
   std::vector<MailboxId> boxes;
-  for (int i = 0; i < 5; ++i) boxes.push_back(add_mailbox("user" + std::to_string(i) + "@example.com"));
+  for (int i = 0; i < 5; ++i)
+    boxes.push_back(add_mailbox("user" + std::to_string(i) + "@example.com"));
 
   const WriterStats before = store().writer_stats();
   std::latch start(threads);
@@ -529,8 +538,8 @@ TEST_P(StoreConformance, ConcurrentCommitsAreDurableAndGrouped) {
       for (int i = 0; i < per_thread; ++i) {
         try {
           const auto box = boxes[static_cast<std::size_t>(t) % boxes.size()];
-          auto stored = mail().deliver(
-              message_to({box}, content_with("t" + std::to_string(t) + "-" + std::to_string(i), "body")));
+          auto stored = mail().deliver(message_to(
+              {box}, content_with("t" + std::to_string(t) + "-" + std::to_string(i), "body")));
           std::lock_guard lock(mutex);
           ids.insert(stored.deliveries.at(0));
         } catch (...) {
@@ -578,7 +587,8 @@ TEST_P(StoreConformance, ReadsRunConcurrentlyWithWrites) {
       }
     });
   }
-  for (int i = 0; i < 20; ++i) mail().deliver(message_to({alice}, content_with("r", std::to_string(i))));
+  for (int i = 0; i < 20; ++i)
+    mail().deliver(message_to({alice}, content_with("r", std::to_string(i))));
   stop = true;
   for (auto& r : readers) r.join();
   EXPECT_EQ(wrong.load(), 0);
@@ -641,7 +651,8 @@ TEST_P(StoreConformance, AFailingJobDoesNotFailItsGroup) {
   std::shared_future<void> gate = release.get_future().share();
   std::atomic<int> ok{0}, conflicts{0}, other{0}, completed{0};
   auto count_result = [&](std::exception_ptr error, const StoredMessage&) {
-    if (!error) ++ok;
+    if (!error)
+      ++ok;
     else {
       try {
         std::rethrow_exception(error);
@@ -725,8 +736,9 @@ TEST_P(StoreConformance, AMaildropLockIsTakenOnceAndExtendedByItsOwner) {
   EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));   // ours: extended
   EXPECT_FALSE(maildrops().lock(alice, "node-a/2", std::chrono::seconds(60)));  // another session
   EXPECT_FALSE(maildrops().lock(alice, "node-b/1", std::chrono::seconds(60)));  // another node
-  EXPECT_TRUE(maildrops().lock(bob, "node-a/2", std::chrono::seconds(60)));     // one lock per maildrop
-  EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));   // still ours
+  EXPECT_TRUE(
+      maildrops().lock(bob, "node-a/2", std::chrono::seconds(60)));  // one lock per maildrop
+  EXPECT_TRUE(maildrops().lock(alice, "node-a/1", std::chrono::seconds(60)));  // still ours
 }
 
 TEST_P(StoreConformance, UnlockByAnotherOwnerIsIgnored) {
@@ -771,7 +783,8 @@ TEST_P(StoreConformance, ConcurrentLockersGetTheMaildropOnce) {
     threads.emplace_back([&, s] {
       start.arrive_and_wait();
       try {
-        if (maildrops().lock(alice, "session-" + std::to_string(s), std::chrono::seconds(60))) ++winners;
+        if (maildrops().lock(alice, "session-" + std::to_string(s), std::chrono::seconds(60)))
+          ++winners;
       } catch (...) {
         ++errors;
       }
@@ -827,7 +840,8 @@ TEST_P(StoreConformance, AMaildropListsSizesAndUidlsInOrderWithoutDeleted) {
   std::vector<std::string> contents;
   std::vector<DeliveryId> ids;
   for (int i = 0; i < 4; ++i) {
-    contents.push_back(content_with("m" + std::to_string(i), std::string(static_cast<std::size_t>(i) * 100, 'x')));
+    contents.push_back(
+        content_with("m" + std::to_string(i), std::string(static_cast<std::size_t>(i) * 100, 'x')));
     ids.push_back(mail().deliver(message_to({alice, bob}, contents.back())).deliveries.at(0));
   }
   NewMessage untraced = message_to({alice}, "Subject: bare\r\n\r\n");
@@ -870,7 +884,8 @@ TEST_P(StoreConformance, AMaildropOfTenThousandMessagesListsInFull) {
   };
   for (int i = 0; i < count; ++i) {
     mail().deliver_async(message_to({alice}, content_with("bulk", std::to_string(i))), completion);
-    if (i % 100 == 0) mail().deliver_async(message_to({bob}, content_with("other", std::to_string(i))), completion);
+    if (i % 100 == 0)
+      mail().deliver_async(message_to({bob}, content_with("other", std::to_string(i))), completion);
   }
   const int expected = count + count / 100;
   {
@@ -885,7 +900,8 @@ TEST_P(StoreConformance, AMaildropOfTenThousandMessagesListsInFull) {
     if (i > 0) {
       ASSERT_LT(listed[i - 1].id, listed[i].id);
     }
-    ASSERT_EQ(listed[i].size, std::string(trace).size() + content_with("bulk", std::to_string(i)).size());
+    ASSERT_EQ(listed[i].size,
+              std::string(trace).size() + content_with("bulk", std::to_string(i)).size());
     ASSERT_EQ(listed[i].uidl.size(), 64u);
   }
   EXPECT_EQ(maildrops().list(bob).size(), static_cast<std::size_t>(count / 100));
@@ -900,7 +916,8 @@ TEST_P(StoreConformance, TextIsByteExactAndOnlyForItsMailbox) {
   NewMessage message = message_to({alice}, content);
   message.trace = "Received: from h\xe9llo (8-bit)\r\n";
   const DeliveryId id = mail().deliver(message).deliveries.at(0);
-  const DeliveryId bobs = mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
+  const DeliveryId bobs =
+      mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
 
   auto text = maildrops().text(alice, id);
   ASSERT_TRUE(text);
@@ -924,14 +941,17 @@ TEST_P(StoreConformance, FinishOnlyRaisesStatuses) {
   const MailboxId bob = add_mailbox("bob@example.com");
   std::vector<DeliveryId> ids;
   for (int i = 0; i < 5; ++i) {
-    ids.push_back(mail().deliver(message_to({alice}, content_with("s", std::to_string(i)))).deliveries.at(0));
+    ids.push_back(
+        mail().deliver(message_to({alice}, content_with("s", std::to_string(i)))).deliveries.at(0));
   }
-  const DeliveryId bobs = mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
+  const DeliveryId bobs =
+      mail().deliver(message_to({bob}, content_with("b", "b"))).deliveries.at(0);
   auto status_of = [&](DeliveryId id) { return admin().get_mail(id).value().summary.status; };
 
   ASSERT_TRUE(maildrops().lock(alice, "session", std::chrono::seconds(60)));
   // Another mailbox's id and an unknown one are ignored, not an error.
-  maildrops().finish(alice, "session", {ids[0], ids[1], bobs}, {ids[2], bobs, ids[4] + bobs + 1000});
+  maildrops().finish(alice, "session", {ids[0], ids[1], bobs},
+                     {ids[2], bobs, ids[4] + bobs + 1000});
   EXPECT_EQ(status_of(ids[0]), DeliveryStatus::retrieved);
   EXPECT_EQ(status_of(ids[1]), DeliveryStatus::retrieved);
   EXPECT_EQ(status_of(ids[2]), DeliveryStatus::deleted);
@@ -954,7 +974,8 @@ TEST_P(StoreConformance, FinishOnlyRaisesStatuses) {
 
 TEST_P(StoreConformance, FinishOnAClosedStoreFailsAndChangesNothing) {
   const MailboxId alice = add_mailbox("alice@example.com");
-  const DeliveryId id = mail().deliver(message_to({alice}, content_with("c", "c"))).deliveries.at(0);
+  const DeliveryId id =
+      mail().deliver(message_to({alice}, content_with("c", "c"))).deliveries.at(0);
   ASSERT_TRUE(maildrops().lock(alice, "session", std::chrono::seconds(60)));
   store().close();
   EXPECT_THROW(maildrops().finish(alice, "session", {id}, {id}), StoreError);
@@ -971,7 +992,8 @@ TEST_P(StoreConformance, FinishOnAClosedStoreFailsAndChangesNothing) {
 
 TEST_P(StoreConformance, UidlsAndSizesAreTheSameAfterReopening) {
   const MailboxId alice = add_mailbox("alice@example.com");
-  for (int i = 0; i < 20; ++i) mail().deliver(message_to({alice}, content_with("u", std::to_string(i))));
+  for (int i = 0; i < 20; ++i)
+    mail().deliver(message_to({alice}, content_with("u", std::to_string(i))));
   const auto before = maildrops().list(alice);
   ASSERT_EQ(before.size(), 20u);
   reopen();
@@ -987,14 +1009,16 @@ TEST_P(StoreConformance, UidlsAndSizesAreTheSameAfterReopening) {
 // ---- crash --------------------------------------------------------------------------------
 
 // Reads one "id\n" line from fd within the deadline; nothing when the pipe closes or time runs out.
-std::optional<DeliveryId> read_id(int fd, std::string& buffer, std::chrono::steady_clock::time_point deadline) {
+std::optional<DeliveryId> read_id(int fd, std::string& buffer,
+                                  std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     if (auto nl = buffer.find('\n'); nl != std::string::npos) {
       const DeliveryId id = std::stoll(buffer.substr(0, nl));
       buffer.erase(0, nl + 1);
       return id;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
@@ -1019,7 +1043,8 @@ TEST_P(StoreConformance, AnAcknowledgedDeliverySurvivesSigkill) {
     try {
       auto store = open(dir_.path());
       for (int i = 0;; ++i) {
-        auto stored = store->mail().deliver(message_to({alice}, content_with("crash", std::to_string(i))));
+        auto stored =
+            store->mail().deliver(message_to({alice}, content_with("crash", std::to_string(i))));
         const std::string line = std::to_string(stored.deliveries.at(0)) + "\n";
         if (write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(3);
         if (i >= 3) pause();  // acknowledged; now wait for the kill with the store open
@@ -1038,7 +1063,9 @@ TEST_P(StoreConformance, AnAcknowledgedDeliverySurvivesSigkill) {
   kill(child, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  while (auto id = read_id(fds[0], buffer, std::chrono::steady_clock::now() + std::chrono::seconds(5))) acknowledged.push_back(*id);
+  while (auto id =
+             read_id(fds[0], buffer, std::chrono::steady_clock::now() + std::chrono::seconds(5)))
+    acknowledged.push_back(*id);
   close(fds[0]);
   ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
   EXPECT_EQ(WTERMSIG(status), SIGKILL);

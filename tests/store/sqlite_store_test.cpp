@@ -1,6 +1,8 @@
 // The conformance suite instantiated for SQLite, plus what only SQLite has: the file,
 // its pragmas, the query plan of a maildrop listing, the factory's errors, and failures
 // injected with triggers.
+#include "store/sqlite/sqlite_store.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -11,7 +13,6 @@
 
 #include "conformance.hpp"
 #include "maild/config/settings.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 
 namespace maild::store::testing {
 namespace {
@@ -30,7 +31,8 @@ BackendUnderTest sqlite_backend() {
           }};
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values(sqlite_backend()), backend_name);
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values(sqlite_backend()),
+                         backend_name);
 
 // Direct access to the file, to check what the backend set up.
 class RawDb {
@@ -116,7 +118,9 @@ class SqliteMaildrop : public ::testing::Test {
     message.content = content;
     return store_->mail().deliver(message).deliveries.at(0);
   }
-  DeliveryStatus status_of(DeliveryId id) { return store_->admin().get_mail(id).value().summary.status; }
+  DeliveryStatus status_of(DeliveryId id) {
+    return store_->admin().get_mail(id).value().summary.status;
+  }
 
   TempDir dir_;
   std::filesystem::path file_ = dir_.path() / "mail.db";
@@ -192,21 +196,25 @@ TEST_F(SqliteMaildrop, AMaildropListingIsOneIndexScan) {
   store_->admin().add_user("bob@example.com", "$y$x");
   close();
   // 10,000 deliveries for alice and 10,000 for bob, interleaved, each with 1 KiB of content.
-  exec_raw(file_,
-           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
-           "INSERT INTO messages (id, content_hash, size, content, created_at) "
-           "SELECT i, printf('%064x', i), 1024, zeroblob(1024), 0 FROM n; "
-           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
-           "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, status, received_at) "
-           "SELECT (SELECT id FROM mailboxes WHERE address = CASE i % 2 WHEN 0 THEN 'alice@example.com' "
-           "ELSE 'bob@example.com' END), i, printf('%064x', i), '', '', 1024, i % 7 = 0, 0 FROM n;");
+  exec_raw(
+      file_,
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "SELECT i, printf('%064x', i), 1024, zeroblob(1024), 0 FROM n; "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+      "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, status, "
+      "received_at) "
+      "SELECT (SELECT id FROM mailboxes WHERE address = CASE i % 2 WHEN 0 THEN 'alice@example.com' "
+      "ELSE 'bob@example.com' END), i, printf('%064x', i), '', '', 1024, i % 7 = 0, 0 FROM n;");
   {
     RawDb db(file_);
     // The very statement list() runs: a range of the covering index, in its order, so no
     // row of deliveries (and no message) is read and nothing is sorted.
-    const std::string plan = db.query("EXPLAIN QUERY PLAN " + std::string(sqlite::maildrop_listing_sql));
-    EXPECT_NE(plan.find("SEARCH deliveries USING COVERING INDEX deliveries_maildrop (mailbox_id=?)"),
-              std::string::npos)
+    const std::string plan =
+        db.query("EXPLAIN QUERY PLAN " + std::string(sqlite::maildrop_listing_sql));
+    EXPECT_NE(
+        plan.find("SEARCH deliveries USING COVERING INDEX deliveries_maildrop (mailbox_id=?)"),
+        std::string::npos)
         << plan;
     EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
     EXPECT_EQ(plan.find('\n'), std::string::npos) << plan;  // one step: no join, no subquery
@@ -249,15 +257,17 @@ TEST_F(SqliteMaildrop, AnExpiredLockIsTakenOverWithoutWaiting) {
 // A failure inside finish()'s transaction, injected with a trigger, leaves everything as it was.
 TEST_F(SqliteMaildrop, FinishIsAtomic) {
   std::vector<DeliveryId> ids;
-  for (int i = 0; i < 3; ++i) ids.push_back(deliver("Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n"));
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(deliver("Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n"));
   ASSERT_TRUE(store_->maildrops().lock(alice_, "session", std::chrono::seconds(600)));
 
   const std::vector<std::string> failures = {
       // the last step, releasing the lock, fails after every status was raised
-      "CREATE TRIGGER injected BEFORE DELETE ON maildrop_locks BEGIN SELECT RAISE(ABORT, 'injected'); END",
+      "CREATE TRIGGER injected BEFORE DELETE ON maildrop_locks BEGIN SELECT RAISE(ABORT, "
+      "'injected'); END",
       // the last deletion fails after the retrievals and the first deletion
-      "CREATE TRIGGER injected BEFORE UPDATE OF status ON deliveries WHEN NEW.id = " + std::to_string(ids[2]) +
-          " BEGIN SELECT RAISE(ABORT, 'injected'); END",
+      "CREATE TRIGGER injected BEFORE UPDATE OF status ON deliveries WHEN NEW.id = " +
+          std::to_string(ids[2]) + " BEGIN SELECT RAISE(ABORT, 'injected'); END",
   };
   for (const auto& trigger : failures) {
     close();

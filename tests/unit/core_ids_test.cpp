@@ -13,7 +13,8 @@ namespace maild {
 namespace {
 
 bool is_session_id(const std::string& id) {
-  return id.size() == 12 && id.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string::npos;
+  return id.size() == 12 &&
+         id.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string::npos;
 }
 
 TEST(SessionId, FormatIsTwelveBase36Characters) {
@@ -41,7 +42,8 @@ TEST(SessionId, UniqueAcrossThreads) {
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&made, t] {
-      for (int i = 0; i < per_thread; ++i) made[static_cast<std::size_t>(t)].push_back(next_session_id());
+      for (int i = 0; i < per_thread; ++i)
+        made[static_cast<std::size_t>(t)].push_back(next_session_id());
     });
   }
   for (auto& w : workers) w.join();

@@ -8,12 +8,14 @@
 namespace maild {
 namespace {
 
-// Made beforehand with `openssl passwd -6 -salt saltsalt 'correct horse'` and Python's crypt module.
+// Made beforehand with `openssl passwd -6 -salt saltsalt 'correct horse'` and Python's crypt
+// module.
 constexpr const char* sha512_hash =
     "$6$saltsalt$hRM5XZ86KXEw9UOmjigeVqFgULtFB2sgpC9lXQDfMib3Zgw7mEiUvBJI2EplzfAqxL5Vvwp2scFtv/"
     "uamSo5z0";
 constexpr const char* sha512_empty_hash =
-    "$6$emptysal$otBOsAme1YF3ru8XXTalh.v/Ohx4WXUczk.DBdUTKwcSDvH8N3E3jI.TbZ1sj5RwoJaljChGtNC3yYi7ltPvs.";
+    "$6$emptysal$otBOsAme1YF3ru8XXTalh.v/"
+    "Ohx4WXUczk.DBdUTKwcSDvH8N3E3jI.TbZ1sj5RwoJaljChGtNC3yYi7ltPvs.";
 constexpr const char* bcrypt_hash = "$2b$04$Bec8Eihw9ksaCpEofyUlI.byYeNz8.R9wWISjGLNi1AMpzDo5IDGu";
 constexpr const char* md5_hash = "$1$abcdefgh$y6iHhJNbuC0xpbk0w9pm80";  // valid, but not accepted
 
@@ -22,9 +24,7 @@ TEST(Password, HashIsYescrypt) {
   EXPECT_TRUE(hash.starts_with("$y$")) << hash;
 }
 
-TEST(Password, SaltsDiffer) {
-  EXPECT_NE(password::hash("same"), password::hash("same"));
-}
+TEST(Password, SaltsDiffer) { EXPECT_NE(password::hash("same"), password::hash("same")); }
 
 TEST(Password, VerifiesItsOwnHash) {
   const std::string hash = password::hash("correct horse");
@@ -56,16 +56,16 @@ TEST(Password, VerifiesBcrypt) {
 TEST(Password, OtherMethodsNeverMatch) {
   EXPECT_FALSE(password::verify("correct horse", md5_hash));
   EXPECT_FALSE(password::verify("correct horse", "correct horse"));  // plain text is not a hash
-  EXPECT_FALSE(password::verify("ab", "abJnggxhB/yWI"));              // DES crypt
+  EXPECT_FALSE(password::verify("ab", "abJnggxhB/yWI"));             // DES crypt
 }
 
 TEST(Password, MalformedHashesNeverMatch) {
   const std::string good = sha512_hash;
   for (const std::string& bad :
        {std::string(), std::string("$"), std::string("$6$"), std::string("$y$"),
-        std::string("$2b$"), std::string("$y$j9T$"), std::string("$2b$04$short"),
-        std::string("*"), std::string("*0"), std::string("!") + good,
-        good.substr(0, good.size() - 1), good + "x", good.substr(0, 12)}) {
+        std::string("$2b$"), std::string("$y$j9T$"), std::string("$2b$04$short"), std::string("*"),
+        std::string("*0"), std::string("!") + good, good.substr(0, good.size() - 1), good + "x",
+        good.substr(0, 12)}) {
     EXPECT_FALSE(password::verify("correct horse", bad)) << bad;
     EXPECT_FALSE(password::verify("", bad)) << bad;
   }

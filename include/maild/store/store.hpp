@@ -82,8 +82,9 @@ class AdminStore {
 
   virtual StoreStatus status() = 0;
 
-  virtual void add_domain(std::string_view name) = 0;     // StoreConflict if it exists
-  virtual void delete_domain(std::string_view name) = 0;  // StoreConflict if unknown; removes its users and aliases
+  virtual void add_domain(std::string_view name) = 0;  // StoreConflict if it exists
+  virtual void delete_domain(
+      std::string_view name) = 0;  // StoreConflict if unknown; removes its users and aliases
   virtual std::vector<Domain> list_domains() = 0;
 
   // StoreConflict on unknown domain or existing user.

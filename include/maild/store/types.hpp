@@ -50,22 +50,22 @@ struct Alias {
 // What a recipient address resolves to.
 struct Resolution {
   enum class Kind { mailboxes, unknown_local, not_local } kind = Kind::not_local;
-  std::vector<MailboxId> mailboxes;      // kind == mailboxes: distinct local mailboxes
-  std::vector<std::string> forwards;     // kind == mailboxes: alias targets outside our domains
+  std::vector<MailboxId> mailboxes;   // kind == mailboxes: distinct local mailboxes
+  std::vector<std::string> forwards;  // kind == mailboxes: alias targets outside our domains
 };
 
 // A message to be delivered to local mailboxes in one commit.
 struct NewMessage {
   std::string reverse_path;          // without <>; empty for the null sender
   std::vector<MailboxId> mailboxes;  // duplicates are delivered once
-  std::string trace;                 // Return-Path and Received lines (CRLF), prepended on retrieval
-  std::string content;               // the message as received, CRLF lines, not dot-stuffed
+  std::string trace;    // Return-Path and Received lines (CRLF), prepended on retrieval
+  std::string content;  // the message as received, CRLF lines, not dot-stuffed
 };
 
 struct StoredMessage {
   MessageId message_id = 0;
-  std::string content_hash;              // 64 hex characters, SHA-256 of content
-  std::vector<DeliveryId> deliveries;    // one per distinct mailbox, in mailboxes order
+  std::string content_hash;            // 64 hex characters, SHA-256 of content
+  std::vector<DeliveryId> deliveries;  // one per distinct mailbox, in mailboxes order
 };
 
 // One row of `mailctl mail list`.
@@ -73,8 +73,8 @@ struct MailSummary {
   DeliveryId id = 0;
   std::string mailbox;
   std::string reverse_path;
-  std::string subject;       // from the content's Subject header, unfolded; may be empty
-  std::uint64_t size = 0;    // octets as served (trace + content)
+  std::string subject;     // from the content's Subject header, unfolded; may be empty
+  std::uint64_t size = 0;  // octets as served (trace + content)
   std::string uidl;
   DeliveryStatus status = DeliveryStatus::fresh;
   std::int64_t received_at = 0;
@@ -108,8 +108,8 @@ struct MessageText {
 };
 
 struct StoreStatus {
-  std::string backend;           // "sqlite" or "mysql"
-  std::string location;          // file path or endpoint
+  std::string backend;   // "sqlite" or "mysql"
+  std::string location;  // file path or endpoint
   int schema_version = 0;
   int latest_schema_version = 0;
   std::int64_t domains = 0, mailboxes = 0, aliases = 0, messages = 0, deliveries = 0;

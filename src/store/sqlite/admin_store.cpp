@@ -1,5 +1,6 @@
 // mailctl's view of the store: writes go through the writer thread, reads through the pool.
-// Trust: arguments come from an administrator; each is checked and a mistake becomes a StoreConflict.
+// Trust: arguments come from an administrator; each is checked and a mistake becomes a
+// StoreConflict.
 #include <limits>
 
 #include "store/addressing.hpp"
@@ -168,7 +169,8 @@ std::vector<Mailbox> SqliteAdminStore::list_users(std::optional<std::string_view
 void SqliteAdminStore::add_alias(std::string_view source, std::string_view target) {
   auto target_split = split_address(target);
   if (!target_split || target_split->local.empty()) {
-    throw StoreConflict("alias target '" + std::string(target) + "' is not an address (local@domain)");
+    throw StoreConflict("alias target '" + std::string(target) +
+                        "' is not an address (local@domain)");
   }
   const std::string stored_target = stored_form(*target_split);
   writer_.call([&](Connection& db) {
@@ -184,7 +186,8 @@ void SqliteAdminStore::add_alias(std::string_view source, std::string_view targe
       auto exists = db.prepare(
           "SELECT 1 FROM aliases WHERE domain_id = ?1 AND local_part = ?2 AND target = ?3");
       exists->bind(1, from.domain_id).bind_text(2, from.address.local).bind_text(3, stored_target);
-      if (exists->step()) throw StoreConflict("alias " + shown + " -> " + stored_target + " already exists");
+      if (exists->step())
+        throw StoreConflict("alias " + shown + " -> " + stored_target + " already exists");
     }
     auto insert = db.prepare(
         "INSERT INTO aliases (domain_id, local_part, target, created_at) VALUES (?1, ?2, ?3, ?4)");
@@ -199,8 +202,8 @@ void SqliteAdminStore::add_alias(std::string_view source, std::string_view targe
 void SqliteAdminStore::delete_alias(std::string_view source, std::string_view target) {
   writer_.call([&](Connection& db) {
     AliasSource from = parse_alias_source(db, source);
-    auto remove = db.prepare(
-        "DELETE FROM aliases WHERE domain_id = ?1 AND local_part = ?2 AND target = ?3");
+    auto remove =
+        db.prepare("DELETE FROM aliases WHERE domain_id = ?1 AND local_part = ?2 AND target = ?3");
     remove->bind(1, from.domain_id).bind_text(2, from.address.local).bind_text(3, target);
     remove->step();
     if (db.changes() == 0) {
@@ -217,12 +220,14 @@ std::vector<Alias> SqliteAdminStore::list_aliases(std::optional<std::string_view
   auto query = db->prepare(
       "SELECT a.local_part, d.name, a.target FROM aliases a JOIN domains d ON d.id = a.domain_id "
       "WHERE ?1 IS NULL OR a.domain_id = ?1 ORDER BY d.name, a.local_part, a.target");
-  if (domain_id) query->bind(1, *domain_id);
-  else query->bind_null(1);
+  if (domain_id)
+    query->bind(1, *domain_id);
+  else
+    query->bind_null(1);
   std::vector<Alias> aliases;
   while (query->step()) {
-    aliases.push_back({display_source(query->column_text(0), query->column_text(1)),
-                       query->column_text(2)});
+    aliases.push_back(
+        {display_source(query->column_text(0), query->column_text(1)), query->column_text(2)});
   }
   return aliases;
 }

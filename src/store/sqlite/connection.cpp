@@ -52,7 +52,8 @@ Statement& Statement::bind(int index, std::int64_t value) {
 }
 
 Statement& Statement::bind_text(int index, std::string_view value) {
-  int rc = sqlite3_bind_text64(stmt_, index, non_null(value), value.size(), transient(), SQLITE_UTF8);
+  int rc =
+      sqlite3_bind_text64(stmt_, index, non_null(value), value.size(), transient(), SQLITE_UTF8);
   if (rc != SQLITE_OK) throw_sqlite_error(db_, rc, "binding text");
   return *this;
 }
@@ -120,7 +121,8 @@ Connection::Connection(const std::filesystem::path& path, bool create) : path_(p
       if (journal.step()) mode = journal.column_text(0);
     }
     if (mode != "wal") {
-      throw StoreError("sqlite: " + path.string() + " cannot use WAL (journal mode is '" + mode + "')");
+      throw StoreError("sqlite: " + path.string() + " cannot use WAL (journal mode is '" + mode +
+                       "')");
     }
     exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   } catch (...) {
@@ -143,7 +145,8 @@ void Connection::exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string message = error != nullptr ? error : sqlite3_errstr(rc);
     sqlite3_free(error);
-    throw StoreError("sqlite " + path_.string() + ": " + message + " (in: " + text.substr(0, 60) + ")");
+    throw StoreError("sqlite " + path_.string() + ": " + message + " (in: " + text.substr(0, 60) +
+                     ")");
   }
 }
 

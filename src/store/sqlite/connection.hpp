@@ -30,7 +30,7 @@ class Statement {
   Statement& bind_blob(int index, std::string_view value);
   Statement& bind_null(int index);
 
-  bool step();  // true: a row is ready; false: done
+  bool step();   // true: a row is ready; false: done
   void reset();  // ready to run again, bindings cleared
 
   std::int64_t column_int(int column) const;
@@ -64,7 +64,7 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void exec(std::string_view sql);                 // statements without results
+  void exec(std::string_view sql);               // statements without results
   std::int64_t query_int(std::string_view sql);  // the first column of the first row
   StatementUse prepare(std::string_view sql);    // prepared once per connection, then reused
 

@@ -63,7 +63,8 @@ Resolution SqliteDirectory::resolve(std::string_view address) {
       continue;  // a mailbox wins over any alias with the same name
     }
     auto targets = alias_targets(*db, *parts);
-    if (targets.empty()) targets = alias_targets(*db, SplitAddress{"", parts->domain});  // catch-all
+    if (targets.empty())
+      targets = alias_targets(*db, SplitAddress{"", parts->domain});  // catch-all
     if (current.hops == max_alias_hops) continue;
     for (auto& target : targets) {
       auto target_parts = split_address(target);

@@ -1,5 +1,6 @@
 // Small indexed lookups used by the directory, the delivery jobs and the admin writes.
-// Trust: addresses were validated by the caller; COLLATE NOCASE in the schema does the case folding.
+// Trust: addresses were validated by the caller; COLLATE NOCASE in the schema does the case
+// folding.
 #include <chrono>
 
 #include "store/addressing.hpp"

@@ -1,5 +1,6 @@
 // Schema versions in PRAGMA user_version; migrations embedded at build time from sql/sqlite/.
-// Trust: the migration SQL is ours; another process (mailctl, a second maild) may migrate concurrently.
+// Trust: the migration SQL is ours; another process (mailctl, a second maild) may migrate
+// concurrently.
 #include <string>
 
 #include "store/migration.hpp"

@@ -1,5 +1,6 @@
-// The SQLite store handle: opens the file, owns the writer and the read pool, and closes them in order.
-// Trust: the file is ours (created with WAL); a missing or unreadable one is reported with its path.
+// The SQLite store handle: opens the file, owns the writer and the read pool, and closes them in
+// order. Trust: the file is ours (created with WAL); a missing or unreadable one is reported with
+// its path.
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <system_error>

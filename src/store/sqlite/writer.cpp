@@ -1,5 +1,6 @@
 // The writer thread: owns the only write connection and groups queued jobs into one transaction.
-// Trust: SQLite reports every failure; a failed COMMIT fails every job in the group (nothing is acknowledged).
+// Trust: SQLite reports every failure; a failed COMMIT fails every job in the group (nothing is
+// acknowledged).
 #include "store/sqlite/writer.hpp"
 
 #include <iterator>
@@ -36,9 +37,7 @@ void Writer::close() {
   connection_.reset();
 }
 
-WriterStats Writer::stats() const {
-  return WriterStats{transactions_.load(), jobs_.load()};
-}
+WriterStats Writer::stats() const { return WriterStats{transactions_.load(), jobs_.load()}; }
 
 void Writer::refuse_writer_thread() const {
   // A completion that waited for the writer would wait for itself.

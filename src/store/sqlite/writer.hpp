@@ -24,8 +24,9 @@ namespace maild::store::sqlite {
 class Writer {
  public:
   struct Job {
-    std::function<void(Connection&)> run;            // inside its own SAVEPOINT; throw to fail alone
-    std::function<void(std::exception_ptr)> finish;  // on the writer thread, after COMMIT or failure
+    std::function<void(Connection&)> run;  // inside its own SAVEPOINT; throw to fail alone
+    std::function<void(std::exception_ptr)>
+        finish;  // on the writer thread, after COMMIT or failure
   };
 
   explicit Writer(std::unique_ptr<Connection> connection);
@@ -67,15 +68,19 @@ auto Writer::call(Work work) -> std::invoke_result_t<Work&, Connection&> {
   if constexpr (std::is_void_v<Result>) {
     submit({[work = std::move(work)](Connection& c) mutable { work(c); },
             [promise](std::exception_ptr error) {
-              if (error) promise->set_exception(error);
-              else promise->set_value();
+              if (error)
+                promise->set_exception(error);
+              else
+                promise->set_value();
             }});
   } else {
     auto result = std::make_shared<std::optional<Result>>();
     submit({[work = std::move(work), result](Connection& c) mutable { result->emplace(work(c)); },
             [promise, result](std::exception_ptr error) {
-              if (error) promise->set_exception(error);
-              else promise->set_value(std::move(**result));
+              if (error)
+                promise->set_exception(error);
+              else
+                promise->set_value(std::move(**result));
             }});
   }
   return future.get();
