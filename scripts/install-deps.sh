@@ -16,7 +16,7 @@ build_packages=(
 test_packages=(
   clang libclang-rt-dev python3 sqlite3 procps
   postfix swaks libnet-ssleay-perl
-  mpop fetchmail
+  mpop fetchmail dnsmasq-base
 )
 
 case "$profile" in
