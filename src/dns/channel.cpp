@@ -3,16 +3,15 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <mutex>
-#include <stdexcept>
-#include <utility>
-
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
 
 #include "maild/core/net_types.hpp"
 
@@ -33,7 +32,8 @@ void init_library_once() {
   static std::once_flag once;
   std::call_once(once, [] {
     const int status = ares_library_init(ARES_LIB_INIT_ALL);
-    if (status != ARES_SUCCESS) throw std::runtime_error(std::string("c-ares: ") + ares_strerror(status));
+    if (status != ARES_SUCCESS)
+      throw std::runtime_error(std::string("c-ares: ") + ares_strerror(status));
   });
 }
 
@@ -53,7 +53,8 @@ std::string servers_csv(const std::vector<Endpoint>& servers) {
 }  // namespace
 
 struct Channel::Lookup {
-  Lookup(const Strand& strand, std::size_t count) : deadline(strand), answers(count), outstanding(count) {}
+  Lookup(const Strand& strand, std::size_t count)
+      : deadline(strand), answers(count), outstanding(count) {}
 
   void finish() {
     if (done) return;
@@ -100,9 +101,9 @@ struct Channel::Watch {
 Channel::Channel(const config::DnsSettings& settings, const asio::any_io_executor& executor)
     : strand_(asio::make_strand(executor)), budget_(settings.timeout), timer_(strand_) {
   init_library_once();
-  const auto try_timeout = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(settings.timeout) /
-                                        budget_shares,
-                                    min_try_timeout);
+  const auto try_timeout = std::max(
+      std::chrono::duration_cast<std::chrono::milliseconds>(settings.timeout) / budget_shares,
+      min_try_timeout);
   ares_options options{};
   options.timeout = static_cast<int>(try_timeout.count());
   options.tries = tries;
@@ -118,7 +119,8 @@ Channel::Channel(const config::DnsSettings& settings, const asio::any_io_executo
     try {
       const std::string csv = servers_csv(settings.servers);
       status = ares_set_servers_ports_csv(channel_, csv.c_str());
-      if (status != ARES_SUCCESS) throw std::invalid_argument(std::string("[dns] servers: ") + ares_strerror(status));
+      if (status != ARES_SUCCESS)
+        throw std::invalid_argument(std::string("[dns] servers: ") + ares_strerror(status));
     } catch (...) {
       ares_destroy(channel_);
       channel_ = nullptr;
@@ -139,7 +141,8 @@ Channel::~Channel() {
   for (auto& [fd, watch] : watches_) watch->stop();
 }
 
-asio::awaitable<std::vector<Answer>> Channel::ask(const std::string& name, std::span<const int> types,
+asio::awaitable<std::vector<Answer>> Channel::ask(const std::string& name,
+                                                  std::span<const int> types,
                                                   Clock::time_point deadline) {
   return asio::async_initiate<decltype(asio::use_awaitable), void(std::vector<Answer>)>(
       [self = shared_from_this(), name, wanted = std::vector<int>(types.begin(), types.end()),
@@ -150,17 +153,18 @@ asio::awaitable<std::vector<Answer>> Channel::ask(const std::string& name, std::
         auto shared = std::make_shared<Handler>(std::move(handler));
         auto lookup = std::make_shared<Lookup>(self->strand_, wanted.size());
         lookup->complete = [shared, owner](std::vector<Answer> answers) {
-          asio::post(owner, [shared, answers = std::move(answers)]() mutable { (*shared)(std::move(answers)); });
+          asio::post(owner, [shared, answers = std::move(answers)]() mutable {
+            (*shared)(std::move(answers));
+          });
         };
-        asio::post(self->strand_, [self, lookup, name = std::move(name), wanted = std::move(wanted), deadline] {
-          self->start(lookup, name, wanted, deadline);
-        });
+        asio::post(self->strand_, [self, lookup, name = std::move(name), wanted = std::move(wanted),
+                                   deadline] { self->start(lookup, name, wanted, deadline); });
       },
       asio::use_awaitable);
 }
 
-void Channel::start(const std::shared_ptr<Lookup>& lookup, const std::string& name, const std::vector<int>& types,
-                    Clock::time_point deadline) {
+void Channel::start(const std::shared_ptr<Lookup>& lookup, const std::string& name,
+                    const std::vector<int>& types, Clock::time_point deadline) {
   if (channel_ == nullptr || closing_) {
     for (Answer& answer : lookup->answers) answer.status = ARES_EDESTRUCTION;
     lookup->finish();
@@ -182,7 +186,8 @@ void Channel::start(const std::shared_ptr<Lookup>& lookup, const std::string& na
   reschedule();
 }
 
-void Channel::answer_callback(void* arg, int status, int /*timeouts*/, unsigned char* message, int length) {
+void Channel::answer_callback(void* arg, int status, int /*timeouts*/, unsigned char* message,
+                              int length) {
   const std::unique_ptr<QueryRef> ref(static_cast<QueryRef*>(arg));
   if (ref->channel->abandoned_) return;
   Lookup& lookup = *ref->lookup;
@@ -202,7 +207,8 @@ void Channel::shutdown() {
 void Channel::close() {
   if (channel_ == nullptr) return;
   closing_ = true;
-  ares_destroy(channel_);  // every query calls back with ARES_EDESTRUCTION, every socket with (0, 0)
+  ares_destroy(
+      channel_);  // every query calls back with ARES_EDESTRUCTION, every socket with (0, 0)
   channel_ = nullptr;
   timer_.cancel();
   for (auto& [fd, watch] : watches_) watch->stop();
@@ -258,23 +264,25 @@ void Channel::on_socket(ares_socket_t fd, bool readable, bool writable) {
 void Channel::arm(const std::shared_ptr<Watch>& watch) {
   if (watch->want_read && !watch->reading) {
     watch->reading = true;
-    watch->descriptor.async_wait(asio::posix::descriptor_base::wait_read,
-                                 [self = shared_from_this(), watch](const boost::system::error_code& ec) {
-                                   watch->reading = false;
-                                   if (ec || watch->stopped) return;
-                                   self->process(watch->fd, ARES_SOCKET_BAD);
-                                   if (!watch->stopped && !self->closing_) self->arm(watch);
-                                 });
+    watch->descriptor.async_wait(
+        asio::posix::descriptor_base::wait_read,
+        [self = shared_from_this(), watch](const boost::system::error_code& ec) {
+          watch->reading = false;
+          if (ec || watch->stopped) return;
+          self->process(watch->fd, ARES_SOCKET_BAD);
+          if (!watch->stopped && !self->closing_) self->arm(watch);
+        });
   }
   if (watch->want_write && !watch->writing) {
     watch->writing = true;
-    watch->descriptor.async_wait(asio::posix::descriptor_base::wait_write,
-                                 [self = shared_from_this(), watch](const boost::system::error_code& ec) {
-                                   watch->writing = false;
-                                   if (ec || watch->stopped) return;
-                                   self->process(ARES_SOCKET_BAD, watch->fd);
-                                   if (!watch->stopped && !self->closing_) self->arm(watch);
-                                 });
+    watch->descriptor.async_wait(
+        asio::posix::descriptor_base::wait_write,
+        [self = shared_from_this(), watch](const boost::system::error_code& ec) {
+          watch->writing = false;
+          if (ec || watch->stopped) return;
+          self->process(ARES_SOCKET_BAD, watch->fd);
+          if (!watch->stopped && !self->closing_) self->arm(watch);
+        });
   }
 }
 

@@ -8,6 +8,11 @@
 
 #include <ares.h>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -16,12 +21,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "maild/config/settings.hpp"
 
@@ -52,7 +51,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Asks one query per entry of `types` for `name` at once; completes, on the
   // caller's executor, when all have answered or at `deadline`, with one
   // Answer per type in the same order.
-  boost::asio::awaitable<std::vector<Answer>> ask(const std::string& name, std::span<const int> types,
+  boost::asio::awaitable<std::vector<Answer>> ask(const std::string& name,
+                                                  std::span<const int> types,
                                                   Clock::time_point deadline);
 
   // Cancels everything in flight (those lookups complete with
@@ -65,8 +65,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   struct Watch;
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
 
-  void start(const std::shared_ptr<Lookup>& lookup, const std::string& name, const std::vector<int>& types,
-             Clock::time_point deadline);
+  void start(const std::shared_ptr<Lookup>& lookup, const std::string& name,
+             const std::vector<int>& types, Clock::time_point deadline);
   void close();
   void process(ares_socket_t readable, ares_socket_t writable);
   void reschedule();
@@ -74,13 +74,14 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void arm(const std::shared_ptr<Watch>& watch);
 
   static void socket_state_callback(void* data, ares_socket_t fd, int readable, int writable);
-  static void answer_callback(void* arg, int status, int timeouts, unsigned char* message, int length);
+  static void answer_callback(void* arg, int status, int timeouts, unsigned char* message,
+                              int length);
 
   Strand strand_;
   Clock::duration budget_;
   ares_channel channel_ = nullptr;
-  bool closing_ = false;    // inside close(): c-ares calls back, we do not call in
-  bool abandoned_ = false;  // destroyed without close(): drop completions
+  bool closing_ = false;             // inside close(): c-ares calls back, we do not call in
+  bool abandoned_ = false;           // destroyed without close(): drop completions
   boost::asio::steady_timer timer_;  // c-ares' next retransmission or timeout
   std::unordered_map<ares_socket_t, std::shared_ptr<Watch>> watches_;
 };

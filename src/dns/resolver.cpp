@@ -36,8 +36,8 @@ std::optional<std::string> normalize_name(std::string_view text) {
       if (label == 0) return std::nullopt;
       label = 0;
     } else {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '_';
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_';
       if (!ok || ++label > max_label_length) return std::nullopt;
     }
     name += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -48,10 +48,14 @@ std::optional<std::string> normalize_name(std::string_view text) {
 
 Outcome outcome_of(int status) {
   switch (status) {
-    case ARES_SUCCESS: return Outcome::ok;
-    case ARES_ENODATA: return Outcome::no_data;
-    case ARES_ENOTFOUND: return Outcome::no_such_domain;  // NXDOMAIN
-    default: return Outcome::temporary;  // SERVFAIL, REFUSED, timeouts, bad answers, shutdown
+    case ARES_SUCCESS:
+      return Outcome::ok;
+    case ARES_ENODATA:
+      return Outcome::no_data;
+    case ARES_ENOTFOUND:
+      return Outcome::no_such_domain;  // NXDOMAIN
+    default:
+      return Outcome::temporary;  // SERVFAIL, REFUSED, timeouts, bad answers, shutdown
   }
 }
 
@@ -93,14 +97,15 @@ Addresses parse_addresses(const Answer& answer, int type) {
   int count = static_cast<int>(max_addresses);
   if (type == type_a) {
     std::array<ares_addrttl, max_addresses> records{};
-    out.status = ares_parse_a_reply(answer.message.data(), message_length(answer), nullptr, records.data(), &count);
+    out.status = ares_parse_a_reply(answer.message.data(), message_length(answer), nullptr,
+                                    records.data(), &count);
     for (int i = 0; out.status == ARES_SUCCESS && i < count; ++i) {
       out.list.push_back(from_v4(records[static_cast<std::size_t>(i)].ipaddr));
     }
   } else {
     std::array<ares_addr6ttl, max_addresses> records{};
-    out.status =
-        ares_parse_aaaa_reply(answer.message.data(), message_length(answer), nullptr, records.data(), &count);
+    out.status = ares_parse_aaaa_reply(answer.message.data(), message_length(answer), nullptr,
+                                       records.data(), &count);
     for (int i = 0; out.status == ARES_SUCCESS && i < count; ++i) {
       out.list.push_back(from_v6(records[static_cast<std::size_t>(i)].ip6addr));
     }
@@ -213,8 +218,8 @@ NamesResult parse_ptr(const Answer& answer, const IpAddress& address) {
   hostent* host = nullptr;
   const bool v4 = address.is_v4();
   const void* raw = v4 ? static_cast<const void*>(address.bytes.data() + 12) : address.bytes.data();
-  const int status = ares_parse_ptr_reply(answer.message.data(), message_length(answer), raw, v4 ? 4 : 16,
-                                          v4 ? AF_INET : AF_INET6, &host);
+  const int status = ares_parse_ptr_reply(answer.message.data(), message_length(answer), raw,
+                                          v4 ? 4 : 16, v4 ? AF_INET : AF_INET6, &host);
   if (status != ARES_SUCCESS) {
     result.outcome = outcome_of(status) == Outcome::no_data ? Outcome::no_data : Outcome::temporary;
     result.detail = describe(status);
@@ -243,11 +248,16 @@ constexpr std::array<int, 1> ptr_query{type_ptr};
 
 const char* to_string(Outcome outcome) {
   switch (outcome) {
-    case Outcome::ok: return "ok";
-    case Outcome::no_such_domain: return "no such domain";
-    case Outcome::no_data: return "no data";
-    case Outcome::null_mx: return "null MX";
-    case Outcome::temporary: return "temporary failure";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::no_such_domain:
+      return "no such domain";
+    case Outcome::no_data:
+      return "no data";
+    case Outcome::null_mx:
+      return "null MX";
+    case Outcome::temporary:
+      return "temporary failure";
   }
   return "unknown";
 }
@@ -277,7 +287,8 @@ asio::awaitable<MxResult> Resolver::mx(const std::string& domain) {
   if (result.outcome != Outcome::no_data) co_return result;
 
   // No MX records: the domain itself is the implicit MX if it has an address.
-  const std::vector<Answer> address_answers = co_await channel->ask(*name, address_queries, deadline);
+  const std::vector<Answer> address_answers =
+      co_await channel->ask(*name, address_queries, deadline);
   const AddressResult addresses = combine(address_answers);
   MxResult implicit;
   implicit.outcome = addresses.outcome;

@@ -9,14 +9,13 @@
 // lookup ends by [dns] timeout whatever the servers do.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 
 #include "maild/config/settings.hpp"
 #include "maild/core/net_types.hpp"

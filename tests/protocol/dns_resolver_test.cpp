@@ -1,10 +1,9 @@
 // dns::Resolver against a real dnsmasq on a free loopback port (UDP and TCP),
 // started by the suite and stopped by PID, plus a UDP socket that never
 // answers for timeouts. Every wait is bounded.
-#include "dns/resolver.hpp"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,6 +14,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -28,14 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
+#include "dns/resolver.hpp"
 
 extern char** environ;
 
@@ -103,10 +102,11 @@ bool answers(std::uint16_t port) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
   // id 0x4242, RD, one question: mx.test IN MX.
-  const unsigned char query[] = {0x42, 0x42, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 2, 'm', 'x', 4,
-                                 't',  'e',  's',  't',  0, 0, 15, 0, 1};
+  const unsigned char query[] = {0x42, 0x42, 0x01, 0x00, 0,   1,   0,   0, 0, 0,  0, 0, 2,
+                                 'm',  'x',  4,    't',  'e', 's', 't', 0, 0, 15, 0, 1};
   unsigned char reply[512];
-  const bool ok = ::sendto(fd, query, sizeof query, 0, reinterpret_cast<sockaddr*>(&address), sizeof address) > 0 &&
+  const bool ok = ::sendto(fd, query, sizeof query, 0, reinterpret_cast<sockaddr*>(&address),
+                           sizeof address) > 0 &&
                   ::recv(fd, reply, sizeof reply, 0) >= 12 && reply[0] == 0x42 && reply[1] == 0x42;
   ::close(fd);
   return ok;
@@ -135,7 +135,8 @@ class Dnsmasq {
                                        "--log-facility=-",
                                        "--log-queries"};
       args.insert(args.end(), zone.begin(), zone.end());
-      for (int i = 1; i <= big_count; ++i) args.push_back("--host-record=big.test,10.0.0." + std::to_string(i));
+      for (int i = 1; i <= big_count; ++i)
+        args.push_back("--host-record=big.test,10.0.0." + std::to_string(i));
       if (!spawn(args)) return false;
       const auto deadline = Clock::now() + 10s;
       while (Clock::now() < deadline) {
@@ -184,7 +185,8 @@ class Dnsmasq {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     const int error = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -246,7 +248,8 @@ class DnsResolverTest : public ::testing::Test {
     binary_ = dnsmasq_path();
     if (binary_.empty()) return;
     const char* tmp = std::getenv("MAILD_TEST_TMP");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/maild-dns-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/maild-dns-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) return;
     folder_ = new std::filesystem::path(pattern);
     server_ = new Dnsmasq;
@@ -268,7 +271,8 @@ class DnsResolverTest : public ::testing::Test {
   void SetUp() override {
     if (binary_.empty()) GTEST_SKIP() << "dnsmasq is not installed (scripts/install-deps.sh test)";
     ASSERT_TRUE(started_) << "dnsmasq did not start; its log:\n" << (server_ ? server_->log() : "");
-    resolver_ = std::make_unique<Resolver>(settings_for(server_->port(), Seconds{5}), io_.get_executor());
+    resolver_ =
+        std::make_unique<Resolver>(settings_for(server_->port(), Seconds{5}), io_.get_executor());
   }
 
   void TearDown() override { resolver_.reset(); }
@@ -358,8 +362,14 @@ TEST_F(DnsResolverTest, RefusedIsTemporary) {
 }
 
 TEST_F(DnsResolverTest, InvalidNamesAreRefusedWithoutAQuery) {
-  const std::vector<std::string> names = {"",   ".", "a..b", "bad name.test", std::string(64, 'a') + ".test",
-                                          std::string(260, 'a'), "caf\xc3\xa9.test", "back\\slash.test"};
+  const std::vector<std::string> names = {"",
+                                          ".",
+                                          "a..b",
+                                          "bad name.test",
+                                          std::string(64, 'a') + ".test",
+                                          std::string(260, 'a'),
+                                          "caf\xc3\xa9.test",
+                                          "back\\slash.test"};
   for (const std::string& name : names) {
     EXPECT_EQ(mx(name).outcome, Outcome::no_such_domain) << name;
     EXPECT_EQ(addresses(name).outcome, Outcome::no_such_domain) << name;
@@ -384,7 +394,8 @@ TEST_F(DnsResolverTest, ATruncatedAnswerIsFetchedOverTcp) {
   const AddressResult big = addresses("big.test");
   ASSERT_EQ(big.outcome, Outcome::ok) << big.detail;
   EXPECT_EQ(big.addresses.size(), static_cast<std::size_t>(big_count));
-  EXPECT_NE(std::find(big.addresses.begin(), big.addresses.end(), ip("10.0.0.40")), big.addresses.end());
+  EXPECT_NE(std::find(big.addresses.begin(), big.addresses.end(), ip("10.0.0.40")),
+            big.addresses.end());
 }
 
 TEST_F(DnsResolverTest, PtrNames) {
@@ -400,7 +411,8 @@ TEST_F(DnsResolverTest, PtrNames) {
 TEST_F(DnsResolverTest, ASilentServerIsTemporaryWithinTheTimeout) {
   SilentServer silent;
   ASSERT_NE(silent.port(), 0);
-  resolver_ = std::make_unique<Resolver>(settings_for(silent.port(), Seconds{1}), io_.get_executor());
+  resolver_ =
+      std::make_unique<Resolver>(settings_for(silent.port(), Seconds{1}), io_.get_executor());
   const auto started = Clock::now();
   const MxResult result = mx("mx.test");
   const auto took = Clock::now() - started;
@@ -421,10 +433,13 @@ TEST_F(DnsResolverTest, ManyLookupsFromManyCoroutinesOnManyThreads) {
   std::atomic<int> done{0};
   auto worker = [&](int id) -> asio::awaitable<void> {
     for (int i = 0; i < rounds; ++i) {
-      const std::string domain = (i + id) % 3 == 0 ? "mx.test" : (i + id) % 3 == 1 ? "aonly.test" : "nx.test";
+      const std::string domain = (i + id) % 3 == 0   ? "mx.test"
+                                 : (i + id) % 3 == 1 ? "aonly.test"
+                                                     : "nx.test";
       const MxResult result = co_await resolver_->mx(domain);
       const Outcome expected = domain == "nx.test" ? Outcome::no_such_domain : Outcome::ok;
-      if (result.outcome != expected) note("mx " + domain + ": " + to_string(result.outcome) + " " + result.detail);
+      if (result.outcome != expected)
+        note("mx " + domain + ": " + to_string(result.outcome) + " " + result.detail);
       const std::string host = i % 2 == 0 ? "dual.test" : "big.test";
       const AddressResult address = co_await resolver_->addresses(host);
       const std::size_t count = host == "dual.test" ? 2u : static_cast<std::size_t>(big_count);
@@ -434,18 +449,21 @@ TEST_F(DnsResolverTest, ManyLookupsFromManyCoroutinesOnManyThreads) {
     }
     ++done;
   };
-  for (int id = 0; id < coroutines; ++id) asio::co_spawn(asio::make_strand(io_), worker(id), asio::detached);
+  for (int id = 0; id < coroutines; ++id)
+    asio::co_spawn(asio::make_strand(io_), worker(id), asio::detached);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) threads.emplace_back([this] { io_.run(); });
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(done.load(), coroutines);
-  EXPECT_TRUE(problems.empty()) << problems.size() << " wrong, the first: " << (problems.empty() ? "" : problems.front());
+  EXPECT_TRUE(problems.empty()) << problems.size() << " wrong, the first: "
+                                << (problems.empty() ? "" : problems.front());
 }
 
 TEST_F(DnsResolverTest, DestroyingTheResolverEndsLookupsInFlight) {
   SilentServer silent;
   ASSERT_NE(silent.port(), 0);
-  resolver_ = std::make_unique<Resolver>(settings_for(silent.port(), Seconds{30}), io_.get_executor());
+  resolver_ =
+      std::make_unique<Resolver>(settings_for(silent.port(), Seconds{30}), io_.get_executor());
   constexpr int lookups = 10;
   std::atomic<int> temporary{0};
   std::atomic<int> finished{0};
@@ -459,7 +477,8 @@ TEST_F(DnsResolverTest, DestroyingTheResolverEndsLookupsInFlight) {
     }
     ++finished;
   };
-  for (int id = 0; id < lookups; ++id) asio::co_spawn(asio::make_strand(io_), lookup(id), asio::detached);
+  for (int id = 0; id < lookups; ++id)
+    asio::co_spawn(asio::make_strand(io_), lookup(id), asio::detached);
   auto destroyer = [&]() -> asio::awaitable<void> {
     const auto executor = co_await asio::this_coro::executor;
     asio::steady_timer timer(executor);
