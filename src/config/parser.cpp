@@ -202,7 +202,12 @@ Endpoint parse_one_endpoint(std::string_view text) {
 
 std::vector<Endpoint> parse_endpoints(const table::EndpointListType& type, std::string_view text) {
   std::vector<Endpoint> endpoints;
-  for (const auto item : split_list(text)) endpoints.push_back(parse_one_endpoint(item));
+  for (const auto item : split_list(text)) {
+    auto endpoint = parse_one_endpoint(item);
+    if (type.addresses_only && !parse_ip(endpoint.host))
+      throw InvalidValue(in_quotes(item) + " needs an IP address, not a name");
+    endpoints.push_back(std::move(endpoint));
+  }
   if (endpoints.empty() && !type.may_be_empty) throw InvalidValue("needs at least one host:port");
   return endpoints;
 }

@@ -83,7 +83,9 @@ std::string bounds_text(const table::ValueType& type) {
           return "at least one; each " + table::format_duration(t.min) + ".." +
                  table::format_duration(t.max);
         } else if constexpr (std::is_same_v<T, table::EndpointListType>) {
-          return t.may_be_empty ? "" : "at least one";
+          std::string bounds = t.may_be_empty ? "" : "at least one";
+          if (t.addresses_only) bounds += "IP addresses only";
+          return bounds;
         } else {
           return "";
         }

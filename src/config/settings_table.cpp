@@ -100,7 +100,7 @@ std::vector<KeySpec> build_keys() {
        into(&S::store, &StoreSettings::workers)},
 
       // [mysql]
-      {"mysql", "endpoints", EndpointListType{false}, "127.0.0.1:3306",
+      {"mysql", "endpoints", EndpointListType{false, false}, "127.0.0.1:3306",
        "Primary and standbys, any order; maild writes to the writable one",
        into(&S::mysql, &MysqlSettings::endpoints)},
       {"mysql", "user", StringType{}, "maild", "MySQL user", into(&S::mysql, &MysqlSettings::user)},
@@ -120,12 +120,12 @@ std::vector<KeySpec> build_keys() {
       {"tls", "key", PathType{}, "", "PEM private key of cert", into(&S::tls, &TlsSettings::key)},
 
       // [smtp]
-      {"smtp", "listen", EndpointListType{true}, "0.0.0.0:25", "MX listeners; empty disables",
+      {"smtp", "listen", EndpointListType{true, true}, "0.0.0.0:25", "MX listeners; empty disables",
        into(&S::smtp, &SmtpSettings::listen)},
-      {"smtp", "submission", EndpointListType{true}, "0.0.0.0:587",
+      {"smtp", "submission", EndpointListType{true, true}, "0.0.0.0:587",
        "Submission listeners: STARTTLS + AUTH required before MAIL; empty disables",
        into(&S::smtp, &SmtpSettings::submission)},
-      {"smtp", "submissions", EndpointListType{true}, "0.0.0.0:465",
+      {"smtp", "submissions", EndpointListType{true, true}, "0.0.0.0:465",
        "Submission listeners with implicit TLS + AUTH; empty disables",
        into(&S::smtp, &SmtpSettings::submissions)},
       {"smtp", "max_message_size", SizeType{1_KiB, 2048_MiB}, "35M",
@@ -155,9 +155,9 @@ std::vector<KeySpec> build_keys() {
        into(&S::smtp, &SmtpSettings::received_auth_user)},
 
       // [pop3]
-      {"pop3", "listen", EndpointListType{true}, "0.0.0.0:110",
+      {"pop3", "listen", EndpointListType{true, true}, "0.0.0.0:110",
        "POP3 listeners (STLS); empty disables", into(&S::pop3, &Pop3Settings::listen)},
-      {"pop3", "pop3s", EndpointListType{true}, "0.0.0.0:995",
+      {"pop3", "pop3s", EndpointListType{true, true}, "0.0.0.0:995",
        "POP3 listeners with implicit TLS; empty disables", into(&S::pop3, &Pop3Settings::pop3s)},
       {"pop3", "plaintext_networks", NetworkListType{}, "127.0.0.0/8, ::1/128",
        "USER/PASS without TLS only from here", into(&S::pop3, &Pop3Settings::plaintext_networks)},
@@ -193,7 +193,7 @@ std::vector<KeySpec> build_keys() {
        into_enum(&S::delivery, &DeliverySettings::tls, tls_policies)},
 
       // [dns]
-      {"dns", "servers", EndpointListType{true}, "",
+      {"dns", "servers", EndpointListType{true, true}, "",
        "Resolvers; empty = /etc/resolv.conf; e.g. 127.0.0.1:5353 for tests",
        into(&S::dns, &DnsSettings::servers)},
       {"dns", "timeout", DurationType{1s, 5min}, "5s", "Per query",

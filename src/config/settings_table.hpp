@@ -37,6 +37,7 @@ struct EnumType {
 };
 struct EndpointListType {
   bool may_be_empty;
+  bool addresses_only;  // listeners and resolvers: an IP address, not a name
 };
 struct NetworkListType {};
 struct DurationListType {
