@@ -17,6 +17,7 @@ test_packages=(
   clang libclang-rt-dev python3 sqlite3 procps
   postfix swaks libnet-ssleay-perl
   mpop fetchmail dnsmasq-base
+  mariadb-server mariadb-client
 )
 
 case "$profile" in
@@ -40,8 +41,11 @@ sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-installs_postfix=false
-for p in "${missing[@]}"; do [[ "$p" == postfix ]] && installs_postfix=true; done
+installs_postfix=false installs_mariadb=false
+for p in "${missing[@]}"; do
+  [[ "$p" == postfix ]] && installs_postfix=true
+  [[ "$p" == mariadb-server ]] && installs_mariadb=true
+done
 if $installs_postfix; then
   # Tests run private Postfix instances (tests/integration/postfix_peer.py); the
   # system's own stays unconfigured: no /etc/postfix/main.cf, nothing on port 25.
@@ -58,5 +62,30 @@ if $installs_postfix; then
   fi
   if [[ -s /var/spool/postfix/pid/master.pid ]]; then
     $sudo postfix stop >/dev/null 2>&1 || true
+  fi
+fi
+if $installs_mariadb; then
+  # Tests run private MariaDB servers (tests/integration/mariadb_server.py) in
+  # temp datadirs on free 127.0.0.1 ports; the system's own must not run (it
+  # would sit on port 3306). The package starts it where it can: stop it through
+  # its service manager (only the system service, never a test's server) and
+  # keep it from starting at boot.
+  if [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now mariadb.service >/dev/null 2>&1 || true
+  else
+    # invoke-rc.d exits 0 even when policy-rc.d denies the stop: check again.
+    if pgrep -x 'mariadbd|mysqld' >/dev/null; then
+      $sudo invoke-rc.d mariadb stop >/dev/null 2>&1 || true
+    fi
+    if pgrep -x 'mariadbd|mysqld' >/dev/null; then
+      $sudo service mariadb stop >/dev/null 2>&1 || true
+    fi
+    if command -v systemctl >/dev/null; then
+      $sudo systemctl disable mariadb.service >/dev/null 2>&1 || true
+    fi
+    $sudo update-rc.d mariadb disable >/dev/null 2>&1 || true
+  fi
+  if pgrep -a -x 'mariadbd|mysqld' >&2; then
+    echo "install-deps: warning: a MariaDB server still runs after stopping the system service" >&2
   fi
 fi
