@@ -24,6 +24,21 @@ START_TIMEOUT = 30.0
 IO_TIMEOUT = 10.0
 
 
+# A body that exercises transparency and line handling: dot-leading lines, a
+# lone ".", a tab, trailing spaces, "From " at a line start, a 1000-octet line.
+TRICKY_BODY = (
+    b"First line.\r\n"
+    b".A line that starts with a dot (stuffed on the wire).\r\n"
+    b"..Two dots.\r\n"
+    b".\r\n"
+    b"\tTabbed, and trailing spaces   \r\n"
+    b"\r\n"
+    b"From the start of a line.\r\n"
+    + b"x" * 998 + b"\r\n"
+    b"Last line.\r\n"
+)
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on right now (the kernel's choice)."""
     return free_ports(1, host)[0]

@@ -10,7 +10,7 @@ import socket
 import ssl
 import unittest
 
-from maild_harness import (IO_TIMEOUT, Dialogue, Maild, deliveries, export_message, mailctl_ok,
+from maild_harness import (TRICKY_BODY, IO_TIMEOUT, Dialogue, Maild, deliveries, export_message, mailctl_ok,
                            provision, split_trace)
 
 PASSWORD = "correct horse"
@@ -22,15 +22,7 @@ MESSAGE = (
     b"Date: Sat, 22 Nov 2025 10:00:00 +0000\r\n"
     b"Message-ID: <smtp-test-1@remote.test>\r\n"
     b"\r\n"
-    b"First line.\r\n"
-    b".A line that starts with a dot (stuffed on the wire).\r\n"
-    b"..Two dots.\r\n"
-    b".\r\n"
-    b"\tTabbed, and trailing spaces   \r\n"
-    b"\r\n"
-    b"From the start of a line.\r\n"
-    + b"x" * 998 + b"\r\n"
-    b"Last line.\r\n"
+    + TRICKY_BODY
 )
 
 # maild's Received field, unfolded: from, by, optional TLS and user clauses,

@@ -8,7 +8,7 @@ import re
 import smtplib
 import unittest
 
-from maild_harness import (IO_TIMEOUT, Maild, deliveries, export_message, mailctl_ok, provision,
+from maild_harness import (TRICKY_BODY, IO_TIMEOUT, Maild, deliveries, export_message, mailctl_ok, provision,
                            split_trace)
 from postfix_peer import SWAKS, PostfixPeer, missing_tools, run_smtp_source, swaks
 
@@ -21,15 +21,7 @@ MESSAGE = (
     b"Date: Sat, 22 Nov 2025 10:00:00 +0000\r\n"
     b"Message-ID: <peers-test-1@remote.test>\r\n"
     b"\r\n"
-    b"First line.\r\n"
-    b".A line that starts with a dot (stuffed on the wire).\r\n"
-    b"..Two dots.\r\n"
-    b".\r\n"
-    b"\tTabbed, and trailing spaces   \r\n"
-    b"\r\n"
-    b"From the start of a line.\r\n"
-    + b"x" * 998 + b"\r\n"
-    b"Last line.\r\n"
+    + TRICKY_BODY
 )
 
 
