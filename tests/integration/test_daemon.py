@@ -151,8 +151,7 @@ class Shutdown(unittest.TestCase):
 
     def test_listeners_close_at_once(self):
         maild = Maild(self, "[server]\nshutdown_grace = 30s").start()
-        # A client that never reads keeps its session busy writing? No: an
-        # idle one is told 421 at once, so the stop is quick even with a long grace.
+        # An idle session is told goodbye at once, so the stop is quick even with a long grace.
         d = maild.dialogue("pop3")
         self.assertTrue(d.line().startswith("+OK"))
         started = time.monotonic()

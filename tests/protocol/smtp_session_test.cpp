@@ -383,6 +383,38 @@ TEST_F(SmtpSession, CommandTimeoutEndsWith421) {
   EXPECT_TRUE(c.closed());
 }
 
+TEST_F(SmtpSession, DataTimeoutEndsWith421) {
+  settings_.smtp.data_timeout = Seconds{1};
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  c.send("Subject: stalled\r\n");  // and then nothing
+  const auto started = std::chrono::steady_clock::now();
+  c.expect("421 4.4.2");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_TRUE(c.closed());
+  EXPECT_TRUE(stored().empty());
+}
+
+TEST_F(SmtpSession, AClientThatNeverReadsMeetsTheWriteDeadline) {
+  settings_.smtp.command_timeout = Seconds{1};
+  auto c = greeted();
+  // Far more replies than the socket buffers hold, and no reading: the
+  // session's write blocks, and its deadline must end the session.
+  constexpr int commands = 20000;
+  std::string burst;
+  for (int i = 0; i < commands; ++i) burst += "HELP\r\n";
+  c.send(burst);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // past the 1 s deadline
+  int replies = 0;
+  while (!c.closed()) {
+    if (c.line().rfind("214 ", 0) == 0) ++replies;
+  }
+  EXPECT_LT(replies, commands);  // without the deadline every HELP would be answered
+}
+
 TEST_F(SmtpSession, ClientSpeakingBeforeTheGreetingIsRefused) {
   auto c = connect(Service::smtp, "127.0.0.1", "EHLO impatient.example\r\n");
   c.expect("554 5.5.1");
