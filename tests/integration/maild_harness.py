@@ -22,6 +22,8 @@ TMP_ROOT = os.environ.get("MAILD_TEST_TMP") or None
 # Every wait in these tests is bounded.
 START_TIMEOUT = 30.0
 IO_TIMEOUT = 10.0
+# Start-ups retried when a chosen port was taken in the meantime.
+START_ATTEMPTS = 3
 
 
 # A body that exercises transparency and line handling: dot-leading lines, a
@@ -188,12 +190,34 @@ class Maild:
                 f.write("\n")
 
     def start(self, *args, wait=True, env=None):
-        self.process = subprocess.Popen(
-            [MAILD_BIN, "--config", self.config_path, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        if wait:
-            self.wait_ready()
+        """Starts maild; with wait, until it greets. Between choosing free ports and
+        maild binding them, a test running in parallel may take one: then the
+        ports are chosen again (read self.ports after start(), not before)."""
+        for attempt in range(START_ATTEMPTS):
+            self.process = subprocess.Popen(
+                [MAILD_BIN, "--config", self.config_path, *args],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError as failure:
+                if attempt + 1 == START_ATTEMPTS or "Address already in use" not in str(failure):
+                    raise
+                self._choose_ports_again()
         return self
+
+    def _choose_ports_again(self):
+        """New free ports, written over the old ones in the config file as it is now."""
+        with open(self.config_path) as f:
+            text = f.read()
+        fresh = free_ports(len(self.ports))
+        for (name, old), port in zip(list(self.ports.items()), fresh):
+            text = text.replace("127.0.0.1:%d\n" % old, "127.0.0.1:%d\n" % port)
+            self.ports[name] = port
+        with open(self.config_path, "w") as f:
+            f.write(text)
 
     def wait_ready(self, port=None):
         """Until the SMTP listener greets (or the process dies, or START_TIMEOUT)."""
