@@ -127,8 +127,12 @@ void mail_inject(Request& request) {
   const std::string input{std::istreambuf_iterator<char>(std::cin),
                           std::istreambuf_iterator<char>()};
   if (input.empty()) throw RequestError("no message on standard input");
-  const store::StoredMessage stored = request.store->mail().deliver(
-      {sender, {id}, "Return-Path: <" + sender + ">\r\n", to_crlf(input)});
+  store::NewMessage message;
+  message.reverse_path = sender;
+  message.mailboxes = {id};
+  message.trace = "Return-Path: <" + sender + ">\r\n";
+  message.content = to_crlf(input);
+  const store::StoredMessage stored = request.store->mail().deliver(message);
 
   const std::int64_t delivery = stored.deliveries.at(0);
   if (request.out.json()) {

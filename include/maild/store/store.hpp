@@ -56,7 +56,8 @@ class MaildropStore {
                       const std::vector<DeliveryId>& deleted) = 0;
 };
 
-// Local delivery: one message to many mailboxes, durable when deliver() returns.
+// Acceptance: one message to many local mailboxes and the outbound queue in
+// one commit, durable when deliver() returns.
 class MailStore {
  public:
   using Completion = std::function<void(std::exception_ptr, StoredMessage)>;
@@ -67,6 +68,54 @@ class MailStore {
   // Hands the message to the group-commit writer and returns at once;
   // `done` runs on the writer thread after the commit (or the failure).
   virtual void deliver_async(NewMessage message, Completion done) = 0;
+};
+
+// The outbound queue: messages with per-recipient state, filled by
+// MailStore::deliver in the commit that accepted them. Delivery workers on any
+// number of maild nodes sharing the store take due recipients by lease, so
+// two nodes never deliver one recipient at the same time and a dead node's
+// leases lapse for another to continue.
+class QueueStore {
+ public:
+  virtual ~QueueStore() = default;
+
+  // Leases to `owner` (unique across nodes) until now + lease at most `limit`
+  // recipients that are queued, due (next_attempt <= now) and not under a live
+  // lease; grouped into one job per message and domain, oldest message first.
+  virtual std::vector<DeliveryJob> claim(std::string_view owner, std::chrono::seconds lease,
+                                         std::size_t limit) = 0;
+  // Extends `owner`'s leases on these recipients; false when one is no longer its own.
+  virtual bool renew(std::string_view owner, const std::vector<QueueRecipientId>& recipients,
+                     std::chrono::seconds lease) = 0;
+  // What is sent: the outbound trace, then the content. Nothing when the entry is gone.
+  virtual std::optional<MessageText> text(QueueId id) = 0;
+  // Applies attempt results in one transaction and releases their leases.
+  // A result for a recipient not leased by `owner` (lost lease, deleted
+  // entry) is skipped. Returns how many were applied.
+  virtual std::size_t record(std::string_view owner,
+                             const std::vector<RecipientResult>& results) = 0;
+  // The earliest next_attempt of a queued recipient (unix seconds), if any.
+  virtual std::optional<std::int64_t> next_due() = 0;
+
+  // Messages whose senders are owed a notice; recipients: those owed one
+  // (failed: failure; queued: delay; delivered: relayed or delivered).
+  virtual std::vector<QueuedMessage> notices_owed(std::size_t limit) = 0;
+  // In one transaction: accepts `notice` (a DSN from the null sender, local
+  // or queued like any message) and marks these recipients' notices sent.
+  virtual StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
+                                    const NewMessage& notice) = 0;
+
+  // Administration (mailctl queue). A message whose recipients are all
+  // delivered or failed, with no notice owed, leaves the queue.
+  virtual std::vector<QueuedMessage> list(const QueueFilter& filter) = 0;  // oldest first
+  virtual std::optional<QueuedMessage> get(QueueId id) = 0;
+  // Makes queued recipients due now (one message, or all); returns how many.
+  virtual std::size_t retry(std::optional<QueueId> id) = 0;
+  // Removes the message from the queue without any notice; false when unknown.
+  virtual bool remove(QueueId id) = 0;
+  // Fails its queued recipients now with `reason`, owing the sender a notice;
+  // returns how many.
+  virtual std::size_t bounce(QueueId id, std::string_view reason) = 0;
 };
 
 // Counters for tests and `mailctl db status`.
@@ -118,6 +167,7 @@ class Store {
   virtual MailStore& mail() = 0;
   virtual MaildropStore& maildrops() = 0;
   virtual AdminStore& admin() = 0;
+  virtual QueueStore& queue() = 0;
   virtual WriterStats writer_stats() const = 0;
 
   // Finishes queued writes, stops the writer, closes connections.

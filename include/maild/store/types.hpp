@@ -54,18 +54,107 @@ struct Resolution {
   std::vector<std::string> forwards;  // kind == mailboxes: alias targets outside our domains
 };
 
-// A message to be delivered to local mailboxes in one commit.
+using QueueId = std::int64_t;           // a message in the outbound queue
+using QueueRecipientId = std::int64_t;  // one recipient of it
+
+// RFC 3461 RET: what a failure notice carries of the original message.
+enum class DsnReturn : int { unspecified = 0, full = 1, headers = 2 };
+
+// RFC 3461 NOTIFY bits; 0 means the parameter was not given (failure and delay then apply).
+inline constexpr unsigned notify_never = 1;
+inline constexpr unsigned notify_success = 2;
+inline constexpr unsigned notify_failure = 4;
+inline constexpr unsigned notify_delay = 8;
+
+// A recipient on another server: relayed, or the target of a forwarding alias.
+struct OutboundRecipient {
+  std::string address;  // local@domain, without <>
+  unsigned notify = 0;  // notify_* bits
+  std::string orcpt;    // "rfc822;bob@example.com" as received; "" when absent
+  bool operator==(const OutboundRecipient&) const = default;
+};
+
+// A message accepted in one commit: delivered to local mailboxes and queued
+// for outbound recipients together, so one 250 covers both or neither.
 struct NewMessage {
   std::string reverse_path;          // without <>; empty for the null sender
   std::vector<MailboxId> mailboxes;  // duplicates are delivered once
   std::string trace;    // Return-Path and Received lines (CRLF), prepended on retrieval
   std::string content;  // the message as received, CRLF lines, not dot-stuffed
+
+  // The outbound part (empty: local delivery only). Duplicates are queued once.
+  std::vector<OutboundRecipient> outbound;
+  std::string outbound_trace;  // the Received line sent onward (no Return-Path)
+  std::string envid;           // RFC 3461 ENVID, decoded; "" when absent
+  DsnReturn ret = DsnReturn::unspecified;
+  bool smtputf8 = false;   // the envelope needs SMTPUTF8 onward
+  bool eight_bit = false;  // BODY=8BITMIME was declared
 };
 
 struct StoredMessage {
   MessageId message_id = 0;
   std::string content_hash;            // 64 hex characters, SHA-256 of content
   std::vector<DeliveryId> deliveries;  // one per distinct mailbox, in mailboxes order
+  std::optional<QueueId> queued;       // the queue entry when there were outbound recipients
+};
+
+// A queued recipient's state. Values only grow: queued becomes delivered or failed.
+enum class RecipientState : int { queued = 0, delivered = 1, failed = 2 };
+
+struct QueueRecipient {
+  QueueRecipientId id = 0;
+  std::string address;
+  std::string domain;  // lower case: what routing and leases group by
+  unsigned notify = 0;
+  std::string orcpt;
+  RecipientState state = RecipientState::queued;
+  int attempts = 0;
+  std::int64_t next_attempt = 0;  // unix seconds
+  std::string last_reply;         // e.g. "450 4.2.0 mailbox busy", or our own reason
+  std::string remote_host;        // the server that gave last_reply; "" for our own
+  std::string lease_owner;        // "" when not leased
+  std::int64_t lease_expires = 0;
+  bool notice_owed = false;   // a DSN for this recipient is still to be sent
+  bool delay_warned = false;  // a delay notice went out already
+};
+
+struct QueuedMessage {
+  QueueId id = 0;
+  std::string reverse_path;  // "" for the null sender: never gets a notice
+  std::string envid;
+  DsnReturn ret = DsnReturn::unspecified;
+  bool smtputf8 = false;
+  bool eight_bit = false;
+  std::string content_hash;
+  std::uint64_t size = 0;                  // octets sent: outbound trace + content
+  std::int64_t queued_at = 0;              // unix seconds
+  std::vector<QueueRecipient> recipients;  // per call: see QueueStore
+};
+
+// Work for one delivery attempt: due recipients of one message, all at one
+// domain, leased to the caller.
+struct DeliveryJob {
+  std::string domain;
+  QueuedMessage message;  // recipients: the leased ones only
+};
+
+// What one attempt did for one leased recipient.
+struct RecipientResult {
+  enum class Kind { delivered, deferred, failed };
+  QueueRecipientId id = 0;
+  Kind kind = Kind::deferred;
+  std::int64_t next_attempt = 0;  // deferred: when to try again (unix seconds)
+  std::string reply;              // the remote reply, or our reason
+  std::string remote_host;
+  bool notice = false;        // owe the sender a DSN for this recipient (failure, delay, relayed)
+  bool delay_warned = false;  // deferred: this notice is the delay warning
+};
+
+struct QueueFilter {
+  std::optional<std::string> domain;          // recipients at this domain
+  std::optional<RecipientState> state;        // recipients in this state
+  std::optional<std::int64_t> queued_before;  // unix seconds
+  std::size_t limit = 1000;
 };
 
 // One row of `mailctl mail list`.

@@ -34,7 +34,8 @@ SqliteStore::SqliteStore(std::filesystem::path path, std::unique_ptr<Connection>
       directory_(reads_),
       mail_(writer_),
       maildrops_(reads_, writer_),
-      admin_(reads_, writer_, path_) {}
+      admin_(reads_, writer_, path_),
+      queue_(reads_, writer_) {}
 
 SqliteStore::~SqliteStore() {
   try {

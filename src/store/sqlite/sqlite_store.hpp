@@ -101,6 +101,30 @@ class SqliteAdminStore final : public AdminStore {
   std::filesystem::path location_;
 };
 
+class SqliteQueueStore final : public QueueStore {
+ public:
+  SqliteQueueStore(ReadPool& reads, Writer& writer) : reads_(reads), writer_(writer) {}
+  std::vector<DeliveryJob> claim(std::string_view owner, std::chrono::seconds lease,
+                                 std::size_t limit) override;
+  bool renew(std::string_view owner, const std::vector<QueueRecipientId>& recipients,
+             std::chrono::seconds lease) override;
+  std::optional<MessageText> text(QueueId id) override;
+  std::size_t record(std::string_view owner, const std::vector<RecipientResult>& results) override;
+  std::optional<std::int64_t> next_due() override;
+  std::vector<QueuedMessage> notices_owed(std::size_t limit) override;
+  StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
+                            const NewMessage& notice) override;
+  std::vector<QueuedMessage> list(const QueueFilter& filter) override;
+  std::optional<QueuedMessage> get(QueueId id) override;
+  std::size_t retry(std::optional<QueueId> id) override;
+  bool remove(QueueId id) override;
+  std::size_t bounce(QueueId id, std::string_view reason) override;
+
+ private:
+  ReadPool& reads_;
+  Writer& writer_;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::filesystem::path path, std::unique_ptr<Connection> write_connection,
@@ -114,6 +138,7 @@ class SqliteStore final : public Store {
   MailStore& mail() override { return mail_; }
   MaildropStore& maildrops() override { return maildrops_; }
   AdminStore& admin() override { return admin_; }
+  QueueStore& queue() override { return queue_; }
   WriterStats writer_stats() const override { return writer_.stats(); }
   void close() override;
 
@@ -125,6 +150,7 @@ class SqliteStore final : public Store {
   SqliteMailStore mail_;
   SqliteMaildropStore maildrops_;
   SqliteAdminStore admin_;
+  SqliteQueueStore queue_;
 };
 
 }  // namespace maild::store::sqlite
