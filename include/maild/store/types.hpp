@@ -202,6 +202,7 @@ struct StoreStatus {
   int schema_version = 0;
   int latest_schema_version = 0;
   std::int64_t domains = 0, mailboxes = 0, aliases = 0, messages = 0, deliveries = 0;
+  std::int64_t queued = 0;  // outbound recipients still queued (not delivered, not failed)
 };
 
 }  // namespace maild::store
