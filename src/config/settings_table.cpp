@@ -191,6 +191,10 @@ std::vector<KeySpec> build_keys() {
       {"delivery", "tls", words_of(tls_policies), "may",
        "Outbound TLS (per-domain policy can override)",
        into_enum(&S::delivery, &DeliverySettings::tls, tls_policies)},
+      {"delivery", "route_auth_file", PathType{}, "",
+       "Smarthost logins for routes: lines of HOST:PORT USER PASSWORD (# comments), read at "
+       "start; sent with AUTH PLAIN, only over TLS",
+       into(&S::delivery, &DeliverySettings::route_auth_file)},
 
       // [dns]
       {"dns", "servers", EndpointListType{true, true}, "",
