@@ -115,7 +115,8 @@ class QueueStore {
   // In one transaction: accepts `notice` (a DSN from the null sender, local
   // or queued like any message, exactly as MailStore::deliver does) and marks these
   // recipients' notices sent; messages then finished leave the queue. If accepting
-  // fails, nothing is marked.
+  // fails, nothing is marked. A notice with no mailbox and no outbound recipient
+  // (a sender that is nobody's) is dropped: the notices are marked sent, nothing stored.
   virtual StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
                                     const NewMessage& notice) = 0;
 

@@ -272,7 +272,8 @@ StoredMessage SqliteQueueStore::send_notice(const std::vector<QueueRecipientId>&
                                             const NewMessage& notice) {
   return writer_.call([&recipients, &notice](Connection& db) {
     // The notice is accepted exactly as any message is; if that fails, nothing is marked sent.
-    StoredMessage stored = accept_message(db, notice);
+    const bool nobody = notice.mailboxes.empty() && notice.outbound.empty();
+    StoredMessage stored = nobody ? StoredMessage{} : accept_message(db, notice);
     std::set<QueueId> touched;
     for (QueueRecipientId id : recipients) {
       auto sent = db.prepare(
