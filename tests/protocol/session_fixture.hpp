@@ -229,6 +229,7 @@ class SessionFixture : public ::testing::Test {
   }
 
   store::Store& store() { return *store_; }
+  int queue_wakeups() const { return queue_wakeups_; }
 
   config::Settings settings_;
   std::filesystem::path dir_;
