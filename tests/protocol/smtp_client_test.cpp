@@ -433,7 +433,7 @@ TEST_F(SmtpClientTest, StartTlsThenEhloAgain) {
 TEST_F(SmtpClientTest, EncryptWithoutStartTlsSendsNothing) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"PIPELINING", "8BITMIME"});
-    peer.expect_closed();  // no MAIL
+    quit(peer);  // no MAIL
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels, config::TlsPolicy::encrypt);
@@ -448,7 +448,7 @@ TEST_F(SmtpClientTest, EncryptWithStartTlsRefusedSendsNothing) {
     greet(peer, {"STARTTLS"});
     peer.expect("STARTTLS\r\n");
     peer.say("454 4.7.0 TLS not available due to local problem\r\n");
-    peer.expect_closed();
+    quit(peer);
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels, config::TlsPolicy::encrypt);
@@ -694,7 +694,7 @@ TEST_F(SmarthostTest, RefusedCredentialsDefer) {
     peer.say(ehlo_reply({"AUTH PLAIN"}));
     EXPECT_EQ(peer.line().rfind("AUTH PLAIN ", 0), 0u);
     peer.say("535 5.7.8 Error: authentication failed\r\n");
-    peer.expect_closed();
+    quit(peer);
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels);
@@ -706,7 +706,7 @@ TEST_F(SmarthostTest, RefusedCredentialsDefer) {
 TEST_F(SmarthostTest, NoCredentialsWithoutTls) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"AUTH PLAIN LOGIN"});
-    peer.expect_closed();  // neither AUTH nor MAIL
+    quit(peer);  // neither AUTH nor MAIL
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels);
