@@ -268,7 +268,13 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
     co_return;
   }
   if (data->code != 354) {
-    for (const auto i : accepted) settle_by(transfer, i, *data);
+    // Even a 2xx here delivered nothing: only a 5xx is final.
+    for (const auto i : accepted) {
+      if (data->kind() == 5)
+        settle(transfer, i, Kind::permanent, data->summary());
+      else
+        settle(transfer, i, Kind::temporary, as_temporary(*data));
+    }
     if (mail_ok) co_await reset();
     co_return;
   }

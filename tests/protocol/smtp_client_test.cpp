@@ -348,6 +348,36 @@ TEST_F(SmtpClientTest, PerRecipientRepliesWithoutPipeliningAndRsetWhenNoneIsAcce
   expect_outcome(outcomes[1], 2, Kind::permanent, "550 5.1.1 no such user");
 }
 
+TEST_F(SmtpClientTest, DataRefusedOrOddlyAnsweredDeliversNothing) {
+  peer_->play({[](PeerConnection& peer) {
+    greet(peer, {"ENHANCEDSTATUSCODES"});
+    peer.expect("MAIL FROM:<alice@example.net>\r\n");
+    peer.say("250 2.1.0 Ok\r\n");
+    peer.expect("RCPT TO:<bob@example.org>\r\n");
+    peer.say("250 2.1.5 Ok\r\n");
+    peer.expect("DATA\r\n");
+    peer.say("250 2.0.0 what content?\r\n");  // no 354: nothing was delivered
+    peer.expect("RSET\r\n");
+    peer.say("250 2.0.0 Ok\r\n");
+    peer.expect("MAIL FROM:<alice@example.net>\r\n");
+    peer.say("250 2.1.0 Ok\r\n");
+    peer.expect("RCPT TO:<carol@example.org>\r\n");
+    peer.say("250 2.1.5 Ok\r\n");
+    peer.expect("DATA\r\n");
+    peer.say("554 5.7.1 no content from you\r\n");
+    peer.expect("RSET\r\n");
+    peer.say("250 2.0.0 Ok\r\n");
+    quit(peer);
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}),
+                              parcel({recipient(2, "carol@example.org")})};
+  const auto outcomes = deliver(parcels);
+  ASSERT_EQ(outcomes.size(), 2u);
+  expect_outcome(outcomes[0], 1, Kind::temporary,
+                 "451 4.5.0 unexpected reply: 250 2.0.0 what content?");
+  expect_outcome(outcomes[1], 2, Kind::permanent, "554 5.7.1 no content from you");
+}
+
 TEST_F(SmtpClientTest, SeveralMessagesOnOneConnection) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"PIPELINING", "ENHANCEDSTATUSCODES"});
