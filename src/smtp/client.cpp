@@ -369,8 +369,10 @@ asio::awaitable<bool> ClientSession::send_content(const std::string& text, bool&
 asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
     Seconds timeout, std::string_view waiting_for) {
   ReplyParser parser;
+  // The timeout is for the whole reply, however slowly its bytes trickle in.
+  const auto deadline = net::Connection<Socket>::Clock::now() + timeout;
   for (;;) {
-    auto input = co_await conn_.read_line(timeout);
+    auto input = co_await conn_.read_line_by(timeout, deadline);
     switch (input.status) {
       case net::ReadStatus::line:
         break;

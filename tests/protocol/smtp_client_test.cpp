@@ -630,6 +630,28 @@ TEST_F(SmtpClientTest, AMissingGreetingTimesOut) {
   EXPECT_EQ(outcomes[0].remote_host, "");
 }
 
+TEST_F(SmtpClientTest, ATricklingReplyStillTimesOut) {
+  smtp::ClientTimeouts timeouts;
+  timeouts.greeting = 1s;
+  courier().set_timeouts(timeouts);
+  peer_->play({[](PeerConnection& peer) {
+    peer.say("220-mx.example.org");
+    for (int i = 0; i < 8; ++i) {  // a byte every 200 ms: each read alone would be in time
+      peer.stall(200ms);
+      peer.say("x");
+    }
+    peer.expect_closed();
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
+  const auto started = Clock::now();
+  const auto outcomes = deliver(parcels);
+  EXPECT_LT(Clock::now() - started, 1500ms);
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].kind, Kind::temporary);
+  EXPECT_NE(outcomes[0].reply.find("timeout after 1s waiting for the greeting"), std::string::npos)
+      << outcomes[0].reply;
+}
+
 TEST_F(SmtpClientTest, NoReplyToTheEndOfDataIsUnconfirmed) {
   smtp::ClientTimeouts timeouts;
   timeouts.end_of_data = 1s;
