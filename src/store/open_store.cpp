@@ -22,4 +22,11 @@ std::unique_ptr<Store> open_store(const config::Settings& settings, OpenMode mod
   throw StoreError("unknown store backend in the settings");
 }
 
+void read_secrets(config::Settings& settings) {
+  if (settings.store.backend != config::StoreBackend::mysql) return;
+  if (settings.mysql.password_file.empty()) return;
+  settings.mysql.password = mysql::read_password(settings.mysql);
+  settings.mysql.password_file.clear();
+}
+
 }  // namespace maild::store
