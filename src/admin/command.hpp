@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,9 +47,10 @@ using Handler = void (*)(Request&);
 
 struct VerbOption {
   std::string_view name;
-  std::string_view value_name;
+  std::string_view value_name;     // empty for a flag
   std::string_view default_value;  // empty: the option is optional with no default
   std::string_view help;
+  bool flag = false;  // takes no value: Request::option() is "yes" when given, else ""
 };
 
 struct Verb {
@@ -61,7 +63,7 @@ struct Verb {
   StoreAccess access = StoreAccess::existing;
   Handler handler = nullptr;
   std::string_view summary;
-  bool hidden = false;  // left out of help (mail inject)
+  bool hidden = false;  // left out of help (mail inject, queue inject)
 };
 
 // The global options that come before GROUP VERB.
@@ -93,5 +95,14 @@ void mail_list(Request&);
 void mail_show(Request&);
 void mail_export(Request&);
 void mail_inject(Request&);
+void queue_list(Request&);
+void queue_show(Request&);
+void queue_retry(Request&);
+void queue_delete(Request&);
+void queue_bounce(Request&);
+void queue_inject(Request&);
+
+// A positive decimal number (an id, a count), or nothing.
+std::optional<std::int64_t> positive_number(std::string_view text);
 
 }  // namespace maild::admin

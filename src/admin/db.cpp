@@ -29,6 +29,7 @@ void db_status(Request& request) {
       {"aliases", "aliases", status.aliases},
       {"messages", "messages", status.messages},
       {"deliveries", "deliveries", status.deliveries},
+      {"queued", "queued", status.queued},
   });
 }
 

@@ -2,6 +2,7 @@
 // Trust: the command line is checked word by word; the config loader validates the file.
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 
@@ -21,7 +22,9 @@ std::string verb_synopsis(const Verb& verb) {
   std::string out = std::string(verb.group) + " " + std::string(verb.name);
   if (!verb.synopsis.empty()) out += " " + std::string(verb.synopsis);
   for (const VerbOption& option : verb.options) {
-    out += " [--" + std::string(option.name) + " " + std::string(option.value_name) + "]";
+    out += " [--" + std::string(option.name);
+    if (!option.flag) out += " " + std::string(option.value_name);
+    out += "]";
   }
   return out;
 }
@@ -82,7 +85,11 @@ std::string verbs_of(const std::vector<Verb>& verbs, std::string_view group) {
 void parse_verb_words(const Verb& verb, const std::vector<std::string>& words, Request& request) {
   po::options_description description;
   for (const VerbOption& option : verb.options) {
-    description.add_options()(std::string(option.name).c_str(), po::value<std::string>(), "");
+    if (option.flag) {
+      description.add_options()(std::string(option.name).c_str(), po::bool_switch(), "");
+    } else {
+      description.add_options()(std::string(option.name).c_str(), po::value<std::string>(), "");
+    }
   }
   description.add_options()("args", po::value<std::vector<std::string>>(), "");
   po::positional_options_description positional;
@@ -96,7 +103,9 @@ void parse_verb_words(const Verb& verb, const std::vector<std::string>& words, R
   if (values.count("args") != 0) request.args = values["args"].as<std::vector<std::string>>();
   for (const VerbOption& option : verb.options) {
     const std::string name(option.name);
-    if (values.count(name) != 0) {
+    if (option.flag) {
+      request.options[name] = values[name].as<bool>() ? "yes" : "";
+    } else if (values.count(name) != 0) {
       request.options[name] = values[name].as<std::string>();
     } else {
       request.options[name] = std::string(option.default_value);
@@ -133,6 +142,13 @@ std::unique_ptr<store::Store> open_for(StoreAccess access, const std::string& co
 }
 
 }  // namespace
+
+std::optional<std::int64_t> positive_number(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value <= 0) return std::nullopt;
+  return value;
+}
 
 int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
              const std::vector<std::string>& words) {

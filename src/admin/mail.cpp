@@ -1,6 +1,5 @@
 // mailctl mail: deliveries, read through AdminStore, written (inject) by MailStore::deliver.
 // Trust: message text is anybody's; only show/export print it raw, which is their purpose.
-#include <charconv>
 #include <iostream>
 #include <iterator>
 
@@ -12,14 +11,6 @@
 namespace maild::admin {
 
 namespace {
-
-// A positive decimal number, or nothing.
-std::optional<std::int64_t> positive_number(std::string_view text) {
-  std::int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size() || value <= 0) return std::nullopt;
-  return value;
-}
 
 std::string_view status_name(store::DeliveryStatus status) {
   switch (status) {

@@ -50,6 +50,28 @@ const std::vector<Verb>& verb_table() {
        {{"mailbox", "ADDRESS", "", "the mailbox to deliver to (required)"},
         {"from", "SENDER", "", "the envelope sender (default: the null sender)"}},
        existing, a::mail_inject, "deliver a message read from stdin", true},
+      {"queue", "list", "", 0, 0,
+       {{"domain", "DOMAIN", "", "only messages with a recipient at DOMAIN"},
+        {"status", "STATE", "",
+         "queued, delivered or failed: only messages with a recipient in this state "
+         "(with --domain: the same recipient)"},
+        {"older-than", "AGE", "", "only messages queued longer ago than AGE (30s, 5m, 2h, 5d)"},
+        {"limit", "N", "1000", "at most N messages"}},
+       existing, a::queue_list, "list the outbound queue, oldest first"},
+      {"queue", "show", "ID", 1, 1, {}, existing, a::queue_show,
+       "a queued message's envelope and each recipient's state"},
+      {"queue", "retry", "[ID]", 0, 1, {{"all", "", "", "every queued message", true}}, existing,
+       a::queue_retry, "make a message's (or with --all every) queued recipients due now"},
+      {"queue", "delete", "ID", 1, 1, {}, existing, a::queue_delete,
+       "remove a message from the queue; nobody is told"},
+      {"queue", "bounce", "ID", 1, 1, {}, existing, a::queue_bounce,
+       "fail its queued recipients now; the running maild composes and sends the notice"},
+      // Hidden: for tests (docs/mailctl.md).
+      {"queue", "inject", "", 0, 0,
+       {{"to", "ADDRESS[,ADDRESS...]", "", "the outbound recipients (required)"},
+        {"from", "SENDER", "", "the envelope sender (default: the null sender)"}},
+       existing, a::queue_inject, "queue a message read from stdin for outbound recipients",
+       true},
   };
   // clang-format on
   return verbs;

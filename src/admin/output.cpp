@@ -222,6 +222,17 @@ void Output::record(const Record& record) {
   out_ << (json_ ? record_json(record) + '\n' : render_record(record));
 }
 
+void Output::record_with_table(const Record& record, std::string_view key, const Table& table) {
+  if (!json_) {
+    out_ << render_record(record) << '\n' << render_table(table);
+    return;
+  }
+  std::string object = record_json(record);
+  object.pop_back();  // the closing brace: the array goes in before it
+  if (object.size() > 1) object += ", ";
+  out_ << object << json_string(key) << ": " << table_json(table) << "}\n";
+}
+
 void Output::confirm(std::string_view message) {
   if (json_) {
     out_ << "{\"ok\": true, \"message\": " << json_string(message) << "}\n";

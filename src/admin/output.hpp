@@ -57,6 +57,9 @@ class Output {
   bool json() const { return json_; }
   void table(const Table& table);
   void record(const Record& record);
+  // One object with a list inside (a queued message and its recipients): the record, a blank
+  // line and the table for people; the record's object with the table's array as `key`.
+  void record_with_table(const Record& record, std::string_view key, const Table& table);
   // A mutating command's confirmation: the line for people, {"ok":true,"message":...} for scripts.
   void confirm(std::string_view message);
   // Bytes exactly as given (message export).

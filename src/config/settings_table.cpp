@@ -191,6 +191,17 @@ std::vector<KeySpec> build_keys() {
       {"delivery", "tls", words_of(tls_policies), "may",
        "Outbound TLS (per-domain policy can override)",
        into_enum(&S::delivery, &DeliverySettings::tls, tls_policies)},
+      {"delivery", "route_auth_file", PathType{}, "",
+       "Smarthost logins for routes: lines of HOST:PORT USER PASSWORD (# comments), read at "
+       "start; sent with AUTH PLAIN, only over TLS",
+       into(&S::delivery, &DeliverySettings::route_auth_file)},
+      {"delivery", "lease_time", DurationType{5s, one_day}, "2m",
+       "How long a node holds recipients it is delivering (renewed while it works); "
+       "another node takes over a dead node's recipients after this",
+       into(&S::delivery, &DeliverySettings::lease_time)},
+      {"delivery", "delay_warning", DurationType{0s, 90 * one_day}, "4h",
+       "Tell the sender once when a message is still queued after this long; 0 = never",
+       into(&S::delivery, &DeliverySettings::delay_warning)},
 
       // [dns]
       {"dns", "servers", EndpointListType{true, true}, "",

@@ -21,6 +21,9 @@
 
 #include "daemon/lifecycle.hpp"
 #include "daemon/server.hpp"
+#include "delivery/courier.hpp"
+#include "delivery/queue_manager.hpp"
+#include "dns/resolver.hpp"
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
@@ -155,9 +158,14 @@ class Daemon {
     drop_privileges(settings_.server.user);
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
+    resolver_.emplace(settings_.dns, io_.get_executor());
+    courier_.emplace(settings_, *resolver_, io_.get_executor());
+    queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
-                                    smtp_auth_throttle_, pop3_auth_throttle_});
+                                    smtp_auth_throttle_, pop3_auth_throttle_,
+                                    [this] { queue_->wake(); }});
     server_.start(*parts_);
+    queue_->start();
     wait_for_signal();
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < settings_.server.threads; ++i)
@@ -201,6 +209,7 @@ class Daemon {
     notify("STOPPING=1");
     server_.stop_accepting();
     server_.sessions().request_stop();
+    queue_->stop();
     shutdown_deadline_ = std::chrono::steady_clock::now() + settings_.server.shutdown_grace;
     poll_sessions();
   }
@@ -208,7 +217,7 @@ class Daemon {
   // Checks for the end of the sessions at a short interval until the deadline;
   // then closes what is left (phase two) and lets io_context run out.
   void poll_sessions() {
-    if (server_.sessions().size() == 0) return finish();
+    if (server_.sessions().size() == 0 && queue_->idle()) return finish();
     const auto now = std::chrono::steady_clock::now();
     if (now >= shutdown_deadline_) {
       if (!forced_) {
@@ -261,6 +270,9 @@ class Daemon {
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
   std::unique_ptr<store::Store> store_;
+  std::optional<dns::Resolver> resolver_;
+  std::optional<delivery::Courier> courier_;
+  std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<net::ServerParts> parts_;
   bool stopping_ = false;
   bool forced_ = false;

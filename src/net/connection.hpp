@@ -1,12 +1,13 @@
-// One client connection as the protocol sessions see it: CRLF lines in,
-// replies out (queued and flushed together, as RFC 2920 pipelining wants),
+// One connection as the protocol sessions see it: CRLF lines in, replies (or
+// commands) out, queued and flushed together as RFC 2920 pipelining wants,
 // raw bytes for message content, and an upgrade to TLS (STARTTLS/STLS, or
-// implicit TLS before the greeting). Generic over the socket, so protocol
-// tests run over a socketpair.
+// implicit TLS before the greeting; as the client for outbound STARTTLS).
+// Generic over the socket, so protocol tests run over a socketpair.
 // Trust: the peer is untrusted; every read is bounded in size and time.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -126,21 +127,20 @@ class Connection {
   // Handshake as the server. Input buffered before it is dropped: nothing a
   // client sent in clear may be taken as said under TLS (CVE-2011-0411).
   boost::asio::awaitable<bool> start_tls(boost::asio::ssl::context& context, Seconds timeout) {
-    const bool flushed = co_await flush(timeout);
-    if (!flushed) co_return false;
-    lines_.clear();
-    tls_.emplace(socket_, context);
-    watchdog_.arm(timeout);
-    boost::system::error_code ec;
-    co_await tls_->async_handshake(boost::asio::ssl::stream_base::server,
-                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-    watchdog_.disarm();
-    if (ec) {
-      log_.info("TLS handshake failed: {}", watchdog_.expired() ? "timeout" : ec.message());
-      co_return false;
-    }
-    log_.info("TLS {} with cipher {}", tls_version(), tls_cipher());
-    co_return true;
+    const std::string no_name;  // a named variable: no temporary in a co_await (GCC PR 99576)
+    const bool secured =
+        co_await handshake(boost::asio::ssl::stream_base::server, context, no_name, timeout);
+    co_return secured;
+  }
+
+  // Handshake as the client (outbound STARTTLS), naming `server_name` in SNI
+  // unless it is an IP address (RFC 6066 3). Whatever the server sent in clear
+  // after its 220 is dropped, as on the server side.
+  boost::asio::awaitable<bool> start_tls_client(boost::asio::ssl::context& context,
+                                                const std::string& server_name, Seconds timeout) {
+    const bool secured =
+        co_await handshake(boost::asio::ssl::stream_base::client, context, server_name, timeout);
+    co_return secured;
   }
 
   bool tls_active() const { return tls_.has_value(); }
@@ -155,6 +155,34 @@ class Connection {
 
  private:
   static constexpr std::size_t read_chunk = 1024;
+
+  boost::asio::awaitable<bool> handshake(boost::asio::ssl::stream_base::handshake_type type,
+                                         boost::asio::ssl::context& context,
+                                         const std::string& server_name, Seconds timeout) {
+    const bool flushed = co_await flush(timeout);
+    if (!flushed) co_return false;
+    lines_.clear();
+    tls_.emplace(socket_, context);
+    if (!server_name.empty()) {
+      boost::system::error_code not_an_address;
+      boost::asio::ip::make_address(server_name, not_an_address);
+      // SSL_set_tlsext_host_name, without the macro's C cast.
+      if (not_an_address)
+        SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 const_cast<char*>(server_name.c_str()));
+    }
+    watchdog_.arm(timeout);
+    boost::system::error_code ec;
+    co_await tls_->async_handshake(type,
+                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    watchdog_.disarm();
+    if (ec) {
+      log_.info("TLS handshake failed: {}", watchdog_.expired() ? "timeout" : ec.message());
+      co_return false;
+    }
+    log_.info("TLS {} with cipher {}", tls_version(), tls_cipher());
+    co_return true;
+  }
   static constexpr std::size_t raw_chunk = 16 * 1024;
 
   boost::asio::awaitable<std::size_t> read_some(char* data, std::size_t size, Seconds timeout,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <functional>
 #include <string>
 
 #include "maild/config/settings.hpp"
@@ -26,6 +27,8 @@ struct ServerParts {
   boost::asio::any_io_executor store_pool;  // where blocking store calls run
   AuthThrottle& smtp_auth_throttle;
   AuthThrottle& pop3_auth_throttle;
+  // Tells the outbound queue that a message was just queued (may be empty).
+  std::function<void()> queue_wakeup;
 };
 
 struct SessionEnv {

@@ -1,4 +1,4 @@
-// Builds OpenSSL server contexts from PEM files; see tls.hpp.
+// Builds OpenSSL server contexts from PEM files, and the outbound client context; see tls.hpp.
 #include "net/tls.hpp"
 
 #include <openssl/bio.h>
@@ -63,6 +63,18 @@ std::shared_ptr<ssl::context> TlsContext::current() const {
 std::string TlsContext::describe() const {
   std::lock_guard lock(mutex_);
   return enabled() ? description_ : "TLS disabled";
+}
+
+std::shared_ptr<ssl::context> make_client_tls_context() {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // Opportunistic: an unverifiable certificate beats plain text (RFC 7435).
+  context->set_verify_mode(ssl::verify_none);
+  return context;
 }
 
 }  // namespace maild::net

@@ -1,6 +1,9 @@
-// TLS server context from [tls] cert/key, replaced as a whole on SIGHUP.
+// TLS server context from [tls] cert/key, replaced as a whole on SIGHUP, and
+// the client context of outbound STARTTLS.
 // Trust: the files are the administrator's; OpenSSL validates them. Sessions
-// already running keep the context they started with.
+// already running keep the context they started with. Outbound, the peer's
+// certificate is not verified (opportunistic TLS, RFC 7435): TLS there is
+// protection against passive listening only.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
@@ -31,5 +34,8 @@ class TlsContext {
   std::shared_ptr<boost::asio::ssl::context> context_;
   std::string description_;
 };
+
+// A context for outbound STARTTLS: TLS 1.2 or later, no certificate check.
+std::shared_ptr<boost::asio::ssl::context> make_client_tls_context();
 
 }  // namespace maild::net

@@ -6,6 +6,7 @@
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -38,6 +39,30 @@ const std::string& decoy_hash() {
   return hash;
 }
 
+// Addresses compare without regard to ASCII case, as the store compares them.
+bool same_address(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+store::DsnReturn dsn_return(Mail::Ret ret) {
+  switch (ret) {
+    case Mail::Ret::full:
+      return store::DsnReturn::full;
+    case Mail::Ret::hdrs:
+      return store::DsnReturn::headers;
+    case Mail::Ret::unspecified:
+      break;
+  }
+  return store::DsnReturn::unspecified;
+}
+
+// The RCPT NOTIFY bits are stored as they are.
+static_assert(notify_never == store::notify_never && notify_success == store::notify_success &&
+              notify_failure == store::notify_failure && notify_delay == store::notify_delay);
+
 // What EHLO/HELO established.
 struct Greeting {
   std::string domain;
@@ -47,9 +72,10 @@ struct Greeting {
 // The mail transaction: from MAIL to the end of DATA or BDAT LAST, or RSET.
 struct Transaction {
   Mail mail;
-  std::vector<Rcpt> recipients;             // accepted ones, in order
-  std::vector<store::MailboxId> mailboxes;  // their local mailboxes, each once
-  std::optional<DataReader> chunks;         // BDAT content received so far
+  std::vector<Rcpt> recipients;                    // accepted ones, in order
+  std::vector<store::MailboxId> mailboxes;         // their local mailboxes, each once
+  std::vector<store::OutboundRecipient> outbound;  // relayed and forwarded, each once
+  std::optional<DataReader> chunks;                // BDAT content received so far
 };
 
 template <class Socket>
@@ -185,7 +211,7 @@ class Session {
       co_return fail(552, "5.3.4", "message size exceeds fixed maximum message size");
     if (mail.reverse_path.has_utf8() && !mail.smtputf8)
       co_return fail(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter");
-    transaction_.emplace(Transaction{std::move(mail), {}, {}, std::nullopt});
+    transaction_.emplace(Transaction{std::move(mail), {}, {}, {}, std::nullopt});
     reply(250, "2.1.0", "OK");
     co_return Flow::proceed;
   }
@@ -234,23 +260,30 @@ class Session {
       case store::Resolution::Kind::not_local:
         if (!relay_allowed())
           co_return fail(554, "5.7.1", "<" + address + ">: relay access denied");
-        reply(451, "4.3.0", "<" + address + ">: delivery to other domains is not available yet");
-        co_return Flow::proceed;
+        add_outbound(address, rcpt);
+        break;
       case store::Resolution::Kind::mailboxes:
         break;
-    }
-    if (!resolution.forwards.empty()) {
-      // A forward needs the outbound queue; acknowledging it now would drop the copy.
-      reply(451, "4.3.0", "<" + address + ">: forwarding is not available yet");
-      co_return Flow::proceed;
     }
     auto& mailboxes = transaction_->mailboxes;
     for (const auto id : resolution.mailboxes)
       if (std::find(mailboxes.begin(), mailboxes.end(), id) == mailboxes.end())
         mailboxes.push_back(id);
+    // Forwarding aliases queue a copy for their outside targets.
+    for (const auto& target : resolution.forwards) add_outbound(target, rcpt);
     transaction_->recipients.push_back(std::move(rcpt));
     reply(250, "2.1.5", "OK");
     co_return Flow::proceed;
+  }
+
+  // Queues `address` for delivery elsewhere, with the RCPT's DSN parameters.
+  void add_outbound(const std::string& address, const Rcpt& rcpt) {
+    auto& outbound = transaction_->outbound;
+    const auto same = [&](const store::OutboundRecipient& r) {
+      return same_address(r.address, address);
+    };
+    if (std::any_of(outbound.begin(), outbound.end(), same)) return;
+    outbound.push_back({address, rcpt.notify, rcpt.orcpt});
   }
 
   asio::awaitable<Flow> data(Command&) {
@@ -485,11 +518,22 @@ class Session {
     message.mailboxes = std::move(transaction.mailboxes);
     message.trace = return_path_line(transaction.mail.reverse_path) + received(transaction);
     message.content = std::move(content);
+    if (!transaction.outbound.empty()) {
+      message.outbound = std::move(transaction.outbound);
+      message.outbound_trace = received(transaction);
+      message.envid = transaction.mail.envid;
+      message.ret = dsn_return(transaction.mail.ret);
+      message.smtputf8 = transaction.mail.smtputf8;
+      message.eight_bit = transaction.mail.body == Mail::Body::eight_bit_mime;
+    }
     const auto size = message.content.size();
+    const auto outbound = message.outbound.size();
     try {
       const auto stored = co_await net::deliver(env_.parts.store.mail(), message);
-      log().info("stored {} from <{}>: {} octets, {} mailboxes", stored.content_hash.substr(0, 16),
-                 transaction.mail.reverse_path.address(), size, stored.deliveries.size());
+      log().info("stored {} from <{}>: {} octets, {} mailboxes, {} queued",
+                 stored.content_hash.substr(0, 16), transaction.mail.reverse_path.address(), size,
+                 stored.deliveries.size(), outbound);
+      if (stored.queued && env_.parts.queue_wakeup) env_.parts.queue_wakeup();
       reply(250, "2.0.0", "OK stored as " + stored.content_hash.substr(0, 16));
     } catch (const std::exception& e) {
       // A storage failure is a temporary failure: the sender keeps the message and retries.

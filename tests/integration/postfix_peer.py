@@ -110,9 +110,10 @@ class PostfixPeer:
     hostname must differ from the greeting name of whatever it relays to, or
     Postfix refuses with "mail for ... loops back to myself"."""
 
-    def __init__(self, test, hostname="peer.test", main_cf_extra=None):
+    def __init__(self, test, hostname="peer.test", main_cf_extra=None, host="127.0.0.1", port=None):
         self.test = test
         self.hostname = hostname
+        self.host = host  # the loopback address it listens on (127.0.0.x)
         self.dir = tempfile.mkdtemp(prefix="postfix-peer-", dir=_peer_tmp_root())
         _world_traversable(self.dir)
         self.config_dir = os.path.join(self.dir, "etc")
@@ -125,7 +126,7 @@ class PostfixPeer:
         # Postfix wants the data folder (master.lock, caches) owned by mail_owner.
         postfix_user = pwd.getpwnam("postfix")
         os.chown(self.data_dir, postfix_user.pw_uid, postfix_user.pw_gid)
-        self.port = free_port()
+        self.port = port or free_port(host)
         self.transports = {}        # domain -> "smtp:[host]:port"
         self.mailboxes = {}         # "user@domain" -> "domain/user/" under maildir_base
         self.mailbox_domains = []
@@ -170,6 +171,8 @@ class PostfixPeer:
             "myorigin": "$myhostname",
             "mydestination": "",
             "mynetworks": "127.0.0.0/8",
+            # Postfix only knows 127.0.0.1 as an interface address; the smtpd
+            # listener in master.cf names its own address (self.host).
             "inet_interfaces": "127.0.0.1",
             "inet_protocols": "ipv4",
             "smtp_bind_address": "127.0.0.1",
@@ -212,7 +215,7 @@ class PostfixPeer:
         # Postfix's stock services, none chrooted (the chroot would lack the
         # temp folder), plus postlogd for maillog_file.
         services = [
-            ("127.0.0.1:%d" % self.port, "inet", "n", "-", "-", "smtpd"),
+            ("%s:%d" % (self.host, self.port), "inet", "n", "-", "-", "smtpd"),
             ("cleanup", "unix", "n", "-", "0", "cleanup"),
             ("qmgr", "unix", "n", "300", "1", "qmgr"),
             ("tlsmgr", "unix", "-", "1000?", "1", "tlsmgr"),
@@ -286,7 +289,8 @@ class PostfixPeer:
         self.started = True  # from here on, cleanup stops it even if start fails half-way
         self._postfix("start", timeout=START_TIMEOUT)
         self.master_pid = self._read_master_pid()
-        wait_for_greeting(self.port, alive=lambda: self.master_pid is None or _process_alive(self.master_pid))
+        wait_for_greeting(self.port, host=self.host,
+                          alive=lambda: self.master_pid is None or _process_alive(self.master_pid))
         return self
 
     def _read_master_pid(self):
@@ -424,9 +428,11 @@ class SmtpSink:
     -Q CMD,... 421, -w SECONDS delay DATA, -h NAME greeting name. The sink
     runs as 'nobody' (smtp-sink refuses to run as root without -u)."""
 
-    def __init__(self, test, port=None, options=(), capture=True, hostname="sink.test"):
+    def __init__(self, test, port=None, options=(), capture=True, hostname="sink.test",
+                 host="127.0.0.1"):
         self.test = test
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         self.dir = tempfile.mkdtemp(prefix="smtp-sink-", dir=_peer_tmp_root())
         _world_traversable(self.dir)
         self.capture_dir = os.path.join(self.dir, "messages")
@@ -439,13 +445,13 @@ class SmtpSink:
         if capture:
             # The template is strftime'd: keep '%' out of the path.
             command += ["-d", os.path.join(self.capture_dir, "m.")]
-        command += list(options) + ["127.0.0.1:%d" % self.port, "64"]
+        command += list(options) + ["%s:%d" % (host, self.port), "64"]
         self.output_path = os.path.join(self.dir, "output")
         with open(self.output_path, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
         test.addCleanup(self.cleanup)
-        wait_for_greeting(self.port, alive=lambda: self.process.poll() is None)
+        wait_for_greeting(self.port, host=host, alive=lambda: self.process.poll() is None)
 
     def output(self):
         with open(self.output_path, errors="replace") as f:

@@ -3,6 +3,7 @@ real binary, a temp store with accounts made by mailctl, and every stored
 message read back with mailctl and compared byte for byte."""
 
 import base64
+import json
 import hashlib
 import re
 import smtplib
@@ -54,6 +55,12 @@ def smtp_client(maild, service="smtp"):
         return smtplib.SMTP_SSL("127.0.0.1", port, local_hostname="client.test", timeout=IO_TIMEOUT,
                                 context=tls_context(maild))
     return smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=IO_TIMEOUT)
+
+
+def queued_recipients(maild):
+    """The addresses of every recipient in maild's outbound queue (mailctl --json queue list)."""
+    entries = json.loads(mailctl_ok(maild, "--json", "queue", "list"))
+    return sorted(address for entry in entries for address in entry["recipients"].split(", "))
 
 
 def started(test, config="", users=("alice@example.test", "bob@example.test")):
@@ -439,14 +446,14 @@ class Auth(SmtpCase):
             self.assertEqual(refused.exception.smtp_code, 535)
             self.assertEqual(smtp.login("alice@example.test", PASSWORD)[0], 235)
 
-    def test_authenticated_client_may_relay_but_gets_451_without_outbound_queue(self):
-        maild = started(self, "[smtp]\nrelay_networks = 10.0.0.0/8")
+    def test_authenticated_client_may_relay_and_the_message_is_queued(self):
+        maild = started(self, "[smtp]\nrelay_networks = 10.0.0.0/8\n[dns]\nservers = 127.0.0.1:9")
         with smtp_client(maild, "submissions") as smtp:
             smtp.login("alice@example.test", PASSWORD)
             smtp.mail("alice@example.test")
-            self.assertEqual(smtp.rcpt("carol@elsewhere.test"),
-                             (451, b"4.3.0 <carol@elsewhere.test>: "
-                                   b"delivery to other domains is not available yet"))
+            self.assertEqual(smtp.rcpt("carol@elsewhere.test"), (250, b"2.1.5 OK"))
+            self.assertEqual(smtp.data(MESSAGE)[0], 250)
+        self.assertEqual(queued_recipients(maild), ["carol@elsewhere.test"])
 
 
 class Recipients(SmtpCase):
@@ -479,11 +486,20 @@ class Recipients(SmtpCase):
         d.send("RCPT TO:<alice@example.test>\r\n")
         d.expect("250 2.1.5")
 
-    def test_relay_from_relay_networks_451_until_the_outbound_queue_exists(self):
-        maild = started(self)  # the default relay_networks hold 127.0.0.0/8
+    def test_relay_from_relay_networks_is_queued_in_the_same_commit(self):
+        # The default relay_networks hold 127.0.0.0/8; DNS points nowhere, so it stays queued.
+        maild = started(self, "[dns]\nservers = 127.0.0.1:9")
         d = self.transaction(maild)
         d.send("RCPT TO:<carol@elsewhere.test>\r\n")
-        d.expect("451 4.3.0 <carol@elsewhere.test>: delivery to other domains is not available yet")
+        d.expect("250 2.1.5")
+        d.send("RCPT TO:<alice@example.test>\r\n")
+        d.expect("250 2.1.5")
+        d.send("DATA\r\n")
+        d.expect("354 ")
+        d.send("Subject: both\r\n\r\n.\r\n")
+        d.expect("250 2.0.0")
+        self.assertEqual(self.only_message(maild)[0]["mailbox"], "alice@example.test")
+        self.assertEqual(queued_recipients(maild), ["carol@elsewhere.test"])
 
     def test_aliases_deliver_once_per_mailbox(self):
         maild = started(self, users=("alice@example.test", "bob@example.test", "carol@example.test"))
@@ -508,12 +524,18 @@ class Recipients(SmtpCase):
         self.assertEqual(sorted((r["mailbox"], r["subject"]) for r in deliveries(maild)),
                          [("alice@example.test", "one"), ("bob@example.test", "two")])
 
-    def test_forwarding_alias_451_until_the_outbound_queue_exists(self):
-        maild = started(self)
+    def test_forwarding_alias_queues_its_outside_target(self):
+        maild = started(self, "[dns]\nservers = 127.0.0.1:9")
         mailctl_ok(maild, "alias", "add", "fwd@example.test", "carol@elsewhere.test")
         d = self.transaction(maild)
         d.send("RCPT TO:<fwd@example.test>\r\n")
-        d.expect("451 4.3.0 <fwd@example.test>: forwarding is not available yet")
+        d.expect("250 2.1.5")
+        d.send("DATA\r\n")
+        d.expect("354 ")
+        d.send("Subject: forwarded\r\n\r\n.\r\n")
+        d.expect("250 2.0.0")
+        self.assertEqual(deliveries(maild), [])
+        self.assertEqual(queued_recipients(maild), ["carol@elsewhere.test"])
 
     def test_max_recipients_at_and_past_the_edge(self):
         users = ["u%d@example.test" % n for n in range(5)]

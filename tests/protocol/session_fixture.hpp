@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -184,7 +185,8 @@ class SessionFixture : public ::testing::Test {
     smtp_throttle_.emplace(settings_.smtp.max_auth_failures, std::chrono::minutes(1));
     pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
-                                    *smtp_throttle_, *pop3_throttle_});
+                                    *smtp_throttle_, *pop3_throttle_,
+                                    [this] { ++queue_wakeups_; }});
     io_thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -244,6 +246,7 @@ class SessionFixture : public ::testing::Test {
   std::optional<net::AuthThrottle> smtp_throttle_;
   std::optional<net::AuthThrottle> pop3_throttle_;
   std::optional<net::ServerParts> parts_;
+  std::atomic<int> queue_wakeups_{0};  // how often a session said it queued mail
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;
   std::vector<std::shared_ptr<net::SessionControl>> controls_;
 };

@@ -1,4 +1,5 @@
-// The store conformance suite: every backend passes the same tests (see conformance_test.cpp).
+// The store conformance suite: every backend passes the same tests (conformance_test.cpp, and
+// queue_conformance_test.cpp for the outbound queue).
 // A backend instantiates it with INSTANTIATE_TEST_SUITE_P(Name, StoreConformance, Values(factory)).
 #pragma once
 
@@ -54,6 +55,7 @@ class StoreConformance : public ::testing::TestWithParam<BackendUnderTest> {
   Directory& directory() { return store_->directory(); }
   MailStore& mail() { return store_->mail(); }
   MaildropStore& maildrops() { return store_->maildrops(); }
+  QueueStore& queue() { return store_->queue(); }
 
   std::unique_ptr<Store> open(const std::filesystem::path& dir) { return GetParam().open(dir); }
   void reopen();       // closes the store and opens it again from the same folder

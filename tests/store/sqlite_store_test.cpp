@@ -1,6 +1,6 @@
 // The conformance suite instantiated for SQLite, plus what only SQLite has: the file,
-// its pragmas, the query plan of a maildrop listing, the factory's errors, and failures
-// injected with triggers.
+// its pragmas, the query plans of a maildrop listing and of a claim, the factory's errors,
+// and failures injected with triggers.
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
@@ -178,7 +178,8 @@ TEST(SqliteStore, UsesWalAndTheSchemaVersion) {
   EXPECT_EQ(db.query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(db.query("PRAGMA user_version"), std::to_string(store->latest_schema_version()));
   EXPECT_EQ(db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            "aliases\ndeliveries\ndomains\nmailboxes\nmaildrop_locks\nmessages");
+            "aliases\ndeliveries\ndomains\nmailboxes\nmaildrop_locks\nmessages\nqueue_messages\n"
+            "queue_recipients");
 }
 
 TEST_F(SqliteMaildrop, AMaildropListingIsOneIndexScan) {
@@ -288,7 +289,9 @@ TEST_F(SqliteMaildrop, MigratesAVersionOneStore) {
   const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
   const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
   close();
-  exec_raw(file_, "DROP TABLE maildrop_locks; PRAGMA user_version = 1;");
+  exec_raw(file_,
+           "DROP TABLE queue_recipients; DROP TABLE queue_messages; DROP TABLE maildrop_locks; "
+           "PRAGMA user_version = 1;");
   reopen();
   EXPECT_EQ(store_->schema_version(), 1);
   EXPECT_GE(store_->latest_schema_version(), 2);
@@ -319,6 +322,153 @@ TEST(SqliteStore, StatusOnlyGrows) {
   ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
   const std::string set = "UPDATE deliveries SET status = ";
   const std::string where = " WHERE id = " + std::to_string(id);
+  EXPECT_EQ(sqlite3_exec(db, (set + "2" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, (set + "1" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, (set + "3" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+// ---- the outbound queue -------------------------------------------------------------------
+
+NewMessage local_and_outbound(MailboxId mailbox, const std::string& content) {
+  NewMessage message;
+  message.reverse_path = "alice@example.com";
+  message.mailboxes = {mailbox};
+  message.trace = "Received: by test\r\n";
+  message.content = content;
+  message.outbound = {{"bob@remote.test", 0, ""}, {"carol@other.test", 0, ""}};
+  message.outbound_trace = "Received: by test\r\n";
+  return message;
+}
+
+// A failure at the very end of acceptance (the last queued recipient), injected with a
+// trigger, leaves neither the local deliveries nor the queue entry nor the content.
+TEST_F(SqliteMaildrop, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
+  const std::vector<std::string> failures = {
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_recipients WHEN NEW.address = "
+      "'carol@other.test' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_messages BEGIN SELECT RAISE(ABORT, "
+      "'injected'); END",
+  };
+  for (const auto& trigger : failures) {
+    close();
+    exec_raw(file_, "DROP TRIGGER IF EXISTS injected; " + trigger);
+    reopen();
+    try {
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+      ADD_FAILURE() << "deliver did not fail with " << trigger;
+    } catch (const StoreError& error) {
+      EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+    }
+    const StoreStatus status = store_->admin().status();
+    EXPECT_EQ(status.messages, 0) << trigger;
+    EXPECT_EQ(status.deliveries, 0) << trigger;
+    EXPECT_EQ(status.queued, 0) << trigger;
+    EXPECT_TRUE(store_->queue().list({}).empty()) << trigger;
+  }
+  close();
+  exec_raw(file_, "DROP TRIGGER injected");
+  reopen();
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+  EXPECT_EQ(stored.deliveries.size(), 1u);
+  EXPECT_EQ(store_->queue().get(stored.queued.value()).value().recipients.size(), 2u);
+}
+
+// send_notice is one transaction: when clearing the notice fails, the notice was not accepted.
+TEST_F(SqliteMaildrop, SendNoticeIsAtomic) {
+  NewMessage message = local_and_outbound(alice_, "Subject: doomed\r\n\r\nx\r\n");
+  message.mailboxes.clear();
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  std::vector<RecipientResult> results;
+  for (const DeliveryJob& job : store_->queue().claim("owner", std::chrono::seconds(60), 10)) {
+    for (const QueueRecipient& recipient : job.message.recipients) {
+      results.push_back(
+          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+    }
+  }
+  ASSERT_EQ(store_->queue().record("owner", results), 2u);
+  const auto owed = store_->queue().notices_owed(10).at(0).recipients;
+  close();
+  exec_raw(file_,
+           "CREATE TRIGGER injected BEFORE UPDATE OF notice_owed ON queue_recipients BEGIN "
+           "SELECT RAISE(ABORT, 'injected'); END");
+  reopen();
+  NewMessage notice;
+  notice.mailboxes = {alice_};
+  notice.content = "Subject: failure notice\r\n\r\n";
+  EXPECT_THROW(store_->queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(store_->queue().notices_owed(10).at(0).recipients.size(), 2u);
+  EXPECT_TRUE(store_->queue().get(id));
+}
+
+TEST_F(SqliteMaildrop, AClaimIsOneRangeOfTheDueIndex) {
+  close();
+  // 20,000 recipients: most delivered or failed, many deferred to the future, 100 due.
+  exec_raw(
+      file_,
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "VALUES (1, printf('%064x', 1), 1, 'x', 0); "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+      "INSERT INTO queue_messages (id, message_id, reverse_path, outbound_trace, size, queued_at) "
+      "SELECT i, 1, 'a@example.com', '', 1, i FROM n; "
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) "
+      "INSERT INTO queue_recipients (queue_id, address, domain, state, next_attempt) "
+      "SELECT i / 10 + 1, 'r' || i || '@remote.test', 'remote.test', "
+      "CASE WHEN i % 200 = 0 THEN 0 WHEN i % 3 = 0 THEN 0 ELSE 1 + i % 2 END, "
+      "CASE WHEN i % 200 = 0 THEN 0 ELSE 4000000000 END FROM n;");
+  {
+    RawDb db(file_);
+    const std::string plan = db.query("EXPLAIN QUERY PLAN " + std::string(sqlite::queue_due_sql));
+    EXPECT_NE(plan.find("USING INDEX queue_recipients_due (next_attempt<?)"), std::string::npos)
+        << plan;
+    EXPECT_EQ(plan.find("SCAN queue_recipients"), std::string::npos) << plan;
+  }
+  reopen();
+  const auto jobs = store_->queue().claim("owner", std::chrono::seconds(60), 1000);
+  std::size_t leased = 0;
+  for (const DeliveryJob& job : jobs) leased += job.message.recipients.size();
+  EXPECT_EQ(leased, 100u);
+  EXPECT_EQ(jobs.size(), 100u);  // one due recipient per message
+  for (std::size_t i = 1; i < jobs.size(); ++i)
+    ASSERT_LT(jobs[i - 1].message.id, jobs[i].message.id);
+}
+
+// A store made before the queue existed (version 2) gains it by `mailctl db migrate`.
+TEST_F(SqliteMaildrop, MigratesAVersionTwoStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  close();
+  exec_raw(file_,
+           "DROP TABLE queue_recipients; DROP TABLE queue_messages; PRAGMA user_version = 2;");
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 2);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_TRUE(store_->admin().get_mail(id));
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: new\r\n\r\nqueued\r\n"));
+  EXPECT_TRUE(stored.queued);
+  EXPECT_EQ(store_->admin().status().queued, 2);
+}
+
+TEST(SqliteStore, AQueuedRecipientsStateOnlyGrows) {
+  TempDir dir;
+  const auto file = dir.path() / "mail.db";
+  auto store = open_store(sqlite_settings(file), OpenMode::create_if_missing);
+  store->migrate();
+  NewMessage message;
+  message.content = "Subject: s\r\n\r\nb\r\n";
+  message.outbound = {{"bob@remote.test", 0, ""}};
+  const QueueId id = store->mail().deliver(message).queued.value();
+  store->close();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  const std::string set = "UPDATE queue_recipients SET state = ";
+  const std::string where = " WHERE queue_id = " + std::to_string(id);
+  EXPECT_EQ(sqlite3_exec(db, (set + "1" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, (set + "0" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_EQ(sqlite3_exec(db, (set + "2" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, (set + "1" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, (set + "3" + where).c_str(), nullptr, nullptr, nullptr), SQLITE_OK);

@@ -65,6 +65,7 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"delivery.retry_schedule", "5m, 10m, 30m, 1h, 2h, 4h"},
     {"delivery.max_queue_age", "5d"},
     {"delivery.tls", "may"},
+    {"delivery.route_auth_file", ""},
     {"dns.servers", ""},
     {"dns.timeout", "5s"},
     {"reverse.accept_source", "true"},

@@ -102,6 +102,9 @@ struct DeliverySettings {
   std::vector<Seconds> retry_schedule;  // default 5m, 10m, 30m, 1h, 2h, 4h
   Seconds max_queue_age{5 * 86400};
   TlsPolicy tls = TlsPolicy::may;
+  std::filesystem::path route_auth_file;  // added key: smarthost logins, HOST:PORT USER PASSWORD
+  Seconds lease_time{120};                // added key: a node's hold on recipients it delivers
+  Seconds delay_warning{14400};           // added key: 0 = no delay notices
   bool operator==(const DeliverySettings&) const = default;
 };
 

@@ -63,7 +63,9 @@ class MailStore {
   using Completion = std::function<void(std::exception_ptr, StoredMessage)>;
 
   virtual ~MailStore() = default;
-  // Blocks until the commit is durable (WAL fsync for SQLite). Throws StoreError.
+  // Blocks until the commit is durable (WAL fsync for SQLite). Throws StoreError, or
+  // StoreConflict (and stores nothing, local or queued) when there is neither a mailbox nor an
+  // outbound recipient, a mailbox is gone, or an outbound address is not local@domain.
   virtual StoredMessage deliver(const NewMessage& message) = 0;
   // Hands the message to the group-commit writer and returns at once;
   // `done` runs on the writer thread after the commit (or the failure).
@@ -82,39 +84,55 @@ class QueueStore {
   // Leases to `owner` (unique across nodes) until now + lease at most `limit`
   // recipients that are queued, due (next_attempt <= now) and not under a live
   // lease; grouped into one job per message and domain, oldest message first.
+  // A lease is live through the whole second lease_expires (as maildrop locks are).
+  // StoreConflict for an empty owner or a lease under one second.
   virtual std::vector<DeliveryJob> claim(std::string_view owner, std::chrono::seconds lease,
                                          std::size_t limit) = 0;
-  // Extends `owner`'s leases on these recipients; false when one is no longer its own.
+  // Extends `owner`'s leases on these recipients; false when one is no longer its own
+  // (taken over by another owner, recorded, bounced or removed). A lapsed lease nobody
+  // took over is still its own.
   virtual bool renew(std::string_view owner, const std::vector<QueueRecipientId>& recipients,
                      std::chrono::seconds lease) = 0;
   // What is sent: the outbound trace, then the content. Nothing when the entry is gone.
   virtual std::optional<MessageText> text(QueueId id) = 0;
   // Applies attempt results in one transaction and releases their leases.
-  // A result for a recipient not leased by `owner` (lost lease, deleted
-  // entry) is skipped. Returns how many were applied.
+  // A result for a recipient not leased by `owner` (lease taken over by another
+  // owner, bounced or deleted entry) is skipped; a lease that lapsed but that nobody
+  // took over still counts. notice_owed and delay_warned are only ever raised.
+  // Messages left with nothing queued and no notice owed leave the queue.
+  // Returns how many were applied.
   virtual std::size_t record(std::string_view owner,
                              const std::vector<RecipientResult>& results) = 0;
-  // The earliest next_attempt of a queued recipient (unix seconds), if any.
+  // The earliest next_attempt of a queued recipient (unix seconds), if any. Recipients
+  // under a lease count too (theirs is in the past), so a caller that sleeps until then
+  // also needs to wake when its own attempts finish.
   virtual std::optional<std::int64_t> next_due() = 0;
 
-  // Messages whose senders are owed a notice; recipients: those owed one
-  // (failed: failure; queued: delay; delivered: relayed or delivered).
+  // Messages whose senders are owed a notice, oldest first; recipients: those owed one
+  // (failed: failure; queued: delay; delivered: relayed or delivered). A message with a
+  // recipient under a live lease waits, so one delivery round's results make one notice.
   virtual std::vector<QueuedMessage> notices_owed(std::size_t limit) = 0;
   // In one transaction: accepts `notice` (a DSN from the null sender, local
-  // or queued like any message) and marks these recipients' notices sent.
+  // or queued like any message, exactly as MailStore::deliver does) and marks these
+  // recipients' notices sent; messages then finished leave the queue. If accepting
+  // fails, nothing is marked. A notice with no mailbox and no outbound recipient
+  // (a sender that is nobody's) is dropped: the notices are marked sent, nothing stored.
   virtual StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
                                     const NewMessage& notice) = 0;
 
   // Administration (mailctl queue). A message whose recipients are all
   // delivered or failed, with no notice owed, leaves the queue.
-  virtual std::vector<QueuedMessage> list(const QueueFilter& filter) = 0;  // oldest first
+  // Oldest first; recipients: all of each message's.
+  virtual std::vector<QueuedMessage> list(const QueueFilter& filter) = 0;
   virtual std::optional<QueuedMessage> get(QueueId id) = 0;
-  // Makes queued recipients due now (one message, or all); returns how many.
+  // Makes queued recipients due now (one message, or all); returns how many queued
+  // recipients it covered (leased ones included; their leases stay).
   virtual std::size_t retry(std::optional<QueueId> id) = 0;
   // Removes the message from the queue without any notice; false when unknown.
   virtual bool remove(QueueId id) = 0;
-  // Fails its queued recipients now with `reason`, owing the sender a notice;
-  // returns how many.
+  // Fails its queued recipients now with `reason` (an attempt in flight loses its
+  // lease), owing the sender a notice when it wants one: not the null sender, and
+  // NOTIFY absent or with FAILURE (never with NEVER). Returns how many; 0 when unknown.
   virtual std::size_t bounce(QueueId id, std::string_view reason) = 0;
 };
 

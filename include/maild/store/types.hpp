@@ -150,11 +150,12 @@ struct RecipientResult {
   bool delay_warned = false;  // deferred: this notice is the delay warning
 };
 
+// A message matches when one of its recipients is at `domain` and in `state` (each if given).
 struct QueueFilter {
-  std::optional<std::string> domain;          // recipients at this domain
+  std::optional<std::string> domain;          // recipients at this domain (any case)
   std::optional<RecipientState> state;        // recipients in this state
-  std::optional<std::int64_t> queued_before;  // unix seconds
-  std::size_t limit = 1000;
+  std::optional<std::int64_t> queued_before;  // queued strictly before (unix seconds)
+  std::size_t limit = 1000;                   // 0: no limit
 };
 
 // One row of `mailctl mail list`.
@@ -202,6 +203,7 @@ struct StoreStatus {
   int schema_version = 0;
   int latest_schema_version = 0;
   std::int64_t domains = 0, mailboxes = 0, aliases = 0, messages = 0, deliveries = 0;
+  std::int64_t queued = 0;  // outbound recipients still queued (not delivered, not failed)
 };
 
 }  // namespace maild::store

@@ -78,6 +78,9 @@ StoreStatus SqliteAdminStore::status() {
   status.aliases = db->query_int("SELECT count(*) FROM aliases");
   status.messages = db->query_int("SELECT count(*) FROM messages");
   status.deliveries = db->query_int("SELECT count(*) FROM deliveries");
+  if (status.schema_version >= 3) {  // the queue came with version 3
+    status.queued = db->query_int("SELECT count(*) FROM queue_recipients WHERE state = 0");
+  }
   return status;
 }
 

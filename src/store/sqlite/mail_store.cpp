@@ -1,8 +1,11 @@
-// Local delivery as writer jobs: the content once per hash, one delivery row per mailbox.
-// Trust: message bytes are opaque; mailbox ids come from resolve() but may have been deleted since.
+// Acceptance as writer jobs: the content once per hash, one delivery row per mailbox, and one
+// queue entry with its recipients for the outbound part, all in the job's savepoint.
+// Trust: message bytes are opaque; mailbox ids come from resolve() but may have been deleted
+// since; outbound addresses were validated by the session, and are only split here.
 #include <set>
 
 #include "maild/core/hash.hpp"
+#include "store/addressing.hpp"
 #include "store/message_fields.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -11,14 +14,75 @@ namespace {
 
 std::int64_t as_size(std::size_t octets) { return static_cast<std::int64_t>(octets); }
 
-// Runs inside the job's SAVEPOINT: any throw leaves no trace of this message.
-StoredMessage store_message(Connection& db, const NewMessage& message) {
+struct QueuedAddress {
+  const OutboundRecipient* recipient;
+  std::string address;  // local@domain, domain lowercased
+  std::string domain;
+};
+
+// The outbound recipients once each (the first spelling wins), checked before anything is written.
+std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient>& outbound) {
+  std::vector<QueuedAddress> distinct;
+  std::set<std::string> seen;
+  for (const OutboundRecipient& recipient : outbound) {
+    auto split = split_address(recipient.address);
+    if (!split || split->local.empty()) {
+      throw StoreConflict("'" + recipient.address + "' is not an outbound address (local@domain)");
+    }
+    std::string address = stored_form(*split);
+    // The same folding as the column's COLLATE NOCASE, so UNIQUE (queue_id, address) never trips.
+    if (!seen.insert(lowercase_ascii(address)).second) continue;
+    distinct.push_back({&recipient, std::move(address), std::move(split->domain)});
+  }
+  return distinct;
+}
+
+QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId message_id,
+                       const std::vector<QueuedAddress>& recipients, std::int64_t now) {
+  {
+    auto insert = db.prepare(
+        "INSERT INTO queue_messages (message_id, reverse_path, envid, ret, smtputf8, eight_bit, "
+        "outbound_trace, size, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    insert->bind(1, message_id)
+        .bind_text(2, message.reverse_path)
+        .bind_text(3, message.envid)
+        .bind(4, static_cast<std::int64_t>(message.ret))
+        .bind(5, message.smtputf8 ? 1 : 0)
+        .bind(6, message.eight_bit ? 1 : 0)
+        .bind_blob(7, message.outbound_trace)
+        .bind(8, as_size(message.outbound_trace.size() + message.content.size()))
+        .bind(9, now);
+    insert->step();
+  }
+  const QueueId queue_id = db.last_insert_rowid();
+  for (const QueuedAddress& recipient : recipients) {
+    // Due at once: the first attempt is the delivery engine's next claim.
+    auto insert = db.prepare(
+        "INSERT INTO queue_recipients (queue_id, address, domain, notify, orcpt, next_attempt) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    insert->bind(1, queue_id)
+        .bind_text(2, recipient.address)
+        .bind_text(3, recipient.domain)
+        .bind(4, static_cast<std::int64_t>(recipient.recipient->notify))
+        .bind_text(5, recipient.recipient->orcpt)
+        .bind(6, now);
+    insert->step();
+  }
+  return queue_id;
+}
+
+}  // namespace
+
+StoredMessage accept_message(Connection& db, const NewMessage& message) {
   std::vector<MailboxId> mailboxes;
   std::set<MailboxId> unique;
   for (MailboxId id : message.mailboxes) {
     if (unique.insert(id).second) mailboxes.push_back(id);
   }
-  if (mailboxes.empty()) throw StoreConflict("a message needs at least one mailbox");
+  const std::vector<QueuedAddress> outbound = distinct_outbound(message.outbound);
+  if (mailboxes.empty() && outbound.empty()) {
+    throw StoreConflict("a message needs at least one mailbox or outbound recipient");
+  }
 
   // Check the mailboxes first: a recipient deleted since RCPT fails this message alone.
   std::vector<std::string> addresses;
@@ -74,19 +138,20 @@ StoredMessage store_message(Connection& db, const NewMessage& message) {
     if (!existing->step()) throw StoreError("sqlite: a delivery conflicted but cannot be found");
     stored.deliveries.push_back(existing->column_int(0));
   }
+
+  if (!outbound.empty())
+    stored.queued = queue_outbound(db, message, stored.message_id, outbound, now);
   return stored;
 }
 
-}  // namespace
-
 StoredMessage SqliteMailStore::deliver(const NewMessage& message) {
-  return writer_.call([&message](Connection& db) { return store_message(db, message); });
+  return writer_.call([&message](Connection& db) { return accept_message(db, message); });
 }
 
 void SqliteMailStore::deliver_async(NewMessage message, Completion done) {
   auto shared = std::make_shared<NewMessage>(std::move(message));
   auto result = std::make_shared<StoredMessage>();
-  writer_.submit({[shared, result](Connection& db) { *result = store_message(db, *shared); },
+  writer_.submit({[shared, result](Connection& db) { *result = accept_message(db, *shared); },
                   [result, done = std::move(done)](std::exception_ptr error) {
                     done(error, error ? StoredMessage{} : std::move(*result));
                   }});

@@ -1,5 +1,5 @@
 // The SQLite backend: one writer thread with group commit, a pool of read connections,
-// and the four consumer interfaces on top of them.
+// and the consumer interfaces on top of them.
 // Trust: callers pass validated addresses; SQLite keeps what it committed.
 #pragma once
 
@@ -37,6 +37,19 @@ std::int64_t unix_now();
 // backend's tests check the plan of the very statement it runs.
 inline constexpr std::string_view maildrop_listing_sql =
     "SELECT id, size, uidl FROM deliveries WHERE mailbox_id = ?1 AND status < 2 ORDER BY id";
+
+// Accepts a message inside the caller's write job (mail_store.cpp): the content once, a
+// delivery per distinct mailbox, a queue entry for the distinct outbound recipients.
+// deliver() and QueueStore::send_notice() both use it. Throws StoreConflict when there
+// is nobody to deliver to, a mailbox is gone, or an outbound address does not split.
+StoredMessage accept_message(Connection& db, const NewMessage& message);
+
+// The queued recipients claim() may lease now (?1 = now, ?2 = limit), oldest message first:
+// a range of the partial index queue_recipients_due. Here so that the backend's tests check
+// the plan of the very statement it runs.
+inline constexpr std::string_view queue_due_sql =
+    "SELECT id, queue_id, domain FROM queue_recipients WHERE state = 0 AND next_attempt <= ?1 "
+    "AND (lease_owner IS NULL OR lease_expires < ?1) ORDER BY queue_id, id LIMIT ?2";
 
 class SqliteDirectory final : public Directory {
  public:

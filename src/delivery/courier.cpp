@@ -1,0 +1,351 @@
+// The courier; see courier.hpp. Each deliver() call runs on a strand of its
+// own and holds one of its destination's slots for all of its connections,
+// which it opens one after the other.
+#include "delivery/courier.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <deque>
+#include <map>
+#include <mutex>
+
+#include "maild/core/ids.hpp"
+#include "net/session_log.hpp"
+#include "net/tls.hpp"
+#include "net/watchdog.hpp"
+
+namespace maild::delivery {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Kind = Outcome::Kind;
+
+namespace {
+
+const std::string stopping_reply = "451 4.3.0 delivery interrupted: maild is stopping";
+
+asio::ip::address to_asio(const IpAddress& address) {
+  const asio::ip::address_v6 v6(address.bytes);
+  if (address.is_v4()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+  return v6;
+}
+
+// "451 4.4.1 connect to ...: refused" -> "connect to ...: refused"
+std::string text_of(const std::string& reply) {
+  const auto code_end = reply.find(' ');
+  const auto enhanced_end = reply.find(' ', code_end + 1);
+  return enhanced_end == std::string::npos ? reply : reply.substr(enhanced_end + 1);
+}
+
+const char* kind_word(Kind kind) {
+  switch (kind) {
+    case Kind::delivered:
+      return "delivered";
+    case Kind::temporary:
+      return "deferred";
+    case Kind::permanent:
+      return "failed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// The per_destination limit, shared by every deliver() call. A slot freed
+// while others wait goes straight to the first waiter.
+class Courier::Slots {
+ public:
+  explicit Slots(unsigned limit) : limit_(limit) {}
+
+  // Waits at most `wait` for a slot of `key`; false on timeout or after close().
+  asio::awaitable<bool> acquire(const std::string& key, Seconds wait) {
+    const auto executor = co_await asio::this_coro::executor;
+    auto waiter = std::make_shared<Waiter>(executor);
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) co_return false;
+      auto& destination = destinations_[key];
+      if (destination.busy < limit_) {
+        ++destination.busy;
+        co_return true;
+      }
+      destination.waiters.push_back(waiter);
+    }
+    waiter->timer.expires_after(wait);
+    boost::system::error_code ignored;
+    co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    std::lock_guard lock(mutex_);
+    if (waiter->granted) co_return true;
+    auto& waiters = destinations_[key].waiters;
+    waiters.erase(std::remove(waiters.begin(), waiters.end(), waiter), waiters.end());
+    co_return false;
+  }
+
+  void release(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto found = destinations_.find(key);
+    if (found == destinations_.end()) return;
+    auto& destination = found->second;
+    if (!destination.waiters.empty()) {
+      auto next = destination.waiters.front();
+      destination.waiters.pop_front();
+      next->granted = true;
+      wake(next);
+      return;
+    }
+    if (--destination.busy == 0) destinations_.erase(found);
+  }
+
+  // Shutdown: every waiter gives up, and nobody gets a slot any more.
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    for (auto& [key, destination] : destinations_) {
+      for (auto& waiter : destination.waiters) wake(waiter);
+      destination.waiters.clear();
+    }
+  }
+
+ private:
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& executor) : timer(executor) {}
+    asio::steady_timer timer;
+    bool granted = false;  // guarded by mutex_
+  };
+  struct Destination {
+    unsigned busy = 0;
+    std::deque<std::shared_ptr<Waiter>> waiters;
+  };
+
+  // On the waiter's executor: a timer is not thread-safe.
+  static void wake(const std::shared_ptr<Waiter>& waiter) {
+    asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  }
+
+  const unsigned limit_;
+  std::mutex mutex_;
+  std::map<std::string, Destination> destinations_;
+  bool closed_ = false;
+};
+
+// What went wrong so far, for the recipients no server settled.
+struct Courier::Problem {
+  std::optional<smtp::SessionTrouble> answered;  // the last trouble a server's reply caused
+  std::string unanswered;                        // the last connection or lookup failure
+  bool unanswered_is_connect = false;
+};
+
+Courier::Courier(const config::Settings& settings, dns::Resolver& resolver,
+                 asio::any_io_executor executor)
+    : settings_(settings),
+      resolver_(resolver),
+      executor_(std::move(executor)),
+      logins_(RouteLogins::load(settings.delivery.route_auth_file)),
+      tls_context_(net::make_client_tls_context()),
+      slots_(std::make_unique<Slots>(settings.delivery.per_destination)) {
+  if (!settings.delivery.bind_address.empty())
+    bind_address_ = asio::ip::make_address(settings.delivery.bind_address);
+  if (logins_.size() > 0) spdlog::info("{} smarthost logins loaded", logins_.size());
+}
+
+Courier::~Courier() = default;
+
+void Courier::stop() {
+  stopped_ = true;
+  slots_->close();
+  sessions_.request_stop();
+  sessions_.close_all();
+}
+
+asio::awaitable<std::vector<Outcome>> Courier::deliver(const std::string& domain,
+                                                       std::vector<Parcel>& parcels,
+                                                       config::TlsPolicy tls) {
+  // A strand of its own, so its connections never share one with the caller's.
+  auto task = run(domain, parcels, tls);
+  auto running = asio::co_spawn(asio::make_strand(executor_), std::move(task), asio::use_awaitable);
+  auto outcomes = co_await std::move(running);
+  co_return outcomes;
+}
+
+asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
+                                                   std::vector<Parcel>& parcels,
+                                                   config::TlsPolicy tls) {
+  std::vector<smtp::Transfer> transfers;
+  transfers.reserve(parcels.size());
+  for (const auto& parcel : parcels) transfers.emplace_back(parcel);
+  const auto destination = destination_for(settings_.delivery, domain);
+  Problem problem;
+
+  const bool got_slot = co_await slots_->acquire(destination.key, slot_wait_);
+  if (got_slot) {
+    struct Release {
+      Slots& slots;
+      const std::string& key;
+      ~Release() { slots.release(key); }
+    } release{*slots_, destination.key};
+    const auto hops = co_await find_hops(resolver_, destination, settings_.delivery.smtp_port);
+    if (hops.kind == Hops::Kind::ok) {
+      co_await try_hops(destination, hops, parcels, transfers, tls, problem);
+    } else {
+      const auto kind = hops.kind == Hops::Kind::permanent ? Kind::permanent : Kind::temporary;
+      for (auto& transfer : transfers) {
+        for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
+          transfer.outcomes[i].kind = kind;
+          transfer.outcomes[i].reply = hops.reply;
+          transfer.settled[i] = true;
+        }
+      }
+    }
+  } else if (!stopped_) {
+    problem.unanswered = "451 4.4.5 too many connections to " + destination.key +
+                         " already ([delivery] per_destination = " +
+                         std::to_string(settings_.delivery.per_destination) + ")";
+  }
+
+  // What no server settled is deferred with the most telling problem.
+  Outcome left;
+  left.kind = Kind::temporary;
+  if (stopped_) {
+    left.reply = stopping_reply;
+  } else if (problem.answered) {
+    left.reply = problem.answered->reply;
+    left.remote_host = problem.answered->remote_host;
+  } else if (problem.unanswered_is_connect) {
+    const auto whom = destination.next_hop ? destination.next_hop->to_string() + " (route for " +
+                                                 destination.domain + ")"
+                                           : "any MX of " + destination.domain;
+    left.reply = "451 4.4.1 no answer from " + whom + "; last: " + text_of(problem.unanswered);
+  } else {
+    left.reply = problem.unanswered.empty() ? "451 4.4.0 not attempted" : problem.unanswered;
+  }
+  std::vector<Outcome> outcomes;
+  for (std::size_t p = 0; p < parcels.size(); ++p) {
+    auto& transfer = transfers[p];
+    for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
+      auto& outcome = transfer.outcomes[i];
+      if (!transfer.settled[i]) {
+        outcome.kind = left.kind;
+        outcome.reply = left.reply;
+        outcome.remote_host = left.remote_host;
+      }
+      spdlog::info("queue {} to=<{}> relay={} {}: {}", parcels[p].queue_id,
+                   parcels[p].recipients[i].address,
+                   outcome.remote_host.empty() ? "none" : outcome.remote_host,
+                   kind_word(outcome.kind), outcome.reply);
+      outcomes.push_back(std::move(outcome));
+    }
+  }
+  co_return outcomes;
+}
+
+// Each host in order, each of its addresses in order, until every recipient is settled.
+asio::awaitable<void> Courier::try_hops(const Destination& destination, const Hops& hops,
+                                        std::vector<Parcel>& parcels,
+                                        std::vector<smtp::Transfer>& transfers,
+                                        config::TlsPolicy tls, Problem& problem) {
+  const auto all_settled = [&] {
+    return std::all_of(transfers.begin(), transfers.end(),
+                       [](const smtp::Transfer& t) { return t.done(); });
+  };
+  for (const auto& hop : hops.hops) {
+    if (all_settled() || stopped_) co_return;
+    const auto found = co_await addresses_of(resolver_, hop);
+    if (found.addresses.empty()) {
+      spdlog::info("{}: {}", destination.domain, found.problem);
+      problem.unanswered = found.problem;
+      problem.unanswered_is_connect = false;
+      continue;
+    }
+    for (const auto& address : found.addresses) {
+      if (all_settled() || stopped_) co_return;
+      auto trouble = co_await attempt(destination, hop, address, parcels, transfers, tls, true);
+      // A failed handshake under `may`: the same server once more, in plain text.
+      if (trouble && trouble->tls_failed && tls == config::TlsPolicy::may && !stopped_)
+        trouble = co_await attempt(destination, hop, address, parcels, transfers, tls, false);
+      if (!trouble) continue;
+      if (!trouble->remote_host.empty()) {
+        problem.answered = std::move(*trouble);
+      } else {
+        problem.unanswered = trouble->reply;
+        problem.unanswered_is_connect = true;
+      }
+    }
+  }
+}
+
+// One connection to one address: the session, and every unsettled parcel over it.
+asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
+    const Destination& destination, const Hop& hop, IpAddress address, std::vector<Parcel>& parcels,
+    std::vector<smtp::Transfer>& transfers, config::TlsPolicy tls, bool try_starttls) {
+  const auto remote_host = remote_host_text(hop.host, address, hop.port);
+  const net::SessionLog log(next_session_id());
+  const auto executor = co_await asio::this_coro::executor;
+  tcp::socket socket(executor);
+  auto control = std::make_shared<net::SessionControl>();
+  control->executor = executor;
+  // Until the session's Connection takes over: a stop closes the socket.
+  control->interrupt = [&socket](bool) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  };
+  struct Detach {
+    net::SessionControl& control;
+    ~Detach() { control.interrupt = nullptr; }  // before the socket goes
+  } detach{*control};
+  net::RegisteredSession registration(sessions_, control);
+  if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
+
+  const tcp::endpoint endpoint(to_asio(address), hop.port);
+  const auto connect_failed = [&](const std::string& why) {
+    log.info("connect to {}: {}", remote_host, why);
+    return smtp::SessionTrouble{"451 4.4.1 connect to " + remote_host + ": " + why, "", false};
+  };
+  boost::system::error_code ec;
+  socket.open(endpoint.protocol(), ec);
+  if (!ec && bind_address_) {
+    if (bind_address_->is_v4() != endpoint.address().is_v4())
+      co_return connect_failed("no source address of its family ([delivery] bind_address)");
+    socket.bind(tcp::endpoint(*bind_address_, 0), ec);
+  }
+  if (ec) co_return connect_failed(ec.message());
+  {
+    net::Watchdog<tcp::socket> watchdog(socket);
+    watchdog.arm(timeouts_.connect);
+    co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+    watchdog.disarm();
+    if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
+    if (ec) co_return connect_failed(watchdog.expired() ? "timed out" : ec.message());
+  }
+  log.info("connected to {} for {}{}", remote_host, destination.domain,
+           try_starttls ? "" : " (plain text after a failed TLS handshake)");
+
+  smtp::ClientOptions options;
+  options.helo_name = settings_.server.hostname;
+  options.server_name = hop.host;
+  options.remote_host = remote_host;
+  options.tls = tls;
+  options.try_starttls = try_starttls;
+  options.tls_context = tls_context_.get();
+  options.credentials = destination.next_hop ? logins_.find(*destination.next_hop) : nullptr;
+  options.timeouts = timeouts_;
+  smtp::ClientSession session(socket, options, control, log);
+  const bool opened = co_await session.open();
+  if (opened) {
+    for (std::size_t p = 0; p < parcels.size() && session.usable(); ++p) {
+      if (transfers[p].done()) continue;
+      co_await session.send(parcels[p], transfers[p]);
+    }
+    co_await session.quit();
+  }
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  if (session.usable()) co_return std::nullopt;
+  co_return session.trouble();
+}
+
+}  // namespace maild::delivery

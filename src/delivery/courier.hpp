@@ -1,0 +1,86 @@
+// The courier: delivers parcels (one message for some recipients at one
+// domain) to the domain's servers over SMTP and says what became of each
+// recipient. It routes (route.hpp), connects, runs the SMTP client
+// (smtp/client.hpp) over as few connections as it can, falls back from
+// address to address and MX to MX, and limits connections per destination.
+// Talks to: DNS, remote SMTP servers (untrusted; see smtp/client.hpp); the
+// queue manager above it owns retries, bounces and the store.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "delivery/parcel.hpp"
+#include "delivery/route.hpp"
+#include "dns/resolver.hpp"
+#include "maild/config/settings.hpp"
+#include "net/session.hpp"
+#include "smtp/client.hpp"
+
+namespace maild::delivery {
+
+// How long deliver() waits for one of a destination's per_destination
+// connections to come free; then its recipients are deferred (451 4.4.5).
+inline constexpr Seconds destination_slot_wait = std::chrono::minutes(2);
+
+class Courier {
+ public:
+  // Reads [delivery] route_auth_file (throws std::runtime_error naming the
+  // file and line when it is bad). `settings` and `resolver` must outlive it.
+  Courier(const config::Settings& settings, dns::Resolver& resolver,
+          boost::asio::any_io_executor executor);
+  ~Courier();
+  Courier(const Courier&) = delete;
+  Courier& operator=(const Courier&) = delete;
+
+  // Delivers every parcel over as few connections as it can (several messages per
+  // connection), never more than [delivery] per_destination connections at once to one
+  // destination (route next hop, or the domain), waiting for a free slot within a deadline.
+  // One Outcome per recipient of every parcel, in order. Never throws for remote trouble.
+  boost::asio::awaitable<std::vector<Outcome>> deliver(const std::string& domain,
+                                                       std::vector<Parcel>& parcels,
+                                                       config::TlsPolicy tls);
+  // Shutdown: cancels every connection; what was not finished comes back temporary.
+  void stop();
+
+  // Test hooks: shorter waits than RFC 5321's.
+  void set_timeouts(const smtp::ClientTimeouts& timeouts) { timeouts_ = timeouts; }
+  void set_slot_wait(Seconds wait) { slot_wait_ = wait; }
+
+ private:
+  class Slots;
+  struct Problem;
+
+  boost::asio::awaitable<std::vector<Outcome>> run(const std::string& domain,
+                                                   std::vector<Parcel>& parcels,
+                                                   config::TlsPolicy tls);
+  boost::asio::awaitable<void> try_hops(const Destination& destination, const Hops& hops,
+                                        std::vector<Parcel>& parcels,
+                                        std::vector<smtp::Transfer>& transfers,
+                                        config::TlsPolicy tls, Problem& problem);
+  boost::asio::awaitable<std::optional<smtp::SessionTrouble>> attempt(
+      const Destination& destination, const Hop& hop, IpAddress address,
+      std::vector<Parcel>& parcels, std::vector<smtp::Transfer>& transfers, config::TlsPolicy tls,
+      bool try_starttls);
+
+  const config::Settings& settings_;
+  dns::Resolver& resolver_;
+  boost::asio::any_io_executor executor_;
+  RouteLogins logins_;
+  std::optional<boost::asio::ip::address> bind_address_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;
+  std::unique_ptr<Slots> slots_;
+  net::SessionRegistry sessions_;
+  std::atomic<bool> stopped_{false};
+  smtp::ClientTimeouts timeouts_;
+  Seconds slot_wait_ = destination_slot_wait;
+};
+
+}  // namespace maild::delivery

@@ -1,0 +1,385 @@
+// The outbound queue's manager; see queue_manager.hpp.
+#include "delivery/queue_manager.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <ctime>
+#include <map>
+#include <optional>
+
+#include "delivery/dsn.hpp"
+#include "maild/core/ids.hpp"
+#include "net/store_calls.hpp"
+
+namespace maild::delivery {
+namespace asio = boost::asio;
+
+namespace {
+
+// A store call that fails is tried again this often before the batch gives up
+// (its leases then lapse and the recipients are tried again later).
+constexpr int record_tries = 3;
+constexpr std::chrono::seconds record_retry_wait{1};
+// Notices sent per look at the queue.
+constexpr std::size_t notices_per_round = 20;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string rfc5322_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[64];
+  const auto n = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return std::string(text, n);
+}
+
+}  // namespace
+
+std::string expired_reply(const std::string& last_reply, std::chrono::seconds max_age) {
+  return "550 5.4.7 delivery time expired after " + std::to_string(max_age.count() / 3600) +
+         "h; last problem: " + last_reply;
+}
+
+QueueManager::QueueManager(const config::Settings& settings, store::Store& store,
+                           asio::any_io_executor store_pool, Courier& courier,
+                           asio::any_io_executor io)
+    : settings_(settings),
+      store_(store),
+      store_pool_(std::move(store_pool)),
+      courier_(courier),
+      strand_(asio::make_strand(io)),
+      wakeup_(strand_),
+      owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
+             random_hex_128().substr(0, 8)) {}
+
+void QueueManager::start() {
+  idle_ = false;
+  running_ = true;
+  asio::co_spawn(strand_, run(), asio::detached);
+}
+
+void QueueManager::wake() {
+  asio::post(strand_, [this] {
+    woken_ = true;
+    wakeup_.cancel();
+  });
+}
+
+void QueueManager::stop() {
+  asio::post(strand_, [this] {
+    stopping_ = true;
+    wakeup_.cancel();
+    for (auto& waiter : waiting_) waiter->cancel();
+    courier_.stop();
+    idle_ = !running_ && batches_ == 0;
+  });
+}
+
+bool QueueManager::idle() const { return idle_; }
+
+asio::awaitable<void> QueueManager::run() {
+  spdlog::info("queue: delivering as {} with {} workers", owner_, settings_.delivery.workers);
+  while (!stopping_) {
+    woken_ = false;
+    try {
+      co_await send_notices();
+      co_await claim_work();
+      co_await renew_leases();
+    } catch (const std::exception& e) {
+      spdlog::warn("queue: store error: {}", e.what());
+    }
+    if (stopping_ || woken_) continue;
+    boost::system::error_code ec;
+    wakeup_.expires_after(queue_poll);
+    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  running_ = false;
+  idle_ = batches_ == 0;
+}
+
+asio::awaitable<void> QueueManager::claim_work() {
+  const std::size_t capacity = settings_.delivery.workers * batch_messages_max;
+  if (in_flight_.size() >= capacity) co_return;
+  auto& queue = store_.queue();
+  const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
+  if (!next || *next > unix_now()) co_return;
+  const std::size_t limit = capacity - in_flight_.size();
+  const auto lease = settings_.delivery.lease_time;
+  const auto& owner = owner_;
+  auto jobs = co_await net::run_blocking(
+      store_pool_, [&queue, &owner, lease, limit] { return queue.claim(owner, lease, limit); });
+  if (stopping_) {
+    // Claimed while stopping: give them back at once rather than after the lease.
+    std::vector<store::RecipientResult> back;
+    for (const auto& job : jobs)
+      for (const auto& r : job.message.recipients)
+        back.push_back({r.id, store::RecipientResult::Kind::deferred, unix_now(),
+                        "451 4.3.2 maild was shutting down", "", false, false});
+    co_await net::run_blocking(store_pool_,
+                               [&queue, &owner, &back] { return queue.record(owner, back); });
+    co_return;
+  }
+  std::size_t claimed = 0;
+  std::map<std::string, std::vector<store::DeliveryJob>> by_domain;
+  for (auto& job : jobs) {
+    for (const auto& r : job.message.recipients) in_flight_.insert(r.id);
+    claimed += job.message.recipients.size();
+    auto& batch = by_domain[job.domain];
+    if (batch.size() == batch_messages_max) {
+      ++batches_;
+      asio::co_spawn(strand_, deliver_batch(job.domain, std::move(batch)), asio::detached);
+      batch.clear();
+    }
+    batch.push_back(std::move(job));
+  }
+  for (auto& [domain, batch] : by_domain) {
+    if (batch.empty()) continue;
+    ++batches_;
+    asio::co_spawn(strand_, deliver_batch(domain, std::move(batch)), asio::detached);
+  }
+  if (claimed == limit) woken_ = true;  // there may be more due: look again at once
+}
+
+asio::awaitable<void> QueueManager::acquire_worker() {
+  if (busy_ < settings_.delivery.workers) {
+    ++busy_;
+    co_return;
+  }
+  auto slot = std::make_shared<asio::steady_timer>(strand_, asio::steady_timer::time_point::max());
+  waiting_.push_back(slot);
+  boost::system::error_code ec;
+  co_await slot->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // release_worker() handed its slot over (busy_ unchanged), or stop() woke every waiter.
+  if (stopping_) {
+    const auto it = std::find(waiting_.begin(), waiting_.end(), slot);
+    if (it != waiting_.end()) {
+      waiting_.erase(it);
+      ++busy_;
+    }
+  }
+}
+
+void QueueManager::release_worker() {
+  if (!waiting_.empty()) {
+    auto next = std::move(waiting_.front());
+    waiting_.pop_front();
+    next->cancel();
+  } else {
+    --busy_;
+  }
+}
+
+asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
+                                                  std::vector<store::DeliveryJob> jobs) {
+  auto& queue = store_.queue();
+  std::vector<Outcome> outcomes;
+  try {
+    co_await acquire_worker();
+    std::vector<Parcel> parcels;
+    const auto load = [&queue, &jobs] {
+      std::vector<std::optional<store::MessageText>> texts;
+      for (const auto& job : jobs) texts.push_back(queue.text(job.message.id));
+      return texts;
+    };
+    auto texts = co_await net::run_blocking(store_pool_, load);
+    std::vector<store::DeliveryJob> kept;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (!texts[i]) continue;  // deleted from the queue meanwhile
+      const auto& m = jobs[i].message;
+      parcels.push_back(Parcel{m.id, m.reverse_path, m.envid, m.ret, m.smtputf8, m.eight_bit,
+                               m.recipients, texts[i]->trace + texts[i]->content});
+      kept.push_back(std::move(jobs[i]));
+    }
+    jobs = std::move(kept);
+    if (!stopping_ && !parcels.empty()) {
+      const auto tls = settings_.delivery.tls;
+      outcomes = co_await courier_.deliver(domain, parcels, tls);
+    }
+    release_worker();
+  } catch (const std::exception& e) {
+    spdlog::warn("queue: delivery to {} failed: {}", domain, e.what());
+  }
+
+  const auto results = results_for(jobs, outcomes);
+  const auto& owner = owner_;
+  for (int attempt = 1; attempt <= record_tries; ++attempt) {
+    bool recorded = false;
+    try {
+      const auto applied = co_await net::run_blocking(
+          store_pool_, [&queue, &owner, &results] { return queue.record(owner, results); });
+      if (applied < results.size())
+        spdlog::warn("queue: {} of {} results for {} came after their lease was lost",
+                     results.size() - applied, results.size(), domain);
+      recorded = true;
+    } catch (const std::exception& e) {
+      spdlog::warn("queue: recording results for {} failed (try {}): {}", domain, attempt,
+                   e.what());
+    }
+    if (recorded || attempt == record_tries) break;
+    asio::steady_timer pause(strand_, record_retry_wait);
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  for (const auto& job : jobs)
+    for (const auto& r : job.message.recipients) in_flight_.erase(r.id);
+  --batches_;
+  if (stopping_) idle_ = !running_ && batches_ == 0;
+  woken_ = true;  // notices may be owed now
+  wakeup_.cancel();
+}
+
+std::vector<store::RecipientResult> QueueManager::results_for(
+    const std::vector<store::DeliveryJob>& jobs, const std::vector<Outcome>& outcomes) const {
+  using Kind = store::RecipientResult::Kind;
+  std::map<store::QueueRecipientId, const Outcome*> by_id;
+  for (const auto& o : outcomes) by_id[o.recipient] = &o;
+  const std::int64_t now = unix_now();
+  const auto& d = settings_.delivery;
+  std::vector<store::RecipientResult> results;
+  for (const auto& job : jobs) {
+    const auto& m = job.message;
+    for (const auto& r : m.recipients) {
+      store::RecipientResult result;
+      result.id = r.id;
+      const auto found = by_id.find(r.id);
+      const Outcome fallback{r.id,
+                             Outcome::Kind::temporary,
+                             stopping_ ? "451 4.3.2 maild was shutting down"
+                                       : "451 4.3.0 the delivery attempt did not finish",
+                             "",
+                             false,
+                             false};
+      const Outcome& o = found == by_id.end() ? fallback : *found->second;
+      result.reply = o.reply;
+      result.remote_host = o.remote_host;
+      if (o.unconfirmed)
+        spdlog::warn("queue: <{}> of message {}: no reply after the content; it may arrive twice",
+                     r.address, m.id);
+      switch (o.kind) {
+        case Outcome::Kind::delivered:
+          result.kind = Kind::delivered;
+          result.notice = o.dsn_relayed && !m.reverse_path.empty();
+          break;
+        case Outcome::Kind::permanent:
+          result.kind = Kind::failed;
+          result.notice = wants_failure_notice(m.reverse_path, r.notify);
+          break;
+        case Outcome::Kind::temporary: {
+          const std::int64_t age = now - m.queued_at;
+          const std::int64_t expires = m.queued_at + d.max_queue_age.count();
+          if (now >= expires) {
+            result.kind = Kind::failed;
+            result.reply = expired_reply(o.reply, d.max_queue_age);
+            result.notice = wants_failure_notice(m.reverse_path, r.notify);
+            break;
+          }
+          const auto step = std::min<std::size_t>(static_cast<std::size_t>(r.attempts),
+                                                  d.retry_schedule.size() - 1);
+          result.kind = Kind::deferred;
+          result.next_attempt = std::min(now + d.retry_schedule[step].count(), expires);
+          if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning.count() &&
+              wants_delay_notice(m.reverse_path, r.notify)) {
+            result.notice = true;
+            result.delay_warned = true;
+          }
+          break;
+        }
+      }
+      spdlog::info("queue: <{}> of message {}: {} ({}) {}", r.address, m.id,
+                   result.kind == Kind::delivered ? "delivered"
+                   : result.kind == Kind::failed  ? "failed"
+                                                  : "deferred",
+                   result.remote_host.empty() ? "-" : result.remote_host, result.reply);
+      results.push_back(std::move(result));
+    }
+  }
+  return results;
+}
+
+store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
+                                           const std::string& original) const {
+  NoticeInput in;
+  in.hostname = settings_.server.hostname;
+  in.reverse_path = message.reverse_path;
+  in.envid = message.envid;
+  in.ret = message.ret;
+  in.now = std::chrono::system_clock::now();
+  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(message.queued_at));
+  in.retry_until = in.arrival + settings_.delivery.max_queue_age;
+  for (const auto& r : message.recipients)
+    in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
+  in.original = original;
+  in.token = random_hex_128();
+
+  store::NewMessage notice;
+  notice.reverse_path = "";  // a notice never gets a notice back (RFC 3461 6.1)
+  const std::string received =
+      "Received: by " + settings_.server.hostname + " (maild); " + rfc5322_now() + "\r\n";
+  notice.trace = "Return-Path: <>\r\n" + received;
+  notice.outbound_trace = received;
+  notice.content = compose_notice(in);
+
+  // The sender's own mailboxes when they are ours; else queued to its server.
+  const auto resolution = store_.directory().resolve(message.reverse_path);
+  switch (resolution.kind) {
+    case store::Resolution::Kind::mailboxes:
+      notice.mailboxes = resolution.mailboxes;
+      for (const auto& target : resolution.forwards)
+        notice.outbound.push_back({target, store::notify_never, ""});
+      break;
+    case store::Resolution::Kind::not_local:
+      notice.outbound.push_back({message.reverse_path, store::notify_never, ""});
+      break;
+    case store::Resolution::Kind::unknown_local:
+      spdlog::warn("queue: notice for message {} dropped: <{}> is no mailbox of ours", message.id,
+                   message.reverse_path);
+      break;
+  }
+  return notice;
+}
+
+asio::awaitable<void> QueueManager::send_notices() {
+  auto& queue = store_.queue();
+  auto owed = co_await net::run_blocking(
+      store_pool_, [&queue] { return queue.notices_owed(notices_per_round); });
+  for (const auto& message : owed) {
+    const auto send = [this, &queue, &message] {
+      const auto text = queue.text(message.id);
+      const auto notice = notice_for(message, text ? text->trace + text->content : "");
+      std::vector<store::QueueRecipientId> ids;
+      for (const auto& r : message.recipients) ids.push_back(r.id);
+      return queue.send_notice(ids, notice);
+    };
+    const auto stored = co_await net::run_blocking(store_pool_, send);
+    spdlog::info("queue: notice for message {} to <{}>: {} recipients{}", message.id,
+                 message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
+    if (stored.queued) woken_ = true;
+  }
+}
+
+asio::awaitable<void> QueueManager::renew_leases() {
+  const auto now = std::chrono::steady_clock::now();
+  if (in_flight_.empty() || now - last_renewal_ < settings_.delivery.lease_time / 3) co_return;
+  last_renewal_ = now;
+  auto& queue = store_.queue();
+  const std::vector<store::QueueRecipientId> ids(in_flight_.begin(), in_flight_.end());
+  const auto& owner = owner_;
+  const auto lease = settings_.delivery.lease_time;
+  const bool kept = co_await net::run_blocking(
+      store_pool_, [&queue, &owner, &ids, lease] { return queue.renew(owner, ids, lease); });
+  if (!kept) spdlog::warn("queue: a lease on recipients in flight was lost");
+}
+
+}  // namespace maild::delivery

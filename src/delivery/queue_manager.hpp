@@ -1,0 +1,90 @@
+// The outbound queue's manager: takes due recipients from the store by lease,
+// hands them to the courier per destination domain, records each outcome
+// (delivered, retry later, failed for good), and sends the notices senders
+// are owed (RFC 3464). Any number of maild nodes on one store run one each;
+// leases keep them from delivering a recipient twice at the same time.
+// Talks to: the store (on the store worker pool, never on an I/O thread) and
+// the courier. Trust: the store is ours; outcomes arrive classified.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "delivery/courier.hpp"
+#include "maild/config/settings.hpp"
+#include "maild/store/store.hpp"
+
+namespace maild::delivery {
+
+// How often the manager looks at the store when nothing woke it: new mail
+// queued by another node, recipients coming due, notices owed.
+inline constexpr std::chrono::seconds queue_poll{1};
+// At most this many messages go to one domain in one batch (one connection,
+// one after the other); more make further batches.
+inline constexpr std::size_t batch_messages_max = 50;
+
+// The reply recorded when max_queue_age is over.
+std::string expired_reply(const std::string& last_reply, std::chrono::seconds max_age);
+
+class QueueManager {
+ public:
+  QueueManager(const config::Settings& settings, store::Store& store,
+               boost::asio::any_io_executor store_pool, Courier& courier,
+               boost::asio::any_io_executor io);
+
+  const std::string& owner() const { return owner_; }
+  void start();
+  // Something was queued: look now instead of at the next poll. Any thread.
+  void wake();
+  // Shutdown: no more claims; transfers are cancelled and come back
+  // temporary, and are recorded so. Any thread.
+  void stop();
+  // True once stopped and every batch has recorded its outcomes. Any thread.
+  bool idle() const;
+
+ private:
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> claim_work();
+  boost::asio::awaitable<void> deliver_batch(std::string domain,
+                                             std::vector<store::DeliveryJob> jobs);
+  boost::asio::awaitable<void> send_notices();
+  boost::asio::awaitable<void> renew_leases();
+  boost::asio::awaitable<void> acquire_worker();
+  void release_worker();
+
+  std::vector<store::RecipientResult> results_for(const std::vector<store::DeliveryJob>& jobs,
+                                                  const std::vector<Outcome>& outcomes) const;
+  store::NewMessage notice_for(const store::QueuedMessage& message,
+                               const std::string& original) const;
+
+  const config::Settings& settings_;
+  store::Store& store_;
+  boost::asio::any_io_executor store_pool_;
+  Courier& courier_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  boost::asio::steady_timer wakeup_;
+  std::string owner_;
+
+  // On the strand only.
+  bool stopping_ = false;
+  bool running_ = false;
+  std::size_t batches_ = 0;                                         // started and not yet recorded
+  std::size_t busy_ = 0;                                            // batches holding a worker slot
+  std::deque<std::shared_ptr<boost::asio::steady_timer>> waiting_;  // batches waiting for a slot
+  std::set<store::QueueRecipientId> in_flight_;  // leased by this node, being delivered
+  bool woken_ = false;
+  std::chrono::steady_clock::time_point last_renewal_;
+  std::atomic<bool> idle_{true};
+};
+
+}  // namespace maild::delivery

@@ -1,0 +1,138 @@
+// Routing and smarthost logins; see route.hpp.
+#include "delivery/route.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace maild::delivery {
+
+namespace {
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return text;
+}
+
+std::string key_of(const Endpoint& endpoint) {
+  return lower(Endpoint{endpoint.host, endpoint.port}.to_string());
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// The next whitespace-separated word of `text`, removed from it.
+std::string_view next_word(std::string_view& text) {
+  text = trim(text);
+  const auto end = std::find_if(text.begin(), text.end(), is_space);
+  const auto word = text.substr(0, static_cast<std::size_t>(end - text.begin()));
+  text.remove_prefix(word.size());
+  return word;
+}
+
+}  // namespace
+
+Destination destination_for(const config::DeliverySettings& delivery, const std::string& domain) {
+  const auto name = lower(domain);
+  const auto& routes = delivery.routes;
+  auto route = std::find_if(routes.begin(), routes.end(),
+                            [&](const config::Route& r) { return r.domain == name; });
+  if (route == routes.end())
+    route = std::find_if(routes.begin(), routes.end(),
+                         [](const config::Route& r) { return r.domain == "*"; });
+  if (route == routes.end()) return Destination{name, name, std::nullopt};
+  return Destination{name, key_of(route->next_hop), route->next_hop};
+}
+
+boost::asio::awaitable<Hops> find_hops(dns::Resolver& resolver, const Destination& destination,
+                                       std::uint16_t smtp_port) {
+  if (destination.next_hop)
+    co_return Hops{
+        Hops::Kind::ok, {Hop{destination.next_hop->host, destination.next_hop->port}}, {}};
+  const auto& domain = destination.domain;
+  const auto mx = co_await resolver.mx(domain);
+  switch (mx.outcome) {
+    case dns::Outcome::ok:
+      break;
+    case dns::Outcome::null_mx:
+      co_return Hops{
+          Hops::Kind::permanent, {}, "556 5.1.10 " + domain + " accepts no mail (null MX)"};
+    case dns::Outcome::no_such_domain:
+      co_return Hops{Hops::Kind::permanent, {}, "550 5.1.2 domain " + domain + " does not exist"};
+    case dns::Outcome::no_data:
+      co_return Hops{
+          Hops::Kind::permanent, {}, "550 5.1.2 " + domain + " has no MX or address records"};
+    case dns::Outcome::temporary:
+      co_return Hops{Hops::Kind::temporary,
+                     {},
+                     "451 4.4.3 DNS lookup of MX for " + domain + " failed: " + mx.detail};
+  }
+  Hops hops{Hops::Kind::ok, {}, {}};
+  for (const auto& host : mx.hosts) hops.hops.push_back(Hop{host.host, smtp_port});
+  co_return hops;
+}
+
+boost::asio::awaitable<HopAddresses> addresses_of(dns::Resolver& resolver, const Hop& hop) {
+  if (const auto literal = parse_ip(hop.host)) co_return HopAddresses{{*literal}, {}};
+  const auto found = co_await resolver.addresses(hop.host);
+  if (found.outcome == dns::Outcome::ok) co_return HopAddresses{found.addresses, {}};
+  const std::string why = found.outcome == dns::Outcome::temporary ? found.detail : "not found";
+  co_return HopAddresses{{}, "451 4.4.3 no address for " + hop.host + ": " + why};
+}
+
+std::string remote_host_text(const std::string& host, const IpAddress& address,
+                             std::uint16_t port) {
+  auto text = host + "[" + address.to_string() + "]";
+  if (port != 25) text += ":" + std::to_string(port);
+  return text;
+}
+
+RouteLogins RouteLogins::parse(std::string_view text, const std::string& file_name) {
+  RouteLogins logins;
+  unsigned number = 0;
+  while (!text.empty()) {
+    const auto newline = text.find('\n');
+    auto line = trim(text.substr(0, newline));
+    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+    ++number;
+    if (line.empty() || line.front() == '#') continue;
+    const auto where = file_name + " line " + std::to_string(number) + ": ";
+    const auto hop_text = next_word(line);
+    const auto user = next_word(line);
+    const auto password = trim(line);  // the rest of the line: a password may hold spaces
+    const auto hop = parse_endpoint(hop_text);
+    if (!hop)
+      throw std::runtime_error(where + "\"" + std::string(hop_text) + "\" is not host:port");
+    if (user.empty() || password.empty())
+      throw std::runtime_error(where + "needs HOST:PORT USER PASSWORD");
+    const auto [entry, added] = logins.logins_.emplace(
+        key_of(*hop), smtp::Credentials{std::string(user), std::string(password)});
+    if (!added) throw std::runtime_error(where + hop->to_string() + " given twice");
+  }
+  return logins;
+}
+
+RouteLogins RouteLogins::load(const std::filesystem::path& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    throw std::runtime_error("delivery.route_auth_file " + file.string() + ": cannot read it");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), "delivery.route_auth_file " + file.string());
+}
+
+const smtp::Credentials* RouteLogins::find(const Endpoint& next_hop) const {
+  const auto found = logins_.find(key_of(next_hop));
+  return found == logins_.end() ? nullptr : &found->second;
+}
+
+}  // namespace maild::delivery

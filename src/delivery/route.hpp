@@ -1,0 +1,76 @@
+// Where mail for a domain goes: a static route from [delivery] routes (exact
+// domain, then "*"), else the domain's MX hosts (RFC 5321 5.1: preference
+// order, implicit MX, RFC 7505 null MX), each host's addresses looked up when
+// its turn comes. Also the smarthost logins of [delivery] route_auth_file.
+// Talks to: DNS through dns::Resolver (answers untrusted, already checked
+// there); the routes and the login file are the administrator's.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dns/resolver.hpp"
+#include "maild/config/settings.hpp"
+#include "maild/core/net_types.hpp"
+#include "smtp/client.hpp"
+
+namespace maild::delivery {
+
+// What routing decided for a domain before any lookup.
+struct Destination {
+  std::string domain;
+  std::string key;  // what per_destination counts: a route's "host:port", or the domain
+  std::optional<Endpoint> next_hop;  // a static route: this host, no MX lookup
+};
+Destination destination_for(const config::DeliverySettings& delivery, const std::string& domain);
+
+// One host to try, with the port to connect to.
+struct Hop {
+  std::string host;  // a name, or an IP address (a route's next hop)
+  std::uint16_t port = 25;
+  bool operator==(const Hop&) const = default;
+};
+
+struct Hops {
+  enum class Kind { ok, temporary, permanent };
+  Kind kind = Kind::temporary;
+  std::vector<Hop> hops;  // ok: in the order to try them
+  std::string reply;      // otherwise: "556 5.1.10 ...", "550 5.1.2 ...", "451 4.4.3 ..."
+};
+// The route's next hop, or the domain's MX hosts on [delivery] smtp_port.
+boost::asio::awaitable<Hops> find_hops(dns::Resolver& resolver, const Destination& destination,
+                                       std::uint16_t smtp_port);
+
+struct HopAddresses {
+  std::vector<IpAddress> addresses;  // in the order to try them; empty when the lookup failed
+  std::string problem;               // then: "451 4.4.3 ..." (always temporary)
+};
+// An IP address as is; a name's A and AAAA records (no MX lookup).
+boost::asio::awaitable<HopAddresses> addresses_of(dns::Resolver& resolver, const Hop& hop);
+
+// "mx.example.org[127.0.0.2]", with ":port" when the port is not 25.
+std::string remote_host_text(const std::string& host, const IpAddress& address, std::uint16_t port);
+
+// [delivery] route_auth_file: lines "HOST:PORT USER PASSWORD" ('#' starts a
+// comment line), keyed by the route's next hop as written in routes.
+class RouteLogins {
+ public:
+  RouteLogins() = default;
+  // Throws std::runtime_error naming the file, the line and why; never the password.
+  static RouteLogins parse(std::string_view text, const std::string& file_name);
+  static RouteLogins load(const std::filesystem::path& file);  // empty path: no logins
+
+  const smtp::Credentials* find(const Endpoint& next_hop) const;
+  std::size_t size() const { return logins_.size(); }
+
+ private:
+  std::map<std::string, smtp::Credentials> logins_;  // by lower-case "host:port"
+};
+
+}  // namespace maild::delivery

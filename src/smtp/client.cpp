@@ -1,0 +1,469 @@
+// The outbound SMTP client; see client.hpp. Check, then proceed: what the
+// peer cannot take is refused before a byte of the message is sent.
+#include "smtp/client.hpp"
+
+#include <algorithm>
+
+#include "maild/core/base64.hpp"
+#include "smtp/command.hpp"
+#include "smtp/limits.hpp"
+
+namespace maild::smtp {
+namespace asio = boost::asio;
+using Kind = delivery::Outcome::Kind;
+
+namespace {
+
+// Content goes out in blocks of this size, each under the data_block timeout.
+constexpr ByteSize data_block_size = 64_KiB;
+
+// Addresses come from the queue, validated when they were accepted; a control
+// character or angle bracket would still let one command smuggle another.
+bool safe_path(std::string_view address) {
+  return std::none_of(address.begin(), address.end(), [](char c) {
+    const auto octet = static_cast<unsigned char>(c);
+    return octet < 0x20 || octet == 0x7f || c == '<' || c == '>';
+  });
+}
+
+std::string notify_value(unsigned notify) {
+  if ((notify & store::notify_never) != 0) return "NEVER";
+  std::string value;
+  const auto add = [&](unsigned bit, const char* word) {
+    if ((notify & bit) == 0) return;
+    if (!value.empty()) value += ',';
+    value += word;
+  };
+  add(store::notify_success, "SUCCESS");
+  add(store::notify_failure, "FAILURE");
+  add(store::notify_delay, "DELAY");
+  return value;
+}
+
+// "rfc822;bob@example.com" (decoded, as queued) -> "rfc822;bob@example.com" in xtext.
+std::string orcpt_value(std::string_view orcpt) {
+  const auto semicolon = orcpt.find(';');
+  if (semicolon == std::string_view::npos || semicolon == 0) return {};
+  return std::string(orcpt.substr(0, semicolon + 1)) + xtext_encode(orcpt.substr(semicolon + 1));
+}
+
+}  // namespace
+
+std::string as_temporary(const ServerReply& reply) {
+  auto summary = reply.summary();
+  if (reply.kind() == 4) return summary;
+  if (reply.kind() == 5) {
+    summary[0] = '4';
+    summary[4] = '4';  // the enhanced code's class: summary() always has one at 4
+    return summary;
+  }
+  return "451 4.5.0 unexpected reply: " + summary;
+}
+
+Transfer::Transfer(const delivery::Parcel& parcel)
+    : outcomes(parcel.recipients.size()), settled(parcel.recipients.size(), false) {
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    outcomes[i].recipient = parcel.recipients[i].id;
+    outcomes[i].reply = "451 4.4.0 not attempted yet";
+  }
+}
+
+bool Transfer::done() const { return std::all_of(settled.begin(), settled.end(), std::identity{}); }
+
+ClientSession::ClientSession(Socket& socket, const ClientOptions& options,
+                             std::shared_ptr<net::SessionControl> control, net::SessionLog log)
+    : options_(options), conn_(socket, std::move(control), std::move(log), reply_line_max) {}
+
+// ---- the dialogue ----
+
+asio::awaitable<bool> ClientSession::open() {
+  const auto greeting = co_await read_reply(options_.timeouts.greeting, "the greeting");
+  if (!greeting) co_return false;
+  if (greeting->kind() != 2) {
+    fail_with(*greeting, "the greeting");
+    co_return false;
+  }
+  const bool greeted = co_await hello();
+  if (!greeted) co_return false;
+  const bool wants_tls = options_.try_starttls && options_.tls_context != nullptr;
+  if (extensions_.starttls && wants_tls) {
+    const bool secured = co_await start_tls();
+    if (!secured) co_return false;
+  }
+  if (options_.tls == config::TlsPolicy::encrypt && !conn_.tls_active()) {
+    fail("450 4.7.4 TLS required but not offered by " + options_.remote_host);
+    co_return false;
+  }
+  if (options_.credentials != nullptr) {
+    const bool authenticated = co_await authenticate();
+    if (!authenticated) co_return false;
+  }
+  co_return true;
+}
+
+// EHLO, and HELO when EHLO gets a permanent refusal (RFC 5321 3.2).
+asio::awaitable<bool> ClientSession::hello() {
+  command("EHLO " + options_.helo_name);
+  const auto ehlo = co_await read_reply(options_.timeouts.hello, "EHLO");
+  if (!ehlo) co_return false;
+  if (ehlo->kind() == 2) {
+    esmtp_ = true;
+    extensions_ = parse_extensions(*ehlo);
+    co_return true;
+  }
+  if (ehlo->kind() != 5 || conn_.tls_active()) {
+    fail_with(*ehlo, "EHLO");
+    co_return false;
+  }
+  command("HELO " + options_.helo_name);
+  const auto helo = co_await read_reply(options_.timeouts.hello, "HELO");
+  if (!helo) co_return false;
+  if (helo->kind() != 2) {
+    fail_with(*helo, "HELO");
+    co_return false;
+  }
+  esmtp_ = false;
+  extensions_ = Extensions{};
+  co_return true;
+}
+
+// RFC 3207. A refusal leaves plain text, which `encrypt` then refuses in open().
+asio::awaitable<bool> ClientSession::start_tls() {
+  command("STARTTLS");
+  const auto ready = co_await read_reply(options_.timeouts.hello, "STARTTLS");
+  if (!ready) co_return false;
+  if (ready->code == 421) {
+    fail_with(*ready, "STARTTLS");
+    co_return false;
+  }
+  if (ready->kind() != 2) {
+    if (options_.tls == config::TlsPolicy::encrypt) {
+      fail("450 4.7.4 TLS required but STARTTLS refused by " + options_.remote_host + ": " +
+           ready->summary());
+      co_return false;
+    }
+    log().info("STARTTLS refused ({}); going on in plain text", ready->summary());
+    co_return true;
+  }
+  const bool secured = co_await conn_.start_tls_client(*options_.tls_context, options_.server_name,
+                                                       options_.timeouts.hello);
+  if (!secured) {
+    fail("450 4.7.5 TLS handshake with " + options_.remote_host + " failed");
+    trouble_->tls_failed = true;
+    co_return false;
+  }
+  // RFC 3207 4.2: what the server said before the handshake is forgotten.
+  const bool greeted = co_await hello();
+  co_return greeted;
+}
+
+// AUTH PLAIN (RFC 4954, RFC 4616), only under TLS.
+asio::awaitable<bool> ClientSession::authenticate() {
+  if (!conn_.tls_active()) {
+    fail("450 4.7.0 not sending credentials to " + options_.remote_host + " without TLS");
+    co_return false;
+  }
+  const auto& offered = extensions_.auth;
+  if (offered.empty()) {
+    log().info("{} offers no AUTH; sending without logging in", options_.remote_host);
+    co_return true;
+  }
+  if (std::find(offered.begin(), offered.end(), "PLAIN") == offered.end()) {
+    fail("450 4.7.0 " + options_.remote_host + " offers no AUTH mechanism maild has (PLAIN)");
+    co_return false;
+  }
+  const auto& login = *options_.credentials;
+  std::string response;
+  response += '\0';
+  response += login.user;
+  response += '\0';
+  response += login.password;
+  log().debug("> AUTH PLAIN ...");
+  conn_.queue("AUTH PLAIN " + base64_encode(response) + "\r\n");
+  const auto result = co_await read_reply(options_.timeouts.hello, "AUTH");
+  if (!result) co_return false;
+  if (result->kind() != 2) {
+    fail_with(*result, "AUTH");
+    co_return false;
+  }
+  log().info("logged in to {} as {}", options_.remote_host, login.user);
+  co_return true;
+}
+
+asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transfer& transfer) {
+  std::vector<std::size_t> wanted;  // this session's recipients: the unsettled ones
+  for (std::size_t i = 0; i < parcel.recipients.size(); ++i)
+    if (!transfer.settled[i]) wanted.push_back(i);
+  if (wanted.empty() || !usable()) co_return;
+
+  // Check: what the peer cannot take fails now, and nothing is sent.
+  const auto size = parcel.text.size();
+  const auto limit = extensions_.size.value_or(0);
+  std::optional<std::string> refusal;
+  if (limit > 0 && size > limit)
+    refusal = "552 5.3.4 message size " + std::to_string(size) + " exceeds the limit " +
+              std::to_string(limit) + " of " + options_.remote_host;
+  else if (parcel.smtputf8 && !extensions_.smtputf8)
+    refusal =
+        "553 5.6.7 " + options_.remote_host + " does not support SMTPUTF8, which the message needs";
+  else if (!safe_path(parcel.reverse_path))
+    refusal = "553 5.1.7 bad sender address syntax";
+  if (refusal) {
+    for (const auto i : wanted) settle(transfer, i, Kind::permanent, *refusal);
+    co_return;
+  }
+  std::vector<std::size_t> sendable;
+  for (const auto i : wanted) {
+    if (safe_path(parcel.recipients[i].address))
+      sendable.push_back(i);
+    else
+      settle(transfer, i, Kind::permanent, "553 5.1.3 bad recipient address syntax");
+  }
+  if (sendable.empty()) co_return;
+
+  // Proceed: MAIL, RCPT..., DATA, in one write when the peer pipelines.
+  const bool pipelined = extensions_.pipelining;
+  command(mail_command(parcel));
+  if (pipelined) {
+    for (const auto i : sendable) command(rcpt_command(parcel.recipients[i]));
+    command("DATA");
+  }
+  const auto mail = co_await read_reply(options_.timeouts.mail, "MAIL FROM");
+  if (!mail || mail->code == 421) {
+    if (mail) fail_with(*mail, "MAIL FROM");
+    leave_unsettled(transfer);
+    co_return;
+  }
+  const bool mail_ok = mail->kind() == 2;
+  if (!mail_ok && !pipelined) {
+    for (const auto i : sendable) settle_by(transfer, i, *mail);
+    co_return;
+  }
+  std::vector<std::size_t> accepted;
+  for (const auto i : sendable) {
+    if (!pipelined) command(rcpt_command(parcel.recipients[i]));
+    const auto rcpt = co_await read_reply(options_.timeouts.rcpt, "RCPT TO");
+    if (!rcpt || rcpt->code == 421) {
+      if (rcpt) fail_with(*rcpt, "RCPT TO");
+      leave_unsettled(transfer);
+      co_return;
+    }
+    if (!mail_ok) continue;  // pipelined: the server answers each RCPT with 503
+    if (rcpt->kind() == 2)
+      accepted.push_back(i);
+    else
+      settle_by(transfer, i, *rcpt);
+  }
+  if (!mail_ok) {
+    for (const auto i : sendable) settle_by(transfer, i, *mail);
+  } else if (!pipelined && accepted.empty()) {
+    co_await reset();
+    co_return;
+  }
+  if (!pipelined) command("DATA");
+  const auto data = co_await read_reply(options_.timeouts.data, "DATA");
+  if (!data || data->code == 421) {
+    if (data) fail_with(*data, "DATA");
+    leave_unsettled(transfer);
+    co_return;
+  }
+  if (data->code != 354) {
+    for (const auto i : accepted) settle_by(transfer, i, *data);
+    if (mail_ok) co_await reset();
+    co_return;
+  }
+  if (accepted.empty()) {
+    // RFC 2920 3.1: DATA was accepted although no RCPT was; end it with a lone dot.
+    command(".");
+    const auto ignored = co_await read_reply(options_.timeouts.end_of_data, "the end of data");
+    if (ignored && ignored->code == 421) fail_with(*ignored, "the end of data");
+    co_return;
+  }
+
+  bool final_dot_sent = false;
+  const bool sent = co_await send_content(parcel.text, final_dot_sent);
+  if (!sent && !final_dot_sent) {
+    leave_unsettled(transfer);
+    co_return;
+  }
+  std::optional<ServerReply> end;
+  if (sent) end = co_await read_reply(options_.timeouts.end_of_data, "the end of data");
+  if (!end) {
+    // The dot may have arrived and the message been taken: no other server
+    // gets it now; the queue retries later and counts the risk.
+    for (const auto i : accepted) {
+      settle(transfer, i, Kind::temporary,
+             "451 4.4.2 no reply from " + options_.remote_host +
+                 " to the end of the message, which may have been delivered");
+      transfer.outcomes[i].unconfirmed = true;
+    }
+    co_return;
+  }
+  if (end->code == 421) fail_with(*end, "the end of data");  // settled all the same
+  for (const auto i : accepted) {
+    settle_by(transfer, i, *end);
+    const bool wants_success = (parcel.recipients[i].notify & store::notify_success) != 0;
+    if (transfer.outcomes[i].kind == Kind::delivered && wants_success && !extensions_.dsn)
+      transfer.outcomes[i].dsn_relayed = true;
+  }
+}
+
+asio::awaitable<void> ClientSession::quit() {
+  if (!usable() || conn_.stopping()) co_return;
+  command("QUIT");
+  const auto bye = co_await read_reply(options_.timeouts.rset, "QUIT");
+  (void)bye;  // the messages are settled; the goodbye changes nothing
+}
+
+// After a transaction that got no recipients or no DATA: the next MAIL needs a clean state.
+asio::awaitable<void> ClientSession::reset() {
+  command("RSET");
+  const auto done = co_await read_reply(options_.timeouts.rset, "RSET");
+  if (done && done->kind() != 2) fail_with(*done, "RSET");
+}
+
+// The message dot-stuffed (RFC 5321 4.5.2) and ended with CRLF.CRLF, in
+// blocks; the final dot rides in the last one.
+asio::awaitable<bool> ClientSession::send_content(const std::string& text, bool& final_dot_sent) {
+  std::string block;
+  std::size_t position = 0;
+  while (position < text.size() || !final_dot_sent) {
+    block.clear();
+    while (position < text.size() && block.size() < data_block_size.bytes) {
+      const auto newline = text.find('\n', position);
+      const auto end = newline == std::string::npos ? text.size() : newline + 1;
+      if (text[position] == '.') block += '.';
+      block.append(text, position, end - position);
+      position = end;
+    }
+    const bool last = position >= text.size();
+    if (last) {
+      if (!text.empty() && !text.ends_with("\r\n")) block += "\r\n";
+      block += ".\r\n";
+      final_dot_sent = true;
+    }
+    if (conn_.stopping()) {
+      fail("451 4.3.0 delivery interrupted: maild is stopping");
+      co_return false;
+    }
+    const bool written = co_await conn_.send(block, options_.timeouts.data_block);
+    if (!written) {
+      fail("451 4.4.2 lost connection with " + options_.remote_host + " while sending the message");
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+// ---- replies, commands and outcomes ----
+
+asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
+    Seconds timeout, std::string_view waiting_for) {
+  ReplyParser parser;
+  for (;;) {
+    auto input = co_await conn_.read_line(timeout);
+    switch (input.status) {
+      case net::ReadStatus::line:
+        break;
+      case net::ReadStatus::too_long:
+        fail("451 4.5.0 malformed reply from " + options_.remote_host + " to " +
+             std::string(waiting_for) + ": reply line too long");
+        co_return std::nullopt;
+      case net::ReadStatus::closed:
+        fail("451 4.4.2 lost connection with " + options_.remote_host + " while waiting for " +
+             std::string(waiting_for));
+        co_return std::nullopt;
+      case net::ReadStatus::timed_out:
+        fail("451 4.4.2 timeout after " + std::to_string(timeout.count()) + "s waiting for " +
+             std::string(waiting_for) + " from " + options_.remote_host);
+        co_return std::nullopt;
+      case net::ReadStatus::stopping:
+        fail("451 4.3.0 delivery interrupted: maild is stopping");
+        co_return std::nullopt;
+    }
+    answered_ = true;
+    const auto status = parser.feed(input.text);
+    if (status == ReplyParser::Status::malformed) {
+      log().info("< {} (malformed)", input.text.substr(0, 200));
+      fail("451 4.5.0 malformed reply from " + options_.remote_host + " to " +
+           std::string(waiting_for) + ": " + parser.problem());
+      co_return std::nullopt;
+    }
+    log().debug("< {}", input.text);
+    if (status == ReplyParser::Status::complete) co_return parser.take();
+  }
+}
+
+void ClientSession::command(const std::string& line) {
+  log().debug("> {}", line);
+  conn_.queue(line + "\r\n");
+}
+
+void ClientSession::fail(std::string reply) {
+  if (trouble_) return;  // the first problem is the cause; later ones follow from it
+  log().info("session with {} ends: {}", options_.remote_host, reply);
+  trouble_ = SessionTrouble{std::move(reply), answered_ ? options_.remote_host : "", false};
+}
+
+void ClientSession::fail_with(const ServerReply& reply, std::string_view in_reply_to) {
+  fail(as_temporary(reply) + " (in reply to " + std::string(in_reply_to) + ")");
+}
+
+std::string ClientSession::mail_command(const delivery::Parcel& parcel) const {
+  std::string line = "MAIL FROM:<" + parcel.reverse_path + ">";
+  if (extensions_.size) line += " SIZE=" + std::to_string(parcel.text.size());
+  if (parcel.eight_bit && extensions_.eight_bit_mime) line += " BODY=8BITMIME";
+  if (parcel.smtputf8) line += " SMTPUTF8";
+  if (extensions_.dsn) {
+    if (parcel.ret == store::DsnReturn::full) line += " RET=FULL";
+    if (parcel.ret == store::DsnReturn::headers) line += " RET=HDRS";
+    if (!parcel.envid.empty()) line += " ENVID=" + xtext_encode(parcel.envid);
+  }
+  return line;
+}
+
+std::string ClientSession::rcpt_command(const store::QueueRecipient& recipient) const {
+  std::string line = "RCPT TO:<" + recipient.address + ">";
+  if (extensions_.dsn) {
+    if (recipient.notify != 0) line += " NOTIFY=" + notify_value(recipient.notify);
+    if (const auto orcpt = orcpt_value(recipient.orcpt); !orcpt.empty()) line += " ORCPT=" + orcpt;
+  }
+  return line;
+}
+
+void ClientSession::settle(Transfer& transfer, std::size_t index, Kind kind,
+                           std::string reply) const {
+  auto& outcome = transfer.outcomes[index];
+  outcome.kind = kind;
+  outcome.reply = std::move(reply);
+  outcome.remote_host = options_.remote_host;
+  transfer.settled[index] = true;
+}
+
+void ClientSession::settle_by(Transfer& transfer, std::size_t index,
+                              const ServerReply& reply) const {
+  switch (reply.kind()) {
+    case 2:
+      settle(transfer, index, Kind::delivered, reply.summary());
+      return;
+    case 5:
+      settle(transfer, index, Kind::permanent, reply.summary());
+      return;
+    default:
+      settle(transfer, index, Kind::temporary, as_temporary(reply));
+      return;
+  }
+}
+
+// The session broke before the server decided: the recipients keep the
+// trouble as their outcome until another server settles them.
+void ClientSession::leave_unsettled(Transfer& transfer) const {
+  for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
+    if (transfer.settled[i]) continue;
+    transfer.outcomes[i].kind = Kind::temporary;
+    transfer.outcomes[i].reply = trouble_->reply;
+    transfer.outcomes[i].remote_host = trouble_->remote_host;
+  }
+}
+
+}  // namespace maild::smtp
