@@ -1,5 +1,8 @@
 // mailctl: administers maild's store from the command line. Talks to the store
 // (directly, not through maild) and to mail.conf; trusts its user as an administrator.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -102,6 +105,11 @@ const std::vector<Verb>& verb_table() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The store's own warnings (e.g. semi-sync inactive) go to stderr: stdout is the result, and
+  // with --json one JSON document.
+  spdlog::set_default_logger(spdlog::stderr_logger_st("mailctl"));
+  spdlog::set_pattern("mailctl: %l: %v");
+  spdlog::set_level(spdlog::level::warn);
   maild::admin::GlobalOptions global;
   try {
     po::options_description options;
