@@ -169,9 +169,11 @@ TEST(MysqlStoreOpen, CreatesTheDatabaseThenMigrates) {
             "mailboxes|InnoDB|utf8mb4_bin\n"
             "maildrop_locks|InnoDB|utf8mb4_bin\n"
             "messages|InnoDB|utf8mb4_bin\n"
+            "queue_messages|InnoDB|utf8mb4_bin\n"
+            "queue_recipients|InnoDB|utf8mb4_bin\n"
             "schema_migrations|InnoDB|utf8mb4_bin");
   EXPECT_EQ(query_rows(*db, "SELECT version, name FROM schema_migrations ORDER BY version"),
-            "1|initial\n2|maildrop_locks");
+            "1|initial\n2|maildrop_locks\n3|queue");
   EXPECT_EQ(query_rows(*db,
                        "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE "
                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages' AND "
@@ -214,8 +216,8 @@ TEST_F(MysqlStore, MigratesAVersionOneStore) {
   const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
   const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
   store_->close();
-  raw_->exec("DROP TABLE maildrop_locks");
-  raw_->exec("DELETE FROM schema_migrations WHERE version = 2");
+  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
+  raw_->exec("DELETE FROM schema_migrations WHERE version >= 2");
   reopen();
   EXPECT_EQ(store_->schema_version(), 1);
   store_->migrate();
@@ -230,15 +232,15 @@ TEST_F(MysqlStore, MigratesAVersionOneStore) {
 // DDL cannot roll back in MySQL: a migration that stopped half-way is finished by the next run.
 TEST_F(MysqlStore, AHalfAppliedMigrationCompletesWhenRunAgain) {
   raw_->exec("DROP TRIGGER deliveries_status_only_grows");
-  raw_->exec("DROP TABLE maildrop_locks");
+  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
   raw_->exec("DELETE FROM schema_migrations");  // as if migration 1 failed at its last statement
   EXPECT_EQ(store_->schema_version(), 0);
   store_->migrate();
   EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
-  EXPECT_EQ(query_text(*raw_,
-                       "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE "
-                       "TRIGGER_SCHEMA = DATABASE()"),
-            "1");
+  EXPECT_EQ(query_rows(*raw_,
+                       "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                       "TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME"),
+            "deliveries_status_only_grows\nqueue_recipients_state_only_grows");
   EXPECT_TRUE(store_->directory().account("alice@example.com"));  // nothing was lost
 }
 
@@ -422,6 +424,199 @@ TEST_F(MysqlStore, StatusOnlyGrows) {
   EXPECT_THROW(raw_->exec("UPDATE deliveries SET status = 1" + where), mysql::MysqlError);
   EXPECT_THROW(raw_->exec("UPDATE deliveries SET status = 3" + where), mysql::MysqlError);
   EXPECT_EQ(query_text(*raw_, "SELECT status FROM deliveries" + where), "2");
+}
+
+// ---- the outbound queue ---------------------------------------------------------------------
+
+NewMessage local_and_outbound(MailboxId mailbox, const std::string& content) {
+  NewMessage message;
+  message.reverse_path = "alice@example.com";
+  message.mailboxes = {mailbox};
+  message.trace = "Received: by test\r\n";
+  message.content = content;
+  message.outbound = {{"bob@remote.test", 0, ""}, {"carol@other.test", 0, ""}};
+  message.outbound_trace = "Received: by test\r\n";
+  return message;
+}
+
+// A failure at the very end of acceptance (the last queued recipient), injected with a
+// trigger, leaves neither the local deliveries nor the queue entry nor the content.
+TEST_F(MysqlStore, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
+  const std::vector<std::string> failures = {
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_recipients FOR EACH ROW "
+      "IF NEW.address = 'carol@other.test' THEN "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'; END IF",
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_messages FOR EACH ROW "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'",
+  };
+  for (const auto& trigger : failures) {
+    raw_->exec("DROP TRIGGER IF EXISTS injected");
+    raw_->exec(trigger);
+    try {
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+      ADD_FAILURE() << "deliver did not fail with " << trigger;
+    } catch (const StoreError& error) {
+      EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+    }
+    const StoreStatus status = store_->admin().status();
+    EXPECT_EQ(status.messages, 0) << trigger;
+    EXPECT_EQ(status.deliveries, 0) << trigger;
+    EXPECT_EQ(status.queued, 0) << trigger;
+    EXPECT_TRUE(store_->queue().list({}).empty()) << trigger;
+  }
+  raw_->exec("DROP TRIGGER injected");
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+  EXPECT_EQ(stored.deliveries.size(), 1u);
+  EXPECT_EQ(store_->queue().get(stored.queued.value()).value().recipients.size(), 2u);
+}
+
+// send_notice is one transaction: when clearing the notice fails, the notice was not accepted.
+TEST_F(MysqlStore, SendNoticeIsAtomic) {
+  NewMessage message = local_and_outbound(alice_, "Subject: doomed\r\n\r\nx\r\n");
+  message.mailboxes.clear();
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  std::vector<RecipientResult> results;
+  for (const DeliveryJob& job : store_->queue().claim("owner", 60s, 10)) {
+    for (const QueueRecipient& recipient : job.message.recipients) {
+      results.push_back(
+          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+    }
+  }
+  ASSERT_EQ(store_->queue().record("owner", results), 2u);
+  const auto owed = store_->queue().notices_owed(10).at(0).recipients;
+  raw_->exec(
+      "CREATE TRIGGER injected BEFORE UPDATE ON queue_recipients FOR EACH ROW "
+      "IF NEW.notice_owed <> OLD.notice_owed THEN "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'; END IF");
+  NewMessage notice;
+  notice.mailboxes = {alice_};
+  notice.content = "Subject: failure notice\r\n\r\n";
+  EXPECT_THROW(store_->queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(store_->queue().notices_owed(10).at(0).recipients.size(), 2u);
+  EXPECT_TRUE(store_->queue().get(id));
+}
+
+// What other servers and clients sent is kept byte for byte, valid UTF-8 or not.
+TEST_F(MysqlStore, QueuedEnvelopesAndRepliesKeepTheirOctets) {
+  NewMessage message = local_and_outbound(alice_, "Subject: octets\r\n\r\nx\r\n");
+  message.envid = "id-\xff\xfe-\x01";
+  message.outbound = {{"bob@remote.test", notify_failure,
+                       "utf-8;b\xc3\xb6"
+                       "b@remote.test\xff"}};
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const auto leased = store_->queue().claim("owner", 60s, 10).at(0).message.recipients.at(0);
+  RecipientResult failed{leased.id,
+                         RecipientResult::Kind::failed,
+                         0,
+                         "550 5.1.1 \xe9"
+                         "chec \xff\r\n",
+                         "mx.remote.test",
+                         true,
+                         false};
+  ASSERT_EQ(store_->queue().record("owner", {failed}), 1u);
+  const auto queued = store_->queue().get(id).value();
+  EXPECT_EQ(queued.envid, message.envid);
+  EXPECT_EQ(queued.recipients.at(0).orcpt, message.outbound[0].orcpt);
+  EXPECT_EQ(queued.recipients.at(0).last_reply, failed.reply);
+  EXPECT_EQ(store_->queue().bounce(id, "5.0.0 \xff"), 0u);  // nothing queued is left
+}
+
+TEST_F(MysqlStore, AClaimReadsOnlyDueRecipientsAndLocksOnlyWhatItTakes) {
+  // 20,000 recipients: most delivered or failed, many deferred to the future, 100 due.
+  raw_->exec(
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "VALUES (1000, LPAD('1', 64, '0'), 1, 'x', 0)");
+  raw_->exec(
+      "INSERT INTO queue_messages (id, message_id, reverse_path, envid, outbound_trace, size, "
+      "queued_at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+      "SELECT i, 1000, 'a@example.com', '', '', 1, i FROM n");
+  raw_->exec(
+      "INSERT INTO queue_recipients (queue_id, address, address_key, domain, state, "
+      "next_attempt, last_reply) "
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) "
+      "SELECT i DIV 10 + 1, CONCAT('r', i, '@remote.test'), CONCAT('r', i, '@remote.test'), "
+      "'remote.test', CASE WHEN i % 200 = 0 THEN 0 WHEN i % 3 = 0 THEN 0 ELSE 1 + i % 2 END, "
+      "CASE WHEN i % 200 = 0 THEN 0 ELSE 4000000000 END, '' FROM n");
+  raw_->exec("ANALYZE TABLE queue_recipients");
+  std::string due(mysql::queue_due_sql);
+  for (const char* value : {"1000", "1000", "400"}) due.replace(due.find('?'), 1, value);
+  const std::string plan = query_rows(*raw_, "EXPLAIN " + due);
+  EXPECT_NE(plan.find("queue_recipients_due"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("ALL"), std::string::npos) << plan;  // not a scan of the table
+
+  std::string take = std::string(mysql::queue_take_sql_head) + "5,1,3,2,4" +
+                     std::string(mysql::queue_take_sql_tail);
+  for (const char* value : {"1000", "1000", "2"}) take.replace(take.find('?'), 1, value);
+  const std::string take_plan = query_rows(*raw_, "EXPLAIN " + take);
+  EXPECT_NE(take_plan.find("PRIMARY"), std::string::npos) << take_plan;
+  EXPECT_EQ(take_plan.find("filesort"), std::string::npos) << take_plan;  // LIMIT stops the scan
+
+  const auto jobs = store_->queue().claim("owner", 60s, 1000);
+  std::size_t leased = 0;
+  for (const DeliveryJob& job : jobs) leased += job.message.recipients.size();
+  EXPECT_EQ(leased, 100u);
+  EXPECT_EQ(jobs.size(), 100u);  // one due recipient per message
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
+    ASSERT_LT(jobs[i - 1].message.id, jobs[i].message.id);
+  }
+}
+
+// While one claimer holds its rows (its transaction still open), another takes the next ones
+// at once instead of waiting for it.
+TEST_F(MysqlStore, AClaimSkipsRowsAnotherClaimerHolds) {
+  std::vector<OutboundRecipient> recipients;
+  for (int i = 0; i < 6; ++i)
+    recipients.push_back({"r" + std::to_string(i) + "@remote.test", 0, ""});
+  NewMessage message = local_and_outbound(alice_, "Subject: skip\r\n\r\nx\r\n");
+  message.outbound = recipients;
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const auto all = store_->queue().get(id).value().recipients;
+  raw_->exec("START TRANSACTION");
+  // One row each (by its key): a locking scan of this small table would take every row.
+  for (int i = 0; i < 2; ++i) {
+    raw_->exec("SELECT id FROM queue_recipients WHERE id = " +
+               std::to_string(all[static_cast<std::size_t>(i)].id) + " FOR UPDATE");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto jobs = store_->queue().claim("other", 60s, 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not a lock wait
+  std::vector<std::string> taken;
+  for (const auto& recipient : jobs.at(0).message.recipients) taken.push_back(recipient.address);
+  EXPECT_EQ(taken, (std::vector<std::string>{"r2@remote.test", "r3@remote.test"}));
+  raw_->exec("ROLLBACK");
+}
+
+TEST_F(MysqlStore, AQueuedRecipientsStateOnlyGrows) {
+  NewMessage message = local_and_outbound(alice_, "Subject: s\r\n\r\nb\r\n");
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const std::string set = "UPDATE queue_recipients SET state = ";
+  const std::string where = " WHERE queue_id = " + std::to_string(id);
+  raw_->exec(set + "1" + where);
+  EXPECT_THROW(raw_->exec(set + "0" + where), mysql::MysqlError);
+  raw_->exec(set + "2" + where);
+  EXPECT_THROW(raw_->exec(set + "1" + where), mysql::MysqlError);
+  EXPECT_THROW(raw_->exec(set + "3" + where), mysql::MysqlError);
+}
+
+// A store made before the queue existed (version 2) gains it by `mailctl db migrate`.
+TEST_F(MysqlStore, MigratesAVersionTwoStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  store_->close();
+  raw_->exec("DROP TABLE queue_recipients, queue_messages");
+  raw_->exec("DROP TRIGGER IF EXISTS queue_recipients_state_only_grows");
+  raw_->exec("DELETE FROM schema_migrations WHERE version = 3");
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 2);
+  EXPECT_EQ(store_->admin().status().queued, 0);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_TRUE(store_->admin().get_mail(id));
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: new\r\n\r\nqueued\r\n"));
+  EXPECT_TRUE(stored.queued);
+  EXPECT_EQ(store_->admin().status().queued, 2);
 }
 
 // ---- the primary's checks -----------------------------------------------------------------

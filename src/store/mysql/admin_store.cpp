@@ -89,6 +89,9 @@ StoreStatus MysqlAdminStore::status() {
     status.aliases = db.query_int("SELECT COUNT(*) FROM aliases");
     status.messages = db.query_int("SELECT COUNT(*) FROM messages");
     status.deliveries = db.query_int("SELECT COUNT(*) FROM deliveries");
+    if (status.schema_version >= 3) {  // the queue came with version 3
+      status.queued = db.query_int("SELECT COUNT(*) FROM queue_recipients WHERE state = 0");
+    }
     return status;
   });
 }

@@ -75,6 +75,7 @@ FailureKind classify(int error_code) {
 // ---- Statement ----------------------------------------------------------------------------
 
 // A blob parameter read straight from the caller's bytes: the content is not copied.
+// (bind_bytes: over a copy it owns.)
 struct Statement::BlobSource {
   struct View : std::streambuf {
     explicit View(std::string_view bytes) {
@@ -84,6 +85,8 @@ struct Statement::BlobSource {
     }
   };
   explicit BlobSource(std::string_view bytes) : view(bytes), stream(&view) {}
+  explicit BlobSource(std::string bytes) : copy(std::move(bytes)), view(copy), stream(&view) {}
+  std::string copy;
   View view;
   std::istream stream;
 };
@@ -110,7 +113,14 @@ Statement& Statement::bind_text(int index, std::string_view value) {
 }
 
 Statement& Statement::bind_blob(int index, const std::string& value) {
-  blobs_.push_back(std::make_unique<BlobSource>(value));
+  blobs_.push_back(std::make_unique<BlobSource>(std::string_view(value)));
+  owner_.guard("binding a parameter",
+               [&] { statement_->setBlob(static_cast<unsigned>(index), &blobs_.back()->stream); });
+  return *this;
+}
+
+Statement& Statement::bind_bytes(int index, std::string_view value) {
+  blobs_.push_back(std::make_unique<BlobSource>(std::string(value)));
   owner_.guard("binding a parameter",
                [&] { statement_->setBlob(static_cast<unsigned>(index), &blobs_.back()->stream); });
   return *this;
@@ -180,6 +190,8 @@ Connection::Connection(const Endpoint& endpoint, const ConnectionSettings& setti
   options["OPT_WRITE_TIMEOUT"] = seconds(settings.write_timeout);
   // maild reconnects itself, knowing what is safe to run again; the library must not.
   options["OPT_RECONNECT"] = false;
+  // An UPDATE counts the rows it matched, as SQLite's changes() does, not only those it changed.
+  options["CLIENT_FOUND_ROWS"] = true;
   options["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
   options["characterSetResults"] = sql::SQLString("utf8mb4");
   // The client's own limit on a packet it reads: a whole message comes back in one row.
@@ -287,7 +299,14 @@ StatementUse Connection::prepare(std::string_view sql) {
   return StatementUse(*found->second);
 }
 
-void Connection::begin() { exec("START TRANSACTION"); }
+std::unique_ptr<Statement> Connection::prepare_once(std::string_view sql) {
+  return std::make_unique<Statement>(*this, sql);
+}
+
+void Connection::begin(bool read_committed) {
+  if (read_committed) exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+  exec("START TRANSACTION");
+}
 
 void Connection::commit() { exec("COMMIT"); }
 

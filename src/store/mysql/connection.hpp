@@ -73,11 +73,14 @@ class Statement {
   // Sent as binary, not copied: `value` must live until execute() or step().
   Statement& bind_blob(int index, const std::string& value);
   Statement& bind_blob(int index, std::string&& value) = delete;
+  Statement& bind_bytes(int index, std::string_view value);  // binary, copied
   Statement& bind_null(int index);
 
-  std::uint64_t execute();  // INSERT, UPDATE, DELETE: the rows it changed
-  bool step();              // a query: runs it on the first call; true while a row is ready
-  void reset();             // drops the result and the parameters
+  // INSERT, UPDATE, DELETE: the rows it matched, changed or not (CLIENT_FOUND_ROWS), as
+  // SQLite's changes() counts them.
+  std::uint64_t execute();
+  bool step();   // a query: runs it on the first call; true while a row is ready
+  void reset();  // drops the result and the parameters
 
   bool column_null(int column) const;
   std::int64_t column_int(int column) const;
@@ -123,8 +126,13 @@ class Connection {
   // The rows with their column names (SHOW SLAVE STATUS has dozens); NULL reads as "".
   std::vector<std::map<std::string, std::string>> query_named(std::string_view sql);
   StatementUse prepare(std::string_view sql);  // prepared once per connection, then reused
+  // Prepared for one use and closed when it goes: for texts that vary (an IN list of ids),
+  // which would otherwise pile up in the cache and on the server.
+  std::unique_ptr<Statement> prepare_once(std::string_view sql);
 
-  void begin();     // START TRANSACTION
+  // START TRANSACTION; read_committed: at that level (no gap locks, and a row that did not
+  // match is not kept locked), for this transaction only.
+  void begin(bool read_committed = false);
   void commit();    // throws MysqlError: with kind connection, the outcome is unknown
   void rollback();  // best effort: a connection that cannot roll back is marked broken
   std::int64_t last_insert_id();

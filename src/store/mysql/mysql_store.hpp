@@ -47,6 +47,27 @@ std::int64_t unix_now();
 // The form address comparisons use: the whole address lowercased (ASCII), as SQLite's NOCASE.
 std::string address_key(std::string_view address);
 
+// Accepts a message inside the caller's write transaction (mail_store.cpp): the content once,
+// a delivery per distinct mailbox, a queue entry for the distinct outbound recipients.
+// deliver() and QueueStore::send_notice() both use it. Throws StoreConflict when there is
+// nobody to deliver to, a mailbox is gone, or an outbound address does not split.
+StoredMessage accept_message(Connection& db, const NewMessage& message,
+                             const std::string& content_hash);
+
+// claim() in two steps. First the candidates, without locking anything: the due recipients
+// (now, now, how many), oldest message first, a range of the index queue_recipients_due. Then
+// those of them still free, in id order (the primary key's own order: InnoDB locks only the rows
+// it returns), skipping any another claimer holds; their ids are spliced in as a list.
+// Here so that the tests can EXPLAIN the very statements claim() runs.
+inline constexpr std::string_view queue_due_sql =
+    "SELECT id FROM queue_recipients WHERE state = 0 AND next_attempt <= ? "
+    "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY queue_id, id LIMIT ?";
+inline constexpr std::string_view queue_take_sql_head =
+    "SELECT id FROM queue_recipients WHERE state = 0 AND next_attempt <= ? "
+    "AND (lease_owner IS NULL OR lease_expires < ?) AND id IN (";
+inline constexpr std::string_view queue_take_sql_tail =
+    ") ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED";
+
 // A maildrop's listing (maildrop_store.cpp): a range of the covering index deliveries_maildrop,
 // in id order, without reading a row or a message. Here so that the tests can EXPLAIN it.
 inline constexpr std::string_view maildrop_listing_sql =
@@ -133,7 +154,7 @@ class MysqlQueueStore final : public QueueStore {
   std::size_t bounce(QueueId id, std::string_view reason) override;
 
  private:
-  [[maybe_unused]] Pool& pool_;
+  Pool& pool_;
 };
 
 class MysqlStore final : public Store {

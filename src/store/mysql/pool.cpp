@@ -5,6 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <random>
+#include <thread>
+
 namespace maild::store::mysql {
 namespace {
 
@@ -31,6 +34,12 @@ std::string quoted_identifier(const std::string& name) {
 }
 
 }  // namespace
+
+void pause_before_retry(int attempt) {
+  thread_local std::minstd_rand random{std::random_device{}()};
+  std::uniform_int_distribution<int> milliseconds(1, 10 * attempt);
+  std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds(random)));
+}
 
 Pool::Pool(std::vector<Endpoint> endpoints, ConnectionSettings settings, Requirements requirements,
            std::size_t size, std::chrono::seconds wait)

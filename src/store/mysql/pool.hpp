@@ -21,6 +21,10 @@
 
 namespace maild::store::mysql {
 
+// The isolation of a write transaction: InnoDB's REPEATABLE READ, or READ COMMITTED where a
+// locking scan must not lock the rows (and gaps) it passes over (claiming queue leases).
+enum class Isolation { repeatable_read, read_committed };
+
 class Pool {
  public:
   class Lease;
@@ -47,7 +51,8 @@ class Pool {
   // the transaction or its COMMIT is a StoreError: the caller's client tries again later, which
   // deliveries allow (the same message to the same mailbox is stored once).
   template <class Work>
-  auto write(Work work) -> std::invoke_result_t<Work&, Connection&>;
+  auto write(Work work, Isolation isolation = Isolation::repeatable_read)
+      -> std::invoke_result_t<Work&, Connection&>;
 
   void close();  // drops idle connections; later calls fail with StoreError
 
@@ -115,6 +120,10 @@ class Pool::Lease {
 // Deadlocks and lock wait timeouts are tried this often in all before they are reported.
 inline constexpr int transient_attempts = 5;
 
+// A short random pause before running a transaction again after a deadlock, longer each time,
+// so that the transactions that collided do not collide again at once.
+void pause_before_retry(int attempt);
+
 template <class Work>
 auto Pool::read(Work work) -> std::invoke_result_t<Work&, Connection&> {
   for (int attempt = 1;; ++attempt) {
@@ -126,6 +135,7 @@ auto Pool::read(Work work) -> std::invoke_result_t<Work&, Connection&> {
         forget_writable(error.what());
         if (attempt < 2) continue;
       } else if (error.kind == FailureKind::transient && attempt < transient_attempts) {
+        pause_before_retry(attempt);
         continue;
       }
       throw;
@@ -134,12 +144,12 @@ auto Pool::read(Work work) -> std::invoke_result_t<Work&, Connection&> {
 }
 
 template <class Work>
-auto Pool::write(Work work) -> std::invoke_result_t<Work&, Connection&> {
+auto Pool::write(Work work, Isolation isolation) -> std::invoke_result_t<Work&, Connection&> {
   using Result = std::invoke_result_t<Work&, Connection&>;
   for (int attempt = 1;; ++attempt) {
     Lease lease = acquire();
     try {
-      lease->begin();
+      lease->begin(isolation == Isolation::read_committed);
     } catch (const MysqlError& error) {
       // Nothing ran: a pooled connection died while idle (a restart, a KILL, a timeout).
       if (error.kind == FailureKind::connection) forget_writable(error.what());
@@ -159,6 +169,7 @@ auto Pool::write(Work work) -> std::invoke_result_t<Work&, Connection&> {
       if (error.kind == FailureKind::connection || error.kind == FailureKind::read_only) {
         forget_writable(error.what());
       } else if (error.kind == FailureKind::transient && attempt < transient_attempts) {
+        pause_before_retry(attempt);
         continue;  // InnoDB rolled the transaction back: nothing of it remains
       }
       throw;
