@@ -112,6 +112,14 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
   return options;
 }
 
+// Where the store is, for the log: the SQLite file, or the MySQL database and its endpoints.
+std::string store_location(const config::Settings& settings) {
+  if (settings.store.backend == config::StoreBackend::sqlite) return settings.store.path.string();
+  std::string text = "mysql database " + settings.mysql.database + " on";
+  for (const Endpoint& endpoint : settings.mysql.endpoints) text += " " + endpoint.to_string();
+  return text;
+}
+
 // Opens the store; creates and migrates it when new, refuses an outdated one.
 std::unique_ptr<store::Store> open_store(const config::Settings& settings) {
   auto opened = store::open_store(settings, store::OpenMode::create_if_missing);
@@ -146,6 +154,7 @@ class Daemon {
     if (options_.detach) detach();
     if (options_.detach && !settings_.server.pid_file.empty())
       write_pid_file(settings_.server.pid_file);
+    store::read_secrets(settings_);  // the password file may be root's alone
     drop_privileges(settings_.server.user);
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
@@ -162,7 +171,7 @@ class Daemon {
     for (unsigned i = 1; i < settings_.server.threads; ++i)
       threads.emplace_back([this] { io_.run(); });
     spdlog::info("maild ready: {} I/O threads, store {} ({} workers), {}", settings_.server.threads,
-                 settings_.store.path.string(), settings_.store.workers, tls_.describe());
+                 store_location(settings_), settings_.store.workers, tls_.describe());
     notify("READY=1\nSTATUS=accepting connections");
     report_ready();
     io_.run();

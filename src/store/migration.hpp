@@ -18,4 +18,9 @@ namespace sqlite {
 std::span<const Migration> embedded_migrations();
 }  // namespace sqlite
 
+namespace mysql {
+// Generated from sql/mysql/*.sql, in version order.
+std::span<const Migration> embedded_migrations();
+}  // namespace mysql
+
 }  // namespace maild::store

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "maild/store/store.hpp"
+#include "store/mysql/mysql_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace maild::store {
@@ -16,9 +17,16 @@ std::unique_ptr<Store> open_store(const config::Settings& settings, OpenMode mod
       return sqlite::open_store(settings.store.path, mode, readers);
     }
     case config::StoreBackend::mysql:
-      throw StoreError("the mysql backend is not built yet");
+      return mysql::open_store(settings, mode);
   }
   throw StoreError("unknown store backend in the settings");
+}
+
+void read_secrets(config::Settings& settings) {
+  if (settings.store.backend != config::StoreBackend::mysql) return;
+  if (settings.mysql.password_file.empty()) return;
+  settings.mysql.password = mysql::read_password(settings.mysql);
+  settings.mysql.password_file.clear();
 }
 
 }  // namespace maild::store

@@ -1,11 +1,18 @@
 """Runs the real maild binary for integration tests: a temp folder with its
 own mail.conf, store and certificate, free loopback ports, and a stop by PID.
-Tests read like transcripts through Dialogue.send()/expect()."""
+Tests read like transcripts through Dialogue.send()/expect().
+
+The store is SQLite in that folder, or, with MAILD_TEST_BACKEND=mysql, a
+database of its own on the MariaDB server whose coordinates are in the file
+MAILD_TEST_MARIADB names (the ctest fixture `mariadb`, see
+mariadb_fixture.py), dropped at cleanup. A test may also pass its own
+MysqlStore (e.g. on a private MariaDB server)."""
 
 import atexit
 import itertools
 import json
 import os
+import secrets
 import shutil
 import signal
 import smtplib
@@ -16,6 +23,8 @@ import tempfile
 import time
 
 MAILD_BIN = os.environ.get("MAILD_BIN", "maild")
+BACKEND = os.environ.get("MAILD_TEST_BACKEND", "sqlite")  # or "mysql"
+MARIADB_STATE = os.environ.get("MAILD_TEST_MARIADB")
 MAILCTL_BIN = os.environ.get("MAILCTL_BIN", "mailctl")
 TMP_ROOT = os.environ.get("MAILD_TEST_TMP") or None
 
@@ -138,12 +147,59 @@ def client_tls_context(cert):
     return context
 
 
+class MysqlStore:
+    """Where a maild's MySQL store lives: a server (host, port, the maild
+    user's credentials) and a database on it."""
+
+    def __init__(self, host, port, user, password, database):
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.database = database
+
+    @classmethod
+    def shared(cls):
+        """A new database on the run's shared MariaDB server (MAILD_TEST_MARIADB)."""
+        if not MARIADB_STATE:
+            raise AssertionError("MAILD_TEST_BACKEND=mysql needs MAILD_TEST_MARIADB (the "
+                                 "state file of mariadb_fixture.py)")
+        with open(MARIADB_STATE) as f:
+            state = json.load(f)
+        return cls(state["host"], state["port"], state["user"], state["password"],
+                   "maild_it%s" % secrets.token_hex(6))
+
+    def endpoint(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def sql(self, statement, database=None):
+        """Runs statement as the maild user over TCP; returns its rows (tab-separated)."""
+        command = [shutil.which("mariadb") or "/usr/bin/mariadb", "--no-defaults",
+                   "--protocol=tcp", "-h", self.host, "-P", str(self.port), "--user=" + self.user,
+                   "--password=" + self.password, "--connect-timeout=5", "--batch",
+                   "--skip-column-names", "--default-character-set=utf8mb4", "-e", statement]
+        if database:
+            command.append(database)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=IO_TIMEOUT * 3,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise AssertionError("SQL on %s failed: %s\n%s" % (self.endpoint(), result.stderr, statement))
+        return result.stdout
+
+    def drop(self):
+        try:
+            self.sql("DROP DATABASE IF EXISTS `%s`" % self.database)
+        except (AssertionError, subprocess.TimeoutExpired, OSError):
+            pass  # the server (and with it the database) may be gone already
+
+
 class Maild:
     """One maild process with its own folder, config and free ports."""
 
-    def __init__(self, test, config_extra="", tls=True, hostname="mx.example.test"):
+    def __init__(self, test, config_extra="", tls=True, hostname="mx.example.test", mysql=None):
         self.test = test
         self.dir = tempfile.mkdtemp(prefix="maild-it-", dir=_tmp_root())
+        # mysql: a MysqlStore; by default the environment chooses the backend.
+        if mysql is None and BACKEND == "mysql":
+            mysql = MysqlStore.shared()
+        self.mysql = mysql
         self.hostname = hostname
         names = ("smtp", "submission", "submissions", "pop3", "pop3s")
         self.ports = dict(zip(names, free_ports(len(names))))
@@ -164,12 +220,21 @@ class Maild:
             "server": {"hostname": self.hostname, "threads": "2", "shutdown_grace": "5s"},
             "log": {"level": "info", "file": "maild.log"},
             "store": {"path": "mail.db", "workers": "2"},
+            "mysql": {},
             "smtp": {"listen": "127.0.0.1:%d" % p["smtp"],
                      "submission": "127.0.0.1:%d" % p["submission"],
                      "submissions": "127.0.0.1:%d" % p["submissions"]},
             "pop3": {"listen": "127.0.0.1:%d" % p["pop3"], "pop3s": "127.0.0.1:%d" % p["pop3s"]},
             "tls": {"cert": "cert.pem", "key": "key.pem"} if self.cert else {},
         }
+        if self.mysql:
+            password_file = os.path.join(self.dir, "mysql-password")
+            with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(self.mysql.password + "\n")
+            sections["store"] = {"backend": "mysql", "workers": "2"}
+            sections["mysql"] = {"endpoints": self.mysql.endpoint(), "user": self.mysql.user,
+                                 "password_file": "mysql-password",  # relative to mail.conf
+                                 "database": self.mysql.database, "semi_sync": "false"}
         # extra: "[section]\nkey = value" lines that override or add keys.
         section = None
         for raw in extra.strip().splitlines():
@@ -307,6 +372,8 @@ class Maild:
             for stream in (self.process.stdout, self.process.stderr):
                 if stream:
                     stream.close()
+        if self.mysql:
+            self.mysql.drop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -336,7 +403,7 @@ def provision(maild, users=(), domains=("example.test",), password="secret"):
     run and copied for the next ones: mailctl and password hashing are slow
     under the sanitizers."""
     key = (tuple(domains), tuple(users), password)
-    template = _provisioned_stores.get(key)
+    template = None if maild.mysql else _provisioned_stores.get(key)
     if template is not None:
         shutil.copyfile(template, maild.store_path)
         return
@@ -345,7 +412,7 @@ def provision(maild, users=(), domains=("example.test",), password="secret"):
         mailctl_ok(maild, "domain", "add", domain)
     for address in users:
         mailctl_ok(maild, "user", "add", address, input=password + "\n")
-    if os.path.exists(maild.store_path + "-wal"):
+    if maild.mysql or os.path.exists(maild.store_path + "-wal"):
         return  # not a single self-contained file: no template
     if not _provisioned_stores:
         folder = tempfile.mkdtemp(prefix="maild-it-stores-", dir=_tmp_root())

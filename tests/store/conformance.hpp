@@ -20,6 +20,9 @@ struct BackendUnderTest {
   // The store that lives in `dir` (an empty temp folder per test): a new folder gives a new,
   // unmigrated store; the same folder opens the same store again (also from a forked child).
   std::function<std::unique_ptr<Store>(const std::filesystem::path& dir)> open;
+  // Writes queued together commit in one transaction (SQLite's writer). MySQL runs each in its
+  // own on parallel connections and lets the server group the log flushes instead.
+  bool group_commit = true;
 };
 
 inline void PrintTo(const BackendUnderTest& backend, std::ostream* out) { *out << backend.name; }

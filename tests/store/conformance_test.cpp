@@ -560,7 +560,11 @@ TEST_P(StoreConformance, ConcurrentCommitsAreDurableAndGrouped) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(threads * per_thread));
   EXPECT_EQ(jobs, static_cast<std::uint64_t>(threads * per_thread));
-  EXPECT_LT(transactions, jobs);  // group commit: many deliveries share a transaction
+  if (GetParam().group_commit) {
+    EXPECT_LT(transactions, jobs);  // group commit: many deliveries share a transaction
+  } else {
+    EXPECT_EQ(transactions, jobs);
+  }
 
   reopen();  // what was acknowledged is in the store, not in a cache
   EXPECT_EQ(admin().status().deliveries, threads * per_thread);
@@ -689,6 +693,7 @@ TEST_P(StoreConformance, AFailingJobDoesNotFailItsGroup) {
 }
 
 TEST_P(StoreConformance, GroupedJobsShareOneTransaction) {
+  if (!GetParam().group_commit) GTEST_SKIP() << "this backend commits each write alone";
   const MailboxId alice = add_mailbox("alice@example.com");
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
@@ -896,14 +901,18 @@ TEST_P(StoreConformance, AMaildropOfTenThousandMessagesListsInFull) {
 
   const auto listed = maildrops().list(alice);
   ASSERT_EQ(listed.size(), static_cast<std::size_t>(count));
+  // Deliveries running in parallel may commit out of order: compare the sizes as a whole.
+  std::multiset<std::uint64_t> sizes, expected_sizes;
   for (std::size_t i = 0; i < listed.size(); ++i) {
     if (i > 0) {
       ASSERT_LT(listed[i - 1].id, listed[i].id);
     }
-    ASSERT_EQ(listed[i].size,
-              std::string(trace).size() + content_with("bulk", std::to_string(i)).size());
+    sizes.insert(listed[i].size);
+    expected_sizes.insert(std::string(trace).size() +
+                          content_with("bulk", std::to_string(i)).size());
     ASSERT_EQ(listed[i].uidl.size(), 64u);
   }
+  EXPECT_EQ(sizes, expected_sizes);
   EXPECT_EQ(maildrops().list(bob).size(), static_cast<std::size_t>(count / 100));
 }
 

@@ -156,17 +156,6 @@ TEST(SqliteStore, CreatesTheFileAndItsFolders) {
   EXPECT_EQ(again->admin().status().location, file.string());
 }
 
-TEST(SqliteStore, MysqlIsNotBuiltYet) {
-  config::Settings settings;
-  settings.store.backend = config::StoreBackend::mysql;
-  try {
-    open_store(settings);
-    FAIL() << "expected a StoreError";
-  } catch (const StoreError& error) {
-    EXPECT_STREQ(error.what(), "the mysql backend is not built yet");
-  }
-}
-
 TEST(SqliteStore, NotADatabaseIsAStoreError) {
   TempDir dir;
   const auto file = dir.path() / "mail.db";

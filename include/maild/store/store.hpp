@@ -202,4 +202,9 @@ enum class OpenMode {
 std::unique_ptr<Store> open_store(const config::Settings& settings,
                                   OpenMode mode = OpenMode::create_if_missing);
 
+// Reads the secrets a backend keeps in files ([mysql] password_file becomes [mysql] password),
+// so that maild can do it before it drops root. open_store() reads them itself otherwise.
+// Throws StoreError naming the file it cannot read.
+void read_secrets(config::Settings& settings);
+
 }  // namespace maild::store

@@ -1,0 +1,159 @@
+// Acceptance as one transaction each: the content once per hash, one delivery row per mailbox,
+// and one queue entry with its recipients for the outbound part.
+// Trust: message bytes are opaque; mailbox ids come from resolve() but may have been deleted
+// since; outbound addresses were validated by the session, and are only split here.
+#include <set>
+
+#include "maild/core/hash.hpp"
+#include "store/addressing.hpp"
+#include "store/message_fields.hpp"
+#include "store/mysql/mysql_store.hpp"
+
+namespace maild::store::mysql {
+namespace {
+
+std::int64_t as_size(std::size_t octets) { return static_cast<std::int64_t>(octets); }
+
+struct QueuedAddress {
+  const OutboundRecipient* recipient;
+  std::string address;  // local@domain, domain lowercased
+  std::string domain;
+};
+
+// The outbound recipients once each (the first spelling wins), checked before anything is written.
+std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient>& outbound) {
+  std::vector<QueuedAddress> distinct;
+  std::set<std::string> seen;
+  for (const OutboundRecipient& recipient : outbound) {
+    auto split = split_address(recipient.address);
+    if (!split || split->local.empty()) {
+      throw StoreConflict("'" + recipient.address + "' is not an outbound address (local@domain)");
+    }
+    std::string address = stored_form(*split);
+    // The same folding as address_key, so UNIQUE (queue_id, address_key) never trips.
+    if (!seen.insert(address_key(address)).second) continue;
+    distinct.push_back({&recipient, std::move(address), std::move(split->domain)});
+  }
+  return distinct;
+}
+
+QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId message_id,
+                       const std::vector<QueuedAddress>& recipients, std::int64_t now) {
+  {
+    auto insert = db.prepare(
+        "INSERT INTO queue_messages (message_id, reverse_path, envid, ret, smtputf8, eight_bit, "
+        "outbound_trace, size, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    insert->bind(1, message_id)
+        .bind_text(2, message.reverse_path)
+        .bind_bytes(3, message.envid)
+        .bind(4, static_cast<std::int64_t>(message.ret))
+        .bind(5, message.smtputf8 ? 1 : 0)
+        .bind(6, message.eight_bit ? 1 : 0)
+        .bind_blob(7, message.outbound_trace)
+        .bind(8, as_size(message.outbound_trace.size() + message.content.size()))
+        .bind(9, now);
+    insert->execute();
+  }
+  const QueueId queue_id = db.last_insert_id();
+  for (const QueuedAddress& recipient : recipients) {
+    // Due at once: the first attempt is the delivery engine's next claim.
+    auto insert = db.prepare(
+        "INSERT INTO queue_recipients (queue_id, address, address_key, domain, notify, orcpt, "
+        "next_attempt, last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, '')");
+    insert->bind(1, queue_id)
+        .bind_text(2, recipient.address)
+        .bind_text(3, address_key(recipient.address))
+        .bind_text(4, recipient.domain)
+        .bind(5, static_cast<std::int64_t>(recipient.recipient->notify))
+        .bind_bytes(6, recipient.recipient->orcpt)
+        .bind(7, now);
+    insert->execute();
+  }
+  return queue_id;
+}
+
+}  // namespace
+
+StoredMessage accept_message(Connection& db, const NewMessage& message,
+                             const std::string& content_hash) {
+  std::vector<MailboxId> mailboxes;
+  std::set<MailboxId> unique;
+  for (MailboxId id : message.mailboxes) {
+    if (unique.insert(id).second) mailboxes.push_back(id);
+  }
+  const std::vector<QueuedAddress> outbound = distinct_outbound(message.outbound);
+  if (mailboxes.empty() && outbound.empty()) {
+    throw StoreConflict("a message needs at least one mailbox or outbound recipient");
+  }
+
+  // Check the mailboxes first: a recipient deleted since RCPT fails this message alone. The
+  // shared lock keeps it from being deleted before this transaction commits.
+  std::vector<std::string> addresses;
+  for (MailboxId id : mailboxes) {
+    auto query = db.prepare("SELECT address FROM mailboxes WHERE id = ? LOCK IN SHARE MODE");
+    query->bind(1, id);
+    if (!query->step()) throw StoreConflict("no mailbox with id " + std::to_string(id));
+    addresses.push_back(query->column_text(0));
+  }
+
+  StoredMessage stored;
+  stored.content_hash = content_hash;
+  const std::int64_t now = unix_now();
+  {
+    // An existing row answers with its own id (LAST_INSERT_ID(id)); the content is not replaced.
+    auto insert = db.prepare(
+        "INSERT INTO messages (content_hash, size, content, created_at) VALUES (?, ?, ?, ?) "
+        "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+    insert->bind_text(1, stored.content_hash)
+        .bind(2, as_size(message.content.size()))
+        .bind_blob(3, message.content)
+        .bind(4, now);
+    insert->execute();
+    stored.message_id = db.last_insert_id();
+  }
+
+  const std::int64_t size = as_size(message.trace.size() + message.content.size());
+  for (std::size_t i = 0; i < mailboxes.size(); ++i) {
+    // Already delivered (a retry after a lost reply): the existing delivery is the answer.
+    const std::string uidl = delivery_uidl(addresses[i], stored.content_hash);
+    auto insert = db.prepare(
+        "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, status, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "
+        "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+    insert->bind(1, mailboxes[i])
+        .bind(2, stored.message_id)
+        .bind_text(3, uidl)
+        .bind_text(4, message.reverse_path)
+        .bind_blob(5, message.trace)
+        .bind(6, size)
+        .bind(7, now);
+    insert->execute();
+    stored.deliveries.push_back(db.last_insert_id());
+  }
+
+  if (!outbound.empty())
+    stored.queued = queue_outbound(db, message, stored.message_id, outbound, now);
+  return stored;
+}
+
+StoredMessage MysqlMailStore::deliver(const NewMessage& message) {
+  // Hashed once, outside the transaction: a retried transaction does not hash again.
+  const std::string content_hash = sha256(message.content).hex();
+  return pool_.write([&](Connection& db) { return accept_message(db, message, content_hash); });
+}
+
+void MysqlMailStore::deliver_async(NewMessage message, Completion done) {
+  auto shared = std::make_shared<NewMessage>(std::move(message));
+  workers_.submit([this, shared, done = std::move(done)] {
+    std::exception_ptr error;
+    StoredMessage stored;
+    try {
+      stored = deliver(*shared);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    done(error, std::move(stored));
+  });
+}
+
+}  // namespace maild::store::mysql

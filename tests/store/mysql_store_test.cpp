@@ -1,0 +1,818 @@
+// The conformance suite instantiated for MySQL (on a private MariaDB server, a database per
+// test), plus what only this backend has: the database and its engine, the query plan of a
+// maildrop listing, ASCII-only case folding, the primary's checks, endpoint roles, lost
+// connections, and failures injected with triggers.
+#include "store/mysql/mysql_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conformance.hpp"
+#include "maild/config/settings.hpp"
+#include "mysql_server.hpp"
+#include "store/mysql/endpoints.hpp"
+
+namespace maild::store::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The database that lives in `dir`: named in a file there the first time, so that the same folder
+// opens the same database again (also from a forked child).
+std::string database_for(const std::filesystem::path& dir) {
+  const auto file = dir / "mysql-database";
+  std::string name;
+  if (std::ifstream in(file); in && std::getline(in, name) && !name.empty()) return name;
+  name = fresh_database();
+  std::ofstream(file) << name << "\n";
+  return name;
+}
+
+BackendUnderTest mysql_backend() {
+  BackendUnderTest backend{"MariaDB", [](const std::filesystem::path& dir) {
+                             return open_store(mysql_settings(database_for(dir)),
+                                               OpenMode::create_if_missing);
+                           }};
+  backend.group_commit = false;
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values(mysql_backend()),
+                         backend_name);
+
+std::string query_text(mysql::Connection& db, const std::string& sql) {
+  return db.query_text(sql).value_or("");
+}
+
+// Every row's columns joined by '|', rows joined by '\n'.
+std::string query_rows(mysql::Connection& db, const std::string& sql) {
+  std::string out;
+  for (const auto& row : db.query_rows(sql)) {
+    if (!out.empty()) out += "\n";
+    for (std::size_t c = 0; c < row.size(); ++c) out += (c ? "|" : "") + row[c];
+  }
+  return out;
+}
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A migrated store in a database of its own with alice@example.com, and a second connection to
+// that database for what the test does behind the store's back.
+class MysqlStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = open_store(mysql_settings(database_), OpenMode::create_if_missing);
+    store_->migrate();
+    store_->admin().add_domain("example.com");
+    store_->admin().add_user("alice@example.com", "$y$x");
+    alice_ = store_->directory().account("alice@example.com").value().mailbox;
+    raw_ = admin_connection(database_);
+    raw_->exec("SET SESSION max_recursive_iterations = 100000");  // for WITH RECURSIVE
+  }
+  void TearDown() override {
+    if (store_) store_->close();
+  }
+  void reopen() {
+    if (store_) store_->close();
+    store_ = open_store(mysql_settings(database_), OpenMode::existing);
+  }
+  NewMessage message_for(const std::string& content) const {
+    NewMessage message;
+    message.mailboxes = {alice_};
+    message.trace = "Received: by test\r\n";
+    message.content = content;
+    return message;
+  }
+  DeliveryId deliver(const std::string& content) {
+    return store_->mail().deliver(message_for(content)).deliveries.at(0);
+  }
+  DeliveryStatus status_of(DeliveryId id) {
+    return store_->admin().get_mail(id).value().summary.status;
+  }
+  // KILL for every connection the store has open to its database, from another one.
+  int kill_store_connections() {
+    int killed = 0;
+    const auto own = std::to_string(raw_->id());
+    for (const auto& row :
+         raw_->query_rows("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '" + database_ +
+                          "' AND ID <> " + own)) {
+      raw_->exec("KILL CONNECTION " + row.at(0));
+      ++killed;
+    }
+    return killed;
+  }
+
+  std::string database_ = fresh_database();
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<mysql::Connection> raw_;  // made after the store created the database
+  MailboxId alice_ = 0;
+};
+
+// ---- opening, the database, the schema ----------------------------------------------------
+
+TEST(MysqlStoreOpen, OpeningAMissingDatabaseForAdministrationFails) {
+  const std::string name = fresh_database();
+  try {
+    open_store(mysql_settings(name), OpenMode::existing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    const MariadbServer& server = mariadb();
+    EXPECT_EQ(std::string(error.what()), "mysql database " + name + " on " + server.host + ":" +
+                                             std::to_string(server.port) +
+                                             " does not exist (run: mailctl db migrate)");
+  }
+  auto db = admin_connection();
+  EXPECT_EQ(query_text(*db,
+                       "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
+                       "SCHEMA_NAME = '" +
+                           name + "'"),
+            "0");
+}
+
+TEST(MysqlStoreOpen, CreatesTheDatabaseThenMigrates) {
+  const std::string name = fresh_database();
+  auto store = open_store(mysql_settings(name), OpenMode::create_if_missing);
+  EXPECT_EQ(store->schema_version(), 0);
+  store->migrate();
+  store->close();
+  auto again = open_store(mysql_settings(name), OpenMode::existing);
+  EXPECT_EQ(again->schema_version(), again->latest_schema_version());
+  const StoreStatus status = again->admin().status();
+  EXPECT_EQ(status.backend, "mysql");
+  EXPECT_EQ(status.location, mariadb().host + ":" + std::to_string(mariadb().port) + "/" + name);
+  again->close();
+
+  auto db = admin_connection(name);
+  EXPECT_EQ(query_text(*db,
+                       "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "
+                       "WHERE SCHEMA_NAME = DATABASE()"),
+            "utf8mb4");
+  EXPECT_EQ(query_rows(*db,
+                       "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM "
+                       "information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                       "ORDER BY TABLE_NAME"),
+            "aliases|InnoDB|utf8mb4_bin\n"
+            "deliveries|InnoDB|utf8mb4_bin\n"
+            "domains|InnoDB|utf8mb4_bin\n"
+            "mailboxes|InnoDB|utf8mb4_bin\n"
+            "maildrop_locks|InnoDB|utf8mb4_bin\n"
+            "messages|InnoDB|utf8mb4_bin\n"
+            "queue_messages|InnoDB|utf8mb4_bin\n"
+            "queue_recipients|InnoDB|utf8mb4_bin\n"
+            "schema_migrations|InnoDB|utf8mb4_bin");
+  EXPECT_EQ(query_rows(*db, "SELECT version, name FROM schema_migrations ORDER BY version"),
+            "1|initial\n2|maildrop_locks\n3|queue");
+  EXPECT_EQ(query_rows(*db,
+                       "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE "
+                       "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages' AND "
+                       "COLUMN_NAME = 'content'"),
+            "longblob");
+}
+
+TEST(MysqlStoreOpen, AStoreWithATableOfAnotherEngineIsRefused) {
+  const std::string name = fresh_database();
+  open_store(mysql_settings(name), OpenMode::create_if_missing)->migrate();
+  admin_connection(name)->exec("CREATE TABLE notes (id INT PRIMARY KEY) ENGINE=MyISAM");
+  try {
+    open_store(mysql_settings(name), OpenMode::existing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("tables that are not InnoDB (notes)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(MysqlStoreOpen, MigrationsRunConcurrentlyFromManyProcessesOnce) {
+  const std::string name = fresh_database();
+  open_store(mysql_settings(name), OpenMode::create_if_missing)->close();
+  std::vector<std::future<void>> migrators;
+  for (int i = 0; i < 4; ++i) {
+    migrators.push_back(std::async(std::launch::async, [&] {
+      auto store = open_store(mysql_settings(name), OpenMode::existing);
+      store->migrate();
+      store->close();
+    }));
+  }
+  for (auto& migrator : migrators) EXPECT_NO_THROW(migrator.get());
+  EXPECT_EQ(query_text(*admin_connection(name), "SELECT COUNT(*) FROM schema_migrations"),
+            std::to_string(mysql::latest_schema_version()));
+}
+
+// A store made before maildrop locks existed (version 1) gains them by `mailctl db migrate`.
+TEST_F(MysqlStore, MigratesAVersionOneStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
+  store_->close();
+  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
+  raw_->exec("DELETE FROM schema_migrations WHERE version >= 2");
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 1);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "session", 60s));
+  const auto listed = store_->maildrops().list(alice_);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, id);
+  EXPECT_EQ(listed[0].uidl, uidl);
+}
+
+// DDL cannot roll back in MySQL: a migration that stopped half-way is finished by the next run.
+TEST_F(MysqlStore, AHalfAppliedMigrationCompletesWhenRunAgain) {
+  raw_->exec("DROP TRIGGER deliveries_status_only_grows");
+  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
+  raw_->exec("DELETE FROM schema_migrations");  // as if migration 1 failed at its last statement
+  EXPECT_EQ(store_->schema_version(), 0);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
+  EXPECT_EQ(query_rows(*raw_,
+                       "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                       "TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME"),
+            "deliveries_status_only_grows\nqueue_recipients_state_only_grows");
+  EXPECT_TRUE(store_->directory().account("alice@example.com"));  // nothing was lost
+}
+
+TEST_F(MysqlStore, ANewerSchemaIsRefused) {
+  raw_->exec("INSERT INTO schema_migrations VALUES (999, 'future', 0)");
+  try {
+    store_->migrate();
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("schema version 999, newer than this build's"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(MysqlMigrations, SplitsLikeTheMysqlClient) {
+  const auto statements = mysql::split_statements(
+      "-- a comment; with a semicolon\n"
+      "CREATE TABLE t (a VARCHAR(10) DEFAULT 'x;y', b INT); # another; comment\n"
+      "/* a block; comment */ INSERT INTO t VALUES ('it''s; \\' here', 1);\n"
+      "DELIMITER //\n"
+      "CREATE TRIGGER g BEFORE UPDATE ON t FOR EACH ROW BEGIN\n"
+      "  IF NEW.b < OLD.b THEN SIGNAL SQLSTATE '45000'; END IF;\n"
+      "END//\n"
+      "delimiter ;\n"
+      "SELECT `odd;name` FROM t;\n"
+      "  \n");
+  ASSERT_EQ(statements.size(), 4u);
+  EXPECT_EQ(statements[0], "CREATE TABLE t (a VARCHAR(10) DEFAULT 'x;y', b INT)");
+  EXPECT_EQ(statements[1], "INSERT INTO t VALUES ('it''s; \\' here', 1)");
+  EXPECT_EQ(statements[2],
+            "CREATE TRIGGER g BEFORE UPDATE ON t FOR EACH ROW BEGIN\n"
+            "  IF NEW.b < OLD.b THEN SIGNAL SQLSTATE '45000'; END IF;\n"
+            "END");
+  EXPECT_EQ(statements[3], "SELECT `odd;name` FROM t");
+  EXPECT_TRUE(mysql::split_statements("  -- nothing\n").empty());
+}
+
+// ---- addresses ------------------------------------------------------------------------------
+
+// Only ASCII letters fold, as on SQLite: é and É are different, and neither is e.
+TEST_F(MysqlStore, AddressesFoldAsciiOnly) {
+  store_->admin().add_user("jos\xc3\xa9@example.com", "$y$x");
+  store_->admin().add_user("jose@example.com", "$y$x");  // utf8mb4_general_ci would refuse this
+  const auto accented = store_->directory().account("JOS\xc3\xa9@Example.com");
+  ASSERT_TRUE(accented);
+  EXPECT_EQ(accented->address, "jos\xc3\xa9@example.com");
+  EXPECT_FALSE(store_->directory().account("jos\xc3\x89@example.com"));  // É: another mailbox
+  EXPECT_EQ(store_->directory().account("JOSE@example.com").value().address, "jose@example.com");
+  EXPECT_THROW(store_->admin().add_user("JOS\xc3\xa9@example.com", "$y$x"), StoreConflict);
+  store_->admin().add_alias("info@example.com", "Jos\xc3\xa9@example.com");
+  EXPECT_THROW(store_->admin().add_alias("INFO@example.com", "jos\xc3\xa9@EXAMPLE.com"),
+               StoreConflict);
+  EXPECT_EQ(store_->directory().resolve("Info@example.com").mailboxes,
+            std::vector<MailboxId>{accented->mailbox});
+  // A four-byte character survives the round trip (utf8mb4, not MySQL's three-byte utf8).
+  store_->admin().add_user("mail\xf0\x9f\x93\xac@example.com", "$y$x");
+  EXPECT_TRUE(store_->directory().account("MAIL\xf0\x9f\x93\xac@example.com"));
+}
+
+// ---- maildrops --------------------------------------------------------------------------------
+
+TEST_F(MysqlStore, AMaildropListingIsOneIndexRange) {
+  store_->admin().add_user("bob@example.com", "$y$x");
+  // 10,000 deliveries for alice and 10,000 for bob, interleaved.
+  raw_->exec(
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+      "SELECT i + 1000, LPAD(HEX(i), 64, '0'), 1024, REPEAT('x', 1024), 0 FROM n");
+  raw_->exec(
+      "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, status, "
+      "received_at) "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+      "SELECT (SELECT id FROM mailboxes WHERE address = IF(i % 2 = 0, 'alice@example.com', "
+      "'bob@example.com')), i + 1000, LPAD(HEX(i), 64, '0'), '', '', 1024, i % 7 = 0, 0 FROM n");
+  raw_->exec("ANALYZE TABLE deliveries");
+  // The very statement list() runs: a range of the covering index in its order, so no row of
+  // deliveries (and no message) is read and nothing is sorted.
+  std::string sql(mysql::maildrop_listing_sql);
+  sql.replace(sql.find('?'), 1, std::to_string(alice_));
+  const auto plan = raw_->query_rows("EXPLAIN " + sql);
+  ASSERT_EQ(plan.size(), 1u);  // one table: no join, no subquery
+  const std::string row = query_rows(*raw_, "EXPLAIN " + sql);
+  EXPECT_NE(row.find("deliveries_maildrop"), std::string::npos) << row;
+  EXPECT_NE(row.find("Using index"), std::string::npos) << row;
+  EXPECT_EQ(row.find("filesort"), std::string::npos) << row;
+  EXPECT_EQ(row.find("temporary"), std::string::npos) << row;
+
+  const auto listed = store_->maildrops().list(alice_);
+  ASSERT_EQ(listed.size(), 10'000u);  // every seventh is retrieved: still listed
+  for (std::size_t i = 1; i < listed.size(); ++i) ASSERT_LT(listed[i - 1].id, listed[i].id);
+}
+
+TEST_F(MysqlStore, TheLockRowCarriesOwnerAndExpiry) {
+  const std::int64_t before = unix_seconds();
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "node-a/7", 600s));
+  const std::int64_t after = unix_seconds();
+  const auto rows = raw_->query_rows("SELECT mailbox_id, owner, expires_at FROM maildrop_locks");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], std::to_string(alice_));
+  EXPECT_EQ(rows[0][1], "node-a/7");
+  const std::int64_t expires_at = std::stoll(rows[0][2]);
+  EXPECT_GE(expires_at, before + 600);
+  EXPECT_LE(expires_at, after + 600);
+}
+
+TEST_F(MysqlStore, AnExpiredLockIsTakenOverWithoutWaiting) {
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "crashed", 600s));
+  // Still held through the second it expires in; expired the second after.
+  raw_->exec("UPDATE maildrop_locks SET expires_at = " + std::to_string(unix_seconds() + 100));
+  EXPECT_FALSE(store_->maildrops().lock(alice_, "other", 60s));
+  raw_->exec("UPDATE maildrop_locks SET expires_at = " + std::to_string(unix_seconds() - 1));
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "other", 60s));
+  EXPECT_FALSE(store_->maildrops().lock(alice_, "crashed", 60s));
+  EXPECT_EQ(query_text(*raw_, "SELECT owner FROM maildrop_locks"), "other");
+}
+
+// A failure inside finish()'s transaction, injected with a trigger, leaves everything as it was.
+TEST_F(MysqlStore, FinishIsAtomic) {
+  std::vector<DeliveryId> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(deliver("Subject: " + std::to_string(i) + "\r\n\r\nb\r\n"));
+  ASSERT_TRUE(store_->maildrops().lock(alice_, "session", 600s));
+
+  const std::vector<std::string> failures = {
+      // the last step, releasing the lock, fails after every status was raised
+      "CREATE TRIGGER injected BEFORE DELETE ON maildrop_locks FOR EACH ROW "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'",
+      // the last deletion fails after the retrievals and the first deletion
+      "CREATE TRIGGER injected BEFORE UPDATE ON deliveries FOR EACH ROW "
+      "IF NEW.id = " +
+          std::to_string(ids[2]) +
+          " AND NEW.status = 2 THEN "
+          "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'; END IF",
+  };
+  for (const auto& trigger : failures) {
+    raw_->exec("DROP TRIGGER IF EXISTS injected");
+    raw_->exec(trigger);
+    try {
+      store_->maildrops().finish(alice_, "session", {ids[0]}, {ids[1], ids[2]});
+      ADD_FAILURE() << "finish did not fail with " << trigger;
+    } catch (const StoreError& error) {
+      EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+    }
+    for (DeliveryId id : ids) EXPECT_EQ(status_of(id), DeliveryStatus::fresh) << trigger;
+    EXPECT_EQ(store_->maildrops().list(alice_).size(), 3u);
+    EXPECT_FALSE(store_->maildrops().lock(alice_, "other", 60s)) << trigger;
+  }
+
+  raw_->exec("DROP TRIGGER injected");
+  store_->maildrops().finish(alice_, "session", {ids[0]}, {ids[1], ids[2]});
+  EXPECT_EQ(status_of(ids[0]), DeliveryStatus::retrieved);
+  EXPECT_EQ(status_of(ids[1]), DeliveryStatus::deleted);
+  EXPECT_EQ(status_of(ids[2]), DeliveryStatus::deleted);
+  EXPECT_TRUE(store_->maildrops().lock(alice_, "other", 60s));
+}
+
+// A whole maildrop deleted at QUIT: more ids than one statement takes.
+TEST_F(MysqlStore, FinishTakesThousandsOfDeletions) {
+  raw_->exec(
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) "
+      "SELECT i + 1000, LPAD(HEX(i), 64, '0'), 1, 'x', 0 FROM n");
+  raw_->exec(
+      "INSERT INTO deliveries (mailbox_id, message_id, uidl, reverse_path, trace, size, "
+      "received_at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) "
+      "SELECT " +
+      std::to_string(alice_) + ", i + 1000, LPAD(HEX(i), 64, '0'), '', '', 1, 0 FROM n");
+  std::vector<DeliveryId> ids;
+  for (const auto& entry : store_->maildrops().list(alice_)) ids.push_back(entry.id);
+  ASSERT_EQ(ids.size(), 1200u);
+  store_->maildrops().finish(alice_, "session", {ids.begin(), ids.begin() + 600}, ids);
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM deliveries WHERE status = 2"), "1200");
+}
+
+TEST_F(MysqlStore, StatusOnlyGrows) {
+  const DeliveryId id = deliver("Subject: s\r\n\r\nb\r\n");
+  const std::string where = " WHERE id = " + std::to_string(id);
+  raw_->exec("UPDATE deliveries SET status = 2" + where);
+  EXPECT_THROW(raw_->exec("UPDATE deliveries SET status = 1" + where), mysql::MysqlError);
+  EXPECT_THROW(raw_->exec("UPDATE deliveries SET status = 3" + where), mysql::MysqlError);
+  EXPECT_EQ(query_text(*raw_, "SELECT status FROM deliveries" + where), "2");
+}
+
+// ---- the outbound queue ---------------------------------------------------------------------
+
+NewMessage local_and_outbound(MailboxId mailbox, const std::string& content) {
+  NewMessage message;
+  message.reverse_path = "alice@example.com";
+  message.mailboxes = {mailbox};
+  message.trace = "Received: by test\r\n";
+  message.content = content;
+  message.outbound = {{"bob@remote.test", 0, ""}, {"carol@other.test", 0, ""}};
+  message.outbound_trace = "Received: by test\r\n";
+  return message;
+}
+
+// A failure at the very end of acceptance (the last queued recipient), injected with a
+// trigger, leaves neither the local deliveries nor the queue entry nor the content.
+TEST_F(MysqlStore, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
+  const std::vector<std::string> failures = {
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_recipients FOR EACH ROW "
+      "IF NEW.address = 'carol@other.test' THEN "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'; END IF",
+      "CREATE TRIGGER injected BEFORE INSERT ON queue_messages FOR EACH ROW "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'",
+  };
+  for (const auto& trigger : failures) {
+    raw_->exec("DROP TRIGGER IF EXISTS injected");
+    raw_->exec(trigger);
+    try {
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+      ADD_FAILURE() << "deliver did not fail with " << trigger;
+    } catch (const StoreError& error) {
+      EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+    }
+    const StoreStatus status = store_->admin().status();
+    EXPECT_EQ(status.messages, 0) << trigger;
+    EXPECT_EQ(status.deliveries, 0) << trigger;
+    EXPECT_EQ(status.queued, 0) << trigger;
+    EXPECT_TRUE(store_->queue().list({}).empty()) << trigger;
+  }
+  raw_->exec("DROP TRIGGER injected");
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
+  EXPECT_EQ(stored.deliveries.size(), 1u);
+  EXPECT_EQ(store_->queue().get(stored.queued.value()).value().recipients.size(), 2u);
+}
+
+// send_notice is one transaction: when clearing the notice fails, the notice was not accepted.
+TEST_F(MysqlStore, SendNoticeIsAtomic) {
+  NewMessage message = local_and_outbound(alice_, "Subject: doomed\r\n\r\nx\r\n");
+  message.mailboxes.clear();
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  std::vector<RecipientResult> results;
+  for (const DeliveryJob& job : store_->queue().claim("owner", 60s, 10)) {
+    for (const QueueRecipient& recipient : job.message.recipients) {
+      results.push_back(
+          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+    }
+  }
+  ASSERT_EQ(store_->queue().record("owner", results), 2u);
+  const auto owed = store_->queue().notices_owed(10).at(0).recipients;
+  raw_->exec(
+      "CREATE TRIGGER injected BEFORE UPDATE ON queue_recipients FOR EACH ROW "
+      "IF NEW.notice_owed <> OLD.notice_owed THEN "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'; END IF");
+  NewMessage notice;
+  notice.mailboxes = {alice_};
+  notice.content = "Subject: failure notice\r\n\r\n";
+  EXPECT_THROW(store_->queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(store_->queue().notices_owed(10).at(0).recipients.size(), 2u);
+  EXPECT_TRUE(store_->queue().get(id));
+}
+
+// What other servers and clients sent is kept byte for byte, valid UTF-8 or not.
+TEST_F(MysqlStore, QueuedEnvelopesAndRepliesKeepTheirOctets) {
+  NewMessage message = local_and_outbound(alice_, "Subject: octets\r\n\r\nx\r\n");
+  message.envid = "id-\xff\xfe-\x01";
+  message.outbound = {{"bob@remote.test", notify_failure,
+                       "utf-8;b\xc3\xb6"
+                       "b@remote.test\xff"}};
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const auto leased = store_->queue().claim("owner", 60s, 10).at(0).message.recipients.at(0);
+  RecipientResult failed{leased.id,
+                         RecipientResult::Kind::failed,
+                         0,
+                         "550 5.1.1 \xe9"
+                         "chec \xff\r\n",
+                         "mx.remote.test",
+                         true,
+                         false};
+  ASSERT_EQ(store_->queue().record("owner", {failed}), 1u);
+  const auto queued = store_->queue().get(id).value();
+  EXPECT_EQ(queued.envid, message.envid);
+  EXPECT_EQ(queued.recipients.at(0).orcpt, message.outbound[0].orcpt);
+  EXPECT_EQ(queued.recipients.at(0).last_reply, failed.reply);
+  EXPECT_EQ(store_->queue().bounce(id, "5.0.0 \xff"), 0u);  // nothing queued is left
+}
+
+TEST_F(MysqlStore, AClaimReadsOnlyDueRecipientsAndLocksOnlyWhatItTakes) {
+  // 20,000 recipients: most delivered or failed, many deferred to the future, 100 due.
+  raw_->exec(
+      "INSERT INTO messages (id, content_hash, size, content, created_at) "
+      "VALUES (1000, LPAD('1', 64, '0'), 1, 'x', 0)");
+  raw_->exec(
+      "INSERT INTO queue_messages (id, message_id, reverse_path, envid, outbound_trace, size, "
+      "queued_at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+      "SELECT i, 1000, 'a@example.com', '', '', 1, i FROM n");
+  raw_->exec(
+      "INSERT INTO queue_recipients (queue_id, address, address_key, domain, state, "
+      "next_attempt, last_reply) "
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) "
+      "SELECT i DIV 10 + 1, CONCAT('r', i, '@remote.test'), CONCAT('r', i, '@remote.test'), "
+      "'remote.test', CASE WHEN i % 200 = 0 THEN 0 WHEN i % 3 = 0 THEN 0 ELSE 1 + i % 2 END, "
+      "CASE WHEN i % 200 = 0 THEN 0 ELSE 4000000000 END, '' FROM n");
+  raw_->exec("ANALYZE TABLE queue_recipients");
+  std::string due(mysql::queue_due_sql);
+  for (const char* value : {"1000", "1000", "400"}) due.replace(due.find('?'), 1, value);
+  const std::string plan = query_rows(*raw_, "EXPLAIN " + due);
+  EXPECT_NE(plan.find("queue_recipients_due"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("ALL"), std::string::npos) << plan;  // not a scan of the table
+
+  std::string take = std::string(mysql::queue_take_sql_head) + "5,1,3,2,4" +
+                     std::string(mysql::queue_take_sql_tail);
+  for (const char* value : {"1000", "1000", "2"}) take.replace(take.find('?'), 1, value);
+  const std::string take_plan = query_rows(*raw_, "EXPLAIN " + take);
+  EXPECT_NE(take_plan.find("PRIMARY"), std::string::npos) << take_plan;
+  EXPECT_EQ(take_plan.find("filesort"), std::string::npos) << take_plan;  // LIMIT stops the scan
+
+  const auto jobs = store_->queue().claim("owner", 60s, 1000);
+  std::size_t leased = 0;
+  for (const DeliveryJob& job : jobs) leased += job.message.recipients.size();
+  EXPECT_EQ(leased, 100u);
+  EXPECT_EQ(jobs.size(), 100u);  // one due recipient per message
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
+    ASSERT_LT(jobs[i - 1].message.id, jobs[i].message.id);
+  }
+}
+
+// While one claimer holds its rows (its transaction still open), another takes the next ones
+// at once instead of waiting for it.
+TEST_F(MysqlStore, AClaimSkipsRowsAnotherClaimerHolds) {
+  std::vector<OutboundRecipient> recipients;
+  for (int i = 0; i < 6; ++i)
+    recipients.push_back({"r" + std::to_string(i) + "@remote.test", 0, ""});
+  NewMessage message = local_and_outbound(alice_, "Subject: skip\r\n\r\nx\r\n");
+  message.outbound = recipients;
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const auto all = store_->queue().get(id).value().recipients;
+  raw_->exec("START TRANSACTION");
+  // One row each (by its key): a locking scan of this small table would take every row.
+  for (int i = 0; i < 2; ++i) {
+    raw_->exec("SELECT id FROM queue_recipients WHERE id = " +
+               std::to_string(all[static_cast<std::size_t>(i)].id) + " FOR UPDATE");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto jobs = store_->queue().claim("other", 60s, 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not a lock wait
+  std::vector<std::string> taken;
+  for (const auto& recipient : jobs.at(0).message.recipients) taken.push_back(recipient.address);
+  EXPECT_EQ(taken, (std::vector<std::string>{"r2@remote.test", "r3@remote.test"}));
+  raw_->exec("ROLLBACK");
+}
+
+TEST_F(MysqlStore, AQueuedRecipientsStateOnlyGrows) {
+  NewMessage message = local_and_outbound(alice_, "Subject: s\r\n\r\nb\r\n");
+  const QueueId id = store_->mail().deliver(message).queued.value();
+  const std::string set = "UPDATE queue_recipients SET state = ";
+  const std::string where = " WHERE queue_id = " + std::to_string(id);
+  raw_->exec(set + "1" + where);
+  EXPECT_THROW(raw_->exec(set + "0" + where), mysql::MysqlError);
+  raw_->exec(set + "2" + where);
+  EXPECT_THROW(raw_->exec(set + "1" + where), mysql::MysqlError);
+  EXPECT_THROW(raw_->exec(set + "3" + where), mysql::MysqlError);
+}
+
+// A store made before the queue existed (version 2) gains it by `mailctl db migrate`.
+TEST_F(MysqlStore, MigratesAVersionTwoStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  store_->close();
+  raw_->exec("DROP TABLE queue_recipients, queue_messages");
+  raw_->exec("DROP TRIGGER IF EXISTS queue_recipients_state_only_grows");
+  raw_->exec("DELETE FROM schema_migrations WHERE version = 3");
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 2);
+  EXPECT_EQ(store_->admin().status().queued, 0);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_TRUE(store_->admin().get_mail(id));
+  const StoredMessage stored =
+      store_->mail().deliver(local_and_outbound(alice_, "Subject: new\r\n\r\nqueued\r\n"));
+  EXPECT_TRUE(stored.queued);
+  EXPECT_EQ(store_->admin().status().queued, 2);
+}
+
+// ---- the primary's checks -----------------------------------------------------------------
+
+TEST(MysqlStoreChecks, AMaxAllowedPacketBelowTheMessageSizeStopsTheStore) {
+  config::Settings settings = mysql_settings(fresh_database());
+  settings.smtp.max_message_size = ByteSize{200 * 1024 * 1024};
+  try {
+    open_store(settings, OpenMode::create_if_missing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("max_allowed_packet is 64M, less than the 201M a message of [smtp] "
+                        "max_message_size needs"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(MysqlStoreChecks, SemiSyncRequiredButOffStopsTheStore) {
+  config::Settings settings = mysql_settings(fresh_database());
+  settings.mysql.semi_sync = true;
+  try {
+    open_store(settings, OpenMode::create_if_missing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("semi-synchronous replication is off on this primary "
+                        "(rpl_semi_sync_master_enabled)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(MysqlStoreChecks, OldServersAndMissingInnodbAreNamed) {
+  mysql::ServerFacts facts;
+  facts.version = "10.5.23-MariaDB";
+  facts.mariadb = true;
+  facts.major = 10;
+  facts.minor = 5;
+  facts.innodb = "NO";
+  facts.max_allowed_packet = 64u << 20;
+  auto reasons = mysql::unmet(facts, {36u << 20, false});
+  ASSERT_EQ(reasons.size(), 2u);
+  EXPECT_EQ(
+      reasons[0],
+      "the server is 10.5.23-MariaDB; maild needs MariaDB 10.6 or later, or MySQL 8.0 or later");
+  EXPECT_EQ(reasons[1], "InnoDB is not available (ENGINES says 'NO'); maild's tables need it");
+
+  facts = {};
+  facts.version = "5.7.44-log";
+  facts.major = 5;
+  facts.minor = 7;
+  facts.innodb = "DEFAULT";
+  facts.max_allowed_packet = 64u << 20;
+  EXPECT_EQ(mysql::unmet(facts, {36u << 20, false}).size(), 1u);
+  facts.major = 8;
+  facts.minor = 0;
+  EXPECT_TRUE(mysql::unmet(facts, {36u << 20, false}).empty());
+  reasons = mysql::unmet(facts, {36u << 20, true});
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_NE(reasons[0].find("rpl_semi_sync_source_enabled"), std::string::npos);
+}
+
+TEST(MysqlStoreChecks, ThePasswordComesFromItsFile) {
+  TempDir dir;
+  config::MysqlSettings settings;
+  settings.password = "in-the-config";
+  EXPECT_EQ(mysql::read_password(settings), "in-the-config");
+  settings.password_file = dir.path() / "password";
+  std::ofstream(settings.password_file) << "from-the-file\r\nsecond line\n";
+  EXPECT_EQ(mysql::read_password(settings), "from-the-file");
+  settings.password_file = dir.path() / "missing";
+  EXPECT_THROW(mysql::read_password(settings), StoreError);
+}
+
+// ---- endpoints and roles --------------------------------------------------------------------
+
+TEST(MysqlEndpoints, TheWritableEndpointIsFoundAmongDeadOnes) {
+  const MariadbServer& server = mariadb();
+  config::Settings settings = mysql_settings(fresh_database());
+  // Port 1 on loopback: nobody listens there, the connection is refused at once.
+  settings.mysql.endpoints = {{"127.0.0.1", 1}, {server.host, server.port}};
+  auto store = open_store(settings, OpenMode::create_if_missing);
+  store->migrate();
+  EXPECT_EQ(
+      store->admin().status().location.rfind(server.host + ":" + std::to_string(server.port), 0),
+      0u);
+  store->close();
+
+  settings.mysql.endpoints = {{"127.0.0.1", 1}};
+  try {
+    open_store(settings, OpenMode::existing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("mysql: no writable endpoint (127.0.0.1:1: "),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+// The same server listed twice looks like two primaries: maild refuses to pick one.
+TEST(MysqlEndpoints, TwoWritableEndpointsAreRefused) {
+  const MariadbServer& server = mariadb();
+  config::Settings settings = mysql_settings(fresh_database());
+  settings.mysql.endpoints = {{server.host, server.port}, {"localhost", server.port}};
+  try {
+    open_store(settings, OpenMode::create_if_missing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("more than one writable endpoint"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(MysqlEndpoints, ASurveySaysWhatEachEndpointIs) {
+  const MariadbServer& server = mariadb();
+  mysql::ConnectionSettings settings;
+  settings.user = server.user;
+  settings.password = server.password;
+  const auto states = mysql::survey({{server.host, server.port}, {"127.0.0.1", 1}}, settings);
+  ASSERT_EQ(states.size(), 2u);
+  ASSERT_TRUE(states[0].facts);
+  EXPECT_TRUE(states[0].facts->mariadb);
+  EXPECT_FALSE(states[0].facts->read_only);
+  EXPECT_EQ(states[0].facts->max_allowed_packet, 64u << 20);
+  EXPECT_EQ(states[0].describe().rfind(
+                server.host + ":" + std::to_string(server.port) + ": writable MariaDB 10.", 0),
+            0u)
+      << states[0].describe();
+  EXPECT_FALSE(states[1].facts);
+  EXPECT_NE(states[1].error.find("cannot connect to 127.0.0.1:1"), std::string::npos);
+}
+
+// ---- lost connections ---------------------------------------------------------------------
+
+// Connections killed while idle in the pool: the next read and the next write get new ones.
+TEST_F(MysqlStore, ConnectionsKilledWhileIdleAreReplaced) {
+  deliver("Subject: before\r\n\r\nb\r\n");
+  ASSERT_GT(kill_store_connections(), 0);
+  EXPECT_EQ(store_->maildrops().list(alice_).size(), 1u);
+  ASSERT_GT(kill_store_connections(), 0);
+  EXPECT_NO_THROW(deliver("Subject: after\r\n\r\nb\r\n"));
+  EXPECT_EQ(store_->maildrops().list(alice_).size(), 2u);
+}
+
+// A connection lost in the middle of a delivery's transaction: a StoreError (SMTP says 451),
+// nothing of it stored, and the client's retry stores it once.
+TEST_F(MysqlStore, AConnectionLostInsideADeliveryFailsItAndTheRetryStoresItOnce) {
+  // The delivery row's insert waits a while: long enough to kill the connection meanwhile.
+  raw_->exec(
+      "CREATE TRIGGER slow BEFORE INSERT ON deliveries FOR EACH ROW "
+      "IF NEW.reverse_path = 'slow@remote.test' THEN DO SLEEP(3); END IF");
+  NewMessage message = message_for("Subject: killed\r\n\r\nb\r\n");
+  message.reverse_path = "slow@remote.test";
+  auto attempt = std::async(std::launch::async, [&] { return store_->mail().deliver(message); });
+  // Kill it once it is inside the transaction (the message row is in, the delivery row waits).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  int killed = 0;
+  while (killed == 0 && std::chrono::steady_clock::now() < deadline) {
+    for (const auto& row : raw_->query_rows(
+             "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND "
+             "INFO = 'DO SLEEP(3)'")) {  // the trigger's statement, inside the delivery
+      raw_->exec("KILL CONNECTION " + row.at(0));
+      ++killed;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(killed, 1);
+  EXPECT_THROW(attempt.get(), StoreError);
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM deliveries"), "0");
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM messages"), "0");
+
+  raw_->exec("DROP TRIGGER slow");
+  const StoredMessage first = store_->mail().deliver(message);
+  const StoredMessage again = store_->mail().deliver(message);  // a retry after a lost 250
+  EXPECT_EQ(again.deliveries, first.deliveries);
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM deliveries"), "1");
+}
+
+// Two connections delivering the same new content at once: one waits for the other's row
+// lock (or deadlocks and is run again); both end with the same message and one delivery.
+TEST_F(MysqlStore, ConcurrentDeliveriesOfOneMessageStoreItOnce) {
+  constexpr int senders = 12;
+  std::vector<std::future<StoredMessage>> attempts;
+  for (int i = 0; i < senders; ++i) {
+    attempts.push_back(std::async(std::launch::async, [&] {
+      return store_->mail().deliver(message_for("Subject: same\r\n\r\nsame\r\n"));
+    }));
+  }
+  std::vector<StoredMessage> results;
+  for (auto& attempt : attempts) ASSERT_NO_THROW(results.push_back(attempt.get()));
+  for (const auto& result : results) EXPECT_EQ(result.deliveries, results[0].deliveries);
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM deliveries"), "1");
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM messages"), "1");
+}
+
+}  // namespace
+}  // namespace maild::store::testing
