@@ -24,6 +24,7 @@
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
+#include "net/credential_cache.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
 
@@ -136,7 +137,8 @@ class Daemon {
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
-        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window) {}
+        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window),
+        credentials_(settings_.server.auth_cache_ttl) {}
 
   int run() {
     server_.bind();
@@ -147,7 +149,7 @@ class Daemon {
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
-                                    smtp_auth_throttle_, pop3_auth_throttle_});
+                                    smtp_auth_throttle_, pop3_auth_throttle_, credentials_});
     server_.start(*parts_);
     wait_for_signal();
     std::vector<std::thread> threads;
@@ -251,6 +253,7 @@ class Daemon {
   std::optional<asio::thread_pool> store_pool_;  // blocking store calls; never an I/O thread
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
+  net::CredentialCache credentials_;
   std::unique_ptr<store::Store> store_;
   std::optional<net::ServerParts> parts_;
   bool stopping_ = false;

@@ -16,6 +16,7 @@
 #include "maild/core/password.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/credential_cache.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "pop3/command.hpp"
@@ -246,12 +247,15 @@ class Session {
       err("[LOGIN-DELAY] too many failed logins, try again later");
       co_return Flow::close;
     }
-    const auto check = [&store = env_.parts.store, name,
+    const auto check = [&store = env_.parts.store, &credentials = env_.parts.credentials, name,
                         secret]() -> std::optional<store::Account> {
       auto account = store.directory().account(name);
-      const bool matches =
-          password::verify(secret, account ? account->password_hash : decoy_hash());
-      if (!account || !matches) return std::nullopt;
+      if (!account) {
+        // The same full check as for a wrong password, so that timing tells nothing.
+        password::verify(secret, decoy_hash());
+        return std::nullopt;
+      }
+      if (!credentials.check(account->address, secret, account->password_hash)) return std::nullopt;
       return account;
     };
     std::optional<store::Account> account;

@@ -267,6 +267,25 @@ TEST_F(Pop3Session, WrongPasswordAndUnknownUserGetTheSameReply) {
   EXPECT_EQ(expect_err(c, "-ERR [AUTH]"), wrong);
 }
 
+TEST_F(Pop3Session, AChangedPasswordEndsTheCachedOne) {
+  deliver("Subject: a\r\n\r\na\r\n");
+  for (int i = 0; i < 2; ++i) {  // the second login is answered from the credential cache
+    auto c = logged_in();
+    c.send("QUIT\r\n");
+    expect_ok(c);
+    EXPECT_TRUE(c.closed());
+  }
+  store().admin().set_password("bob@example.test", password::hash("new secret"));
+  auto c = connect();
+  expect_ok(c);
+  c.send("USER bob@example.test\r\nPASS secret\r\n");
+  expect_ok(c);
+  expect_err(c, "-ERR [AUTH]");
+  c.send("USER bob@example.test\r\nPASS new secret\r\n");
+  expect_ok(c);
+  expect_ok(c);
+}
+
 TEST_F(Pop3Session, FailedLoginsAreThrottled) {
   settings_.pop3.max_auth_failures = 2;
   deliver("Subject: a\r\n\r\na\r\n");
