@@ -424,7 +424,7 @@ class SmtpSink:
     -Q CMD,... 421, -w SECONDS delay DATA, -h NAME greeting name. The sink
     runs as 'nobody' (smtp-sink refuses to run as root without -u)."""
 
-    def __init__(self, test, port=None, options=(), capture=True, hostname="sink.test"):
+    def __init__(self, test, port=None, options=(), capture=True, hostname="sink.test", backlog=64):
         self.test = test
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="smtp-sink-", dir=_peer_tmp_root())
@@ -439,7 +439,7 @@ class SmtpSink:
         if capture:
             # The template is strftime'd: keep '%' out of the path.
             command += ["-d", os.path.join(self.capture_dir, "m.")]
-        command += list(options) + ["127.0.0.1:%d" % self.port, "64"]
+        command += list(options) + ["127.0.0.1:%d" % self.port, str(backlog)]
         self.output_path = os.path.join(self.dir, "output")
         with open(self.output_path, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
