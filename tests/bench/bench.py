@@ -117,11 +117,21 @@ class Figure:
     def medians(self):
         return self._median(self.maild), self._median(self.anchor_values)
 
-    def ratio(self):
-        m, a = self.medians()
+    def _oriented(self, m, a):
         if m is None or a is None or m == 0 or a == 0:
             return None
         return m / a if self.better == "higher" else a / m
+
+    def ratio(self):
+        """The median of the rounds' own ratios: each round's pair shared the
+        machine's load of that moment. Falls back to the medians' ratio."""
+        if self.maild and len(self.maild) == len(self.anchor_values):
+            paired = [self._oriented(m, a) for m, a in zip(self.maild, self.anchor_values)]
+            paired = [r for r in paired if r is not None]
+            if paired:
+                return statistics.median(paired)
+        m, a = self.medians()
+        return self._oriented(m, a)
 
     def verdict(self):
         if self.not_yet:
@@ -192,6 +202,8 @@ class Servers:
             maild_harness.mailctl_ok(self.maild, "user", "add", self.address(user), "--hash-scheme",
                                      HASH_SCHEME, input=PASSWORD + "\n")
         self.maild.start()
+        # Freed memory stays with the process: later rounds' "before" would hide what sessions cost.
+        self.maild_fresh_rss, _ = load.memory_kib(self.maild.process.pid)
         log("maild pid %d, smtp %d, pop3 %d, folder %s" % (
             self.maild.process.pid, self.maild.ports["smtp"], self.maild.ports["pop3"], self.maild.dir))
 
@@ -397,12 +409,14 @@ def figure_idle(servers, figures, round_index):
         note="maild: RSS; Postfix: PSS of all its processes at %d sessions, scaled to %d"
         % (plan["idle_anchor"], plan["idle"])))
     per_session = figures.setdefault("idle_per_session", Figure(
-        "idle_per_session", "  per idle session", "KiB", "Postfix", better="lower"))
+        "idle_per_session", "  per idle session", "KiB", "Postfix", better="lower",
+        note="maild: (RSS - RSS when started) / sessions; Postfix: PSS per smtpd process"))
 
     def run_maild():
         pid = servers.maild.process.pid
         time.sleep(1.0)
-        base_rss, _ = load.memory_kib(pid)
+        before_rss, _ = load.memory_kib(pid)
+        base_rss = servers.maild_fresh_rss
         held = load.Connections(servers.maild.ports["smtp"], plan["idle"], deadline=IDLE_DEADLINE,
                                 batch=500)
         try:
@@ -415,8 +429,8 @@ def figure_idle(servers, figures, round_index):
             held.close()
         total.maild.append(rss / 1024)
         per_session.maild.append((rss - base_rss) / plan["idle"])
-        log("idle %d  maild    RSS %.1f MiB (%.1f before), %.2f KiB/session" % (
-            plan["idle"], rss / 1024, base_rss / 1024, (rss - base_rss) / plan["idle"]))
+        log("idle %d  maild    RSS %.1f MiB (%.1f before, %.1f when started), %.2f KiB/session" % (
+            plan["idle"], rss / 1024, before_rss / 1024, base_rss / 1024, (rss - base_rss) / plan["idle"]))
 
     def run_postfix():
         pid = servers.postfix.master_pid
@@ -670,8 +684,8 @@ def main():
     print()
     print_table(table_rows(figures))
     print()
-    print("medians of %d round(s); ratio > 1: maild is better (rates maild/anchor, times and memory "
-          "anchor/maild)" % plan["rounds"])
+    print("maild, anchor: medians of %d round(s); ratio: the median of each round's own ratio, > 1: "
+          "maild is better (rates maild/anchor, times and memory anchor/maild)" % plan["rounds"])
     for key, value in meta:
         print("%s: %s" % (key, value))
     if args.csv:
