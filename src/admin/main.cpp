@@ -20,6 +20,8 @@ namespace {
 const std::vector<Verb>& verb_table() {
   namespace a = maild::admin;
   constexpr auto existing = StoreAccess::existing;
+  const maild::admin::VerbOption hash_scheme{"hash-scheme", "yescrypt|sha512-crypt", "yescrypt",
+                                             "the crypt(3) method of the stored hash"};
   // clang-format off
   static const std::vector<Verb> verbs = {
       {"db", "migrate", "", 0, 0, {}, StoreAccess::create, a::db_migrate,
@@ -52,10 +54,10 @@ const std::vector<Verb>& verb_table() {
       {"domain", "del", "NAME", 1, 1, {}, existing, a::domain_del,
        "delete a domain with its users and aliases"},
       {"domain", "list", "", 0, 0, {}, existing, a::domain_list, "list the local domains"},
-      {"user", "add", "ADDRESS", 1, 1, {}, existing, a::user_add,
+      {"user", "add", "ADDRESS", 1, 1, {hash_scheme}, existing, a::user_add,
        "add a mailbox; the password is read from stdin or asked for"},
       {"user", "del", "ADDRESS", 1, 1, {}, existing, a::user_del, "delete a mailbox"},
-      {"user", "passwd", "ADDRESS", 1, 1, {}, existing, a::user_passwd,
+      {"user", "passwd", "ADDRESS", 1, 1, {hash_scheme}, existing, a::user_passwd,
        "set a mailbox's password from stdin or a prompt"},
       {"user", "list", "[DOMAIN]", 0, 1, {}, existing, a::user_list, "list mailboxes"},
       {"alias", "add", "SOURCE TARGET", 2, 2, {}, existing, a::alias_add,

@@ -58,6 +58,7 @@ class Connection {
 
   // Output waits in a buffer until flush(); read_line() flushes before it waits.
   void queue(std::string_view text) { output_.append(text); }
+  std::size_t queued() const { return output_.size(); }
 
   boost::asio::awaitable<bool> flush(Seconds timeout) {
     if (output_.empty()) co_return true;

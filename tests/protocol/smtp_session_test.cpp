@@ -523,6 +523,27 @@ TEST_F(SmtpSession, AuthPlainWithContinuationAndCancel) {
   c.expect("235 2.7.0");
 }
 
+TEST_F(SmtpSession, AChangedPasswordEndsTheCachedOne) {
+  const auto auth = [](const std::string& password) {
+    return "AUTH PLAIN " + base64_encode(std::string("\0bob@example.test\0", 18) + password) +
+           "\r\n";
+  };
+  const auto try_auth = [&](const std::string& password, const std::string& expected) {
+    auto c = said_ehlo();
+    c.send("STARTTLS\r\n");
+    c.expect("220 ");
+    c.start_tls();
+    c.send("EHLO client.example\r\n" + auth(password));
+    c.expect("250 ");
+    c.expect(expected);
+  };
+  try_auth("secret", "235 2.7.0");
+  try_auth("secret", "235 2.7.0");  // answered from the credential cache
+  store().admin().set_password("bob@example.test", password::hash("new secret"));
+  try_auth("secret", "535 5.7.8");
+  try_auth("new secret", "235 2.7.0");
+}
+
 TEST_F(SmtpSession, FailedAuthIsThrottledPerClientAddress) {
   settings_.smtp.max_auth_failures = 2;
   const auto wrong =
