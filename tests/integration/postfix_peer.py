@@ -458,12 +458,17 @@ class SmtpSink:
             return f.read()
 
     def messages(self):
-        """Each captured message (smtp-sink's X-*/Received header lines first)."""
-        out = []
-        for path in sorted(glob.glob(os.path.join(self.capture_dir, "m.*")), key=os.path.getmtime):
-            with open(path, "rb") as f:
-                out.append(f.read())
-        return out
+        """Each captured message (smtp-sink's X-*/Received header lines first).
+        smtp-sink removes the file of a transaction whose client went away
+        mid-DATA, so a file may vanish between listing and reading: skipped."""
+        found = []
+        for path in glob.glob(os.path.join(self.capture_dir, "m.*")):
+            try:
+                with open(path, "rb") as f:
+                    found.append((os.fstat(f.fileno()).st_mtime, f.read()))
+            except FileNotFoundError:
+                continue
+        return [content for _, content in sorted(found, key=lambda item: item[0])]
 
     def wait_for_messages(self, count, timeout=IO_TIMEOUT):
         deadline = time.monotonic() + timeout
