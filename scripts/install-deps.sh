@@ -2,6 +2,8 @@
 # Installs, from Debian's packages, what maild needs and is not there yet.
 #   scripts/install-deps.sh build   compilers and libraries: enough to build and run maild
 #   scripts/install-deps.sh test    the above, plus sanitizer/fuzzer runtimes and the test peers
+#   scripts/install-deps.sh bench   the above, plus the benchmark's anchors and profilers
+#                                   (tests/bench/, docs/performance.md)
 # Skips every package already installed; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -19,11 +21,18 @@ test_packages=(
   mpop fetchmail dnsmasq-base
   mariadb-server mariadb-client
 )
+# Dovecot is the POP3 anchor of tests/bench (a private instance, never the system's);
+# perf, valgrind (callgrind) and heaptrack are the profilers docs/performance.md uses.
+bench_packages=(
+  dovecot-core dovecot-pop3d
+  linux-perf valgrind heaptrack
+)
 
 case "$profile" in
   build) wanted=("${build_packages[@]}") ;;
   test)  wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  bench) wanted=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -41,10 +50,11 @@ sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-installs_postfix=false installs_mariadb=false
+installs_postfix=false installs_mariadb=false installs_dovecot=false
 for p in "${missing[@]}"; do
   [[ "$p" == postfix ]] && installs_postfix=true
   [[ "$p" == mariadb-server ]] && installs_mariadb=true
+  [[ "$p" == dovecot-core ]] && installs_dovecot=true
 done
 if $installs_postfix; then
   # Tests run private Postfix instances (tests/integration/postfix_peer.py); the
@@ -87,5 +97,28 @@ if $installs_mariadb; then
   fi
   if pgrep -a -x 'mariadbd|mysqld' >&2; then
     echo "install-deps: warning: a MariaDB server still runs after stopping the system service" >&2
+  fi
+fi
+if $installs_dovecot; then
+  # The benchmark runs private Dovecot instances (tests/bench/dovecot_peer.py: its
+  # own config in a temp folder, free 127.0.0.1 ports); the system's own must not
+  # run (it would sit on ports 110 and 143). Stop only the system service, through
+  # its service manager, and keep it from starting at boot.
+  if [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+  else
+    if [[ -s /run/dovecot/master.pid ]]; then
+      $sudo invoke-rc.d dovecot stop >/dev/null 2>&1 || true
+    fi
+    if [[ -s /run/dovecot/master.pid ]] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
+      $sudo doveadm -c /etc/dovecot/dovecot.conf stop >/dev/null 2>&1 || true
+    fi
+    if command -v systemctl >/dev/null; then
+      $sudo systemctl disable dovecot.service >/dev/null 2>&1 || true
+    fi
+    $sudo update-rc.d dovecot disable >/dev/null 2>&1 || true
+  fi
+  if [[ -s /run/dovecot/master.pid ]] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
+    echo "install-deps: warning: the system's Dovecot still runs after stopping its service" >&2
   fi
 fi

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
 
 namespace maild::admin {
@@ -31,13 +32,15 @@ struct RequestError : std::runtime_error {
 enum class StoreAccess {
   existing,  // the store must exist and be migrated
   create,    // db migrate: create the store if missing
+  none,      // db replicate, failover, status: the handler opens what it needs itself
 };
 
 struct Request {
   std::vector<std::string> args;                            // words after GROUP VERB
   std::map<std::string, std::string, std::less<>> options;  // defaults filled in
   Output& out;
-  store::Store* store = nullptr;  // opened as the verb's StoreAccess asks
+  store::Store* store = nullptr;               // opened as the verb's StoreAccess asks
+  const config::Settings* settings = nullptr;  // mail.conf, loaded and validated
 
   store::AdminStore& admin() const { return store->admin(); }
   const std::string& option(std::string_view name) const { return options.find(name)->second; }
@@ -81,6 +84,8 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
 // The handlers, one file per group.
 void db_migrate(Request&);
 void db_status(Request&);
+void db_replicate(Request&);
+void db_failover(Request&);
 void domain_add(Request&);
 void domain_del(Request&);
 void domain_list(Request&);

@@ -1,7 +1,9 @@
 // mailctl db: schema migration and status. Talks to the store's schema
-// management and AdminStore::status(); trusts what the store reports.
+// management and AdminStore::status(), and for MySQL to each endpoint (replication.cpp);
+// trusts what the store and the servers report.
 #include "command.hpp"
 #include "output.hpp"
+#include "replication.hpp"
 
 namespace maild::admin {
 
@@ -15,9 +17,10 @@ void db_migrate(Request& request) {
   }
 }
 
-void db_status(Request& request) {
-  const store::StoreStatus status = request.admin().status();
-  request.out.record({
+namespace {
+
+Record status_record(const store::StoreStatus& status) {
+  return {
       {"backend", "backend", status.backend},
       {"location", "location", status.location},
       {"schema version", "",
@@ -30,7 +33,33 @@ void db_status(Request& request) {
       {"messages", "messages", status.messages},
       {"deliveries", "deliveries", status.deliveries},
       {"queued", "queued", status.queued},
-  });
+  };
+}
+
+}  // namespace
+
+// Opens the store itself (StoreAccess::none): with MySQL the endpoints are shown even when
+// none is writable, and then the command fails after showing them.
+void db_status(Request& request) {
+  if (request.settings->store.backend != config::StoreBackend::mysql) {
+    const auto store = open_existing_store(*request.settings);
+    request.out.record(status_record(store->admin().status()));
+    store->close();
+    return;
+  }
+  const Table endpoints = endpoints_table(survey_endpoints(request));
+  std::string failure;
+  Record record;
+  try {
+    const auto store = open_existing_store(*request.settings);
+    record = status_record(store->admin().status());
+    store->close();
+  } catch (const std::exception& error) {
+    failure = error.what();
+    record = {{"backend", "backend", std::string("mysql")}, {"store", "error", failure}};
+  }
+  request.out.record_with_table(record, "endpoints", endpoints);
+  if (!failure.empty()) throw RequestError(failure);
 }
 
 }  // namespace maild::admin

@@ -9,6 +9,7 @@
 #include "command.hpp"
 #include "maild/config/load.hpp"
 #include "output.hpp"
+#include "replication.hpp"
 
 namespace maild::admin {
 
@@ -123,8 +124,8 @@ std::string store_location(const config::Settings& settings) {
   return out;
 }
 
-std::unique_ptr<store::Store> open_for(StoreAccess access, const std::string& config_file) {
-  const config::Settings settings = config::load_file(config_file);
+std::unique_ptr<store::Store> open_for(StoreAccess access, const config::Settings& settings) {
+  if (access == StoreAccess::none) return nullptr;
   if (access == StoreAccess::create)
     return store::open_store(settings, store::OpenMode::create_if_missing);
   // Said here rather than left to the backend so that the remedy is always named.
@@ -142,6 +143,10 @@ std::unique_ptr<store::Store> open_for(StoreAccess access, const std::string& co
 }
 
 }  // namespace
+
+std::unique_ptr<store::Store> open_existing_store(const config::Settings& settings) {
+  return open_for(StoreAccess::existing, settings);
+}
 
 std::optional<std::int64_t> positive_number(std::string_view text) {
   std::int64_t value = 0;
@@ -190,11 +195,13 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
     throw UsageError(std::string(e.what()) + " (see mailctl " + group + " " + command[1] +
                      " --help)");
   }
-  const std::unique_ptr<store::Store> store = open_for(verb->access, global.config_file);
+  const config::Settings settings = config::load_file(global.config_file);
+  request.settings = &settings;
+  const std::unique_ptr<store::Store> store = open_for(verb->access, settings);
   request.store = store.get();
   verb->handler(request);
   std::cout.flush();
-  store->close();
+  if (store) store->close();
   return 0;
 }
 

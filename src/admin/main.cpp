@@ -1,5 +1,8 @@
 // mailctl: administers maild's store from the command line. Talks to the store
 // (directly, not through maild) and to mail.conf; trusts its user as an administrator.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -17,20 +20,44 @@ namespace {
 const std::vector<Verb>& verb_table() {
   namespace a = maild::admin;
   constexpr auto existing = StoreAccess::existing;
+  const maild::admin::VerbOption hash_scheme{"hash-scheme", "yescrypt|sha512-crypt", "yescrypt",
+                                             "the crypt(3) method of the stored hash"};
   // clang-format off
   static const std::vector<Verb> verbs = {
       {"db", "migrate", "", 0, 0, {}, StoreAccess::create, a::db_migrate,
        "create the store if missing and apply migrations"},
-      {"db", "status", "", 0, 0, {}, existing, a::db_status,
-       "backend, location, schema version and counts"},
+      {"db", "status", "", 0, 0,
+       {{"admin-user", "USER", "", "MySQL account for the endpoints (default: [mysql] user)"},
+        {"admin-password-file", "FILE", "", "its password (default: [mysql] password)"}},
+       StoreAccess::none, a::db_status,
+       "backend, location, schema version and counts; each MySQL endpoint's role and state"},
+      {"db", "replicate", "", 0, 0,
+       {{"primary", "HOST:PORT", "", "the writable server (required)"},
+        {"standby", "HOST:PORT", "", "the server to replicate it (required)"},
+        {"admin-user", "USER", "", "MySQL account with replication rights (default: [mysql] user)"},
+        {"admin-password-file", "FILE", "", "its password (default: [mysql] password)"},
+        {"replication-user", "USER", "maild_repl", "the account the standby replicates as"},
+        {"replication-password-file", "FILE", "", "its password (default: a new random one)"},
+        {"semi-sync-timeout", "DURATION", "10s",
+         "how long a commit waits for the standby before going on without it"}},
+       StoreAccess::none, a::db_replicate,
+       "make a standby replicate the primary (GTID, semi-synchronous AFTER_SYNC)"},
+      {"db", "failover", "", 0, 0,
+       {{"admin-user", "USER", "", "MySQL account with replication rights (default: [mysql] user)"},
+        {"admin-password-file", "FILE", "", "its password (default: [mysql] password)"},
+        {"replication-user", "USER", "maild_repl", "the account standbys replicate as"},
+        {"replication-password-file", "FILE", "", "its password (default: a new random one)"},
+        {"semi-sync-timeout", "DURATION", "10s", "as for db replicate, for re-attached standbys"}},
+       StoreAccess::none, a::db_failover,
+       "promote the most advanced standby and fence the old primary"},
       {"domain", "add", "NAME", 1, 1, {}, existing, a::domain_add, "add a local domain"},
       {"domain", "del", "NAME", 1, 1, {}, existing, a::domain_del,
        "delete a domain with its users and aliases"},
       {"domain", "list", "", 0, 0, {}, existing, a::domain_list, "list the local domains"},
-      {"user", "add", "ADDRESS", 1, 1, {}, existing, a::user_add,
+      {"user", "add", "ADDRESS", 1, 1, {hash_scheme}, existing, a::user_add,
        "add a mailbox; the password is read from stdin or asked for"},
       {"user", "del", "ADDRESS", 1, 1, {}, existing, a::user_del, "delete a mailbox"},
-      {"user", "passwd", "ADDRESS", 1, 1, {}, existing, a::user_passwd,
+      {"user", "passwd", "ADDRESS", 1, 1, {hash_scheme}, existing, a::user_passwd,
        "set a mailbox's password from stdin or a prompt"},
       {"user", "list", "[DOMAIN]", 0, 1, {}, existing, a::user_list, "list mailboxes"},
       {"alias", "add", "SOURCE TARGET", 2, 2, {}, existing, a::alias_add,
@@ -80,6 +107,11 @@ const std::vector<Verb>& verb_table() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The store's own warnings (e.g. semi-sync inactive) go to stderr: stdout is the result, and
+  // with --json one JSON document.
+  spdlog::set_default_logger(spdlog::stderr_logger_st("mailctl"));
+  spdlog::set_pattern("mailctl: %l: %v");
+  spdlog::set_level(spdlog::level::warn);
   maild::admin::GlobalOptions global;
   try {
     po::options_description options;

@@ -1,5 +1,7 @@
 // mailctl user: mailboxes and their passwords. Talks to AdminStore and the
 // password hasher; only the hash leaves this file, the password never.
+#include <optional>
+
 #include "address.hpp"
 #include "command.hpp"
 #include "maild/core/password.hpp"
@@ -8,9 +10,22 @@
 
 namespace maild::admin {
 
+namespace {
+
+password::Scheme hash_scheme(const Request& request) {
+  const std::string& name = request.option("hash-scheme");
+  const std::optional<password::Scheme> scheme = password::scheme_named(name);
+  if (!scheme)
+    throw UsageError("--hash-scheme must be yescrypt or sha512-crypt, not '" + name + "'");
+  return *scheme;
+}
+
+}  // namespace
+
 void user_add(Request& request) {
   const std::string address = mailbox_address(request.args[0]);
-  request.admin().add_user(address, password::hash(read_new_password()));
+  const password::Scheme scheme = hash_scheme(request);
+  request.admin().add_user(address, password::hash(read_new_password(), scheme));
   request.out.confirm("added user " + address);
 }
 
@@ -22,7 +37,8 @@ void user_del(Request& request) {
 
 void user_passwd(Request& request) {
   const std::string address = mailbox_address(request.args[0]);
-  request.admin().set_password(address, password::hash(read_new_password()));
+  const password::Scheme scheme = hash_scheme(request);
+  request.admin().set_password(address, password::hash(read_new_password(), scheme));
   request.out.confirm("changed the password of " + address);
 }
 

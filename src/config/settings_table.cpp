@@ -84,6 +84,9 @@ std::vector<KeySpec> build_keys() {
       {"server", "shutdown_grace", DurationType{1s, 1h}, "30s",
        "On SIGTERM, how long sessions may finish before they are closed",
        into(&S::server, &ServerSettings::shutdown_grace)},
+      {"server", "auth_cache_ttl", DurationType{0s, one_day}, "5m",
+       "How long a verified password is remembered (POP3 and SMTP AUTH); 0s = check every time",
+       into(&S::server, &ServerSettings::auth_cache_ttl)},
 
       // [log]
       {"log", "level", words_of(log_levels), "info", "Least severe level written",

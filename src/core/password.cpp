@@ -31,14 +31,21 @@ bool failed(const char* result) { return result == nullptr || result[0] == '*'; 
 
 }  // namespace
 
-std::string hash(std::string_view plaintext) {
+std::optional<Scheme> scheme_named(std::string_view name) {
+  if (name == "yescrypt") return Scheme::yescrypt;
+  if (name == "sha512-crypt") return Scheme::sha512_crypt;
+  return std::nullopt;
+}
+
+std::string hash(std::string_view plaintext, Scheme scheme) {
   if (has_nul(plaintext)) throw std::runtime_error("a password cannot contain a NUL byte");
 
+  const char* prefix = scheme == Scheme::sha512_crypt ? "$6$" : "$y$";
   std::array<char, CRYPT_GENSALT_OUTPUT_SIZE> setting{};
-  // nullptr random bytes: libcrypt reads its own entropy (getrandom).
-  if (crypt_gensalt_rn("$y$", 0, nullptr, 0, setting.data(), static_cast<int>(setting.size())) ==
+  // Count 0: libcrypt's default cost. nullptr random bytes: libcrypt reads its own entropy.
+  if (crypt_gensalt_rn(prefix, 0, nullptr, 0, setting.data(), static_cast<int>(setting.size())) ==
       nullptr) {
-    throw std::runtime_error("libcrypt could not make a yescrypt salt");
+    throw std::runtime_error(std::string("libcrypt could not make a salt for ") + prefix);
   }
   CryptScratch scratch;
   const std::string secret(plaintext);

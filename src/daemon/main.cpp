@@ -27,6 +27,7 @@
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
+#include "net/credential_cache.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
 
@@ -147,7 +148,8 @@ class Daemon {
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
-        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window) {}
+        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window),
+        credentials_(settings_.server.auth_cache_ttl) {}
 
   int run() {
     server_.bind();
@@ -162,7 +164,7 @@ class Daemon {
     courier_.emplace(settings_, *resolver_, io_.get_executor());
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
-                                    smtp_auth_throttle_, pop3_auth_throttle_,
+                                    smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
                                     [this] { queue_->wake(); }});
     server_.start(*parts_);
     queue_->start();
@@ -269,6 +271,7 @@ class Daemon {
   std::optional<asio::thread_pool> store_pool_;  // blocking store calls; never an I/O thread
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
+  net::CredentialCache credentials_;
   std::unique_ptr<store::Store> store_;
   std::optional<dns::Resolver> resolver_;
   std::optional<delivery::Courier> courier_;

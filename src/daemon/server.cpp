@@ -154,6 +154,9 @@ void Server::admit(net::Service service, tcp::socket socket) {
   if (ec) return;  // already gone
   const auto remote = to_ip(peer.address());
   auto executor = socket.get_executor();
+  // Replies leave in whole flushes; Nagle would hold a flush's last segment back until the
+  // client ACKs the one before, which a client in delayed-ACK waits up to 40 ms to do (RETR).
+  socket.set_option(tcp::no_delay(true), ec);
   auto decision = admission_.admit(remote);
   if (!decision.ticket) {
     auto remote_text = peer.address().to_string() + ":" + std::to_string(peer.port());

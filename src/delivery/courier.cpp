@@ -3,6 +3,7 @@
 // which it opens one after the other.
 #include "delivery/courier.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -81,8 +82,10 @@ class Courier::Slots {
     co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     std::lock_guard lock(mutex_);
     if (waiter->granted) co_return true;
-    auto& waiters = destinations_[key].waiters;
-    waiters.erase(std::remove(waiters.begin(), waiters.end(), waiter), waiters.end());
+    if (const auto found = destinations_.find(key); found != destinations_.end()) {
+      auto& waiters = found->second.waiters;
+      waiters.erase(std::remove(waiters.begin(), waiters.end(), waiter), waiters.end());
+    }
     co_return false;
   }
 
@@ -175,6 +178,9 @@ asio::awaitable<std::vector<Outcome>> Courier::deliver(const std::string& domain
 asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
                                                    std::vector<Parcel>& parcels,
                                                    config::TlsPolicy tls) {
+  const bool nothing_to_do = std::all_of(parcels.begin(), parcels.end(),
+                                         [](const Parcel& p) { return p.recipients.empty(); });
+  if (nothing_to_do) co_return std::vector<Outcome>{};
   std::vector<smtp::Transfer> transfers;
   transfers.reserve(parcels.size());
   for (const auto& parcel : parcels) transfers.emplace_back(parcel);
@@ -265,8 +271,10 @@ asio::awaitable<void> Courier::try_hops(const Destination& destination, const Ho
       if (all_settled() || stopped_) co_return;
       auto trouble = co_await attempt(destination, hop, address, parcels, transfers, tls, true);
       // A failed handshake under `may`: the same server once more, in plain text.
-      if (trouble && trouble->tls_failed && tls == config::TlsPolicy::may && !stopped_)
-        trouble = co_await attempt(destination, hop, address, parcels, transfers, tls, false);
+      if (trouble && trouble->tls_failed && tls == config::TlsPolicy::may && !stopped_) {
+        auto again = co_await attempt(destination, hop, address, parcels, transfers, tls, false);
+        trouble = std::move(again);
+      }
       if (!trouble) continue;
       if (!trouble->remote_host.empty()) {
         problem.answered = std::move(*trouble);
@@ -340,8 +348,8 @@ asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
       if (transfers[p].done()) continue;
       co_await session.send(parcels[p], transfers[p]);
     }
-    co_await session.quit();
   }
+  co_await session.quit();
   boost::system::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   if (session.usable()) co_return std::nullopt;

@@ -33,7 +33,8 @@ inline constexpr Seconds destination_slot_wait = std::chrono::minutes(2);
 class Courier {
  public:
   // Reads [delivery] route_auth_file (throws std::runtime_error naming the
-  // file and line when it is bad). `settings` and `resolver` must outlive it.
+  // file and line when it is bad). `settings` and `resolver` must outlive it;
+  // destroy it only when no deliver() is running any more (stop() first).
   Courier(const config::Settings& settings, dns::Resolver& resolver,
           boost::asio::any_io_executor executor);
   ~Courier();

@@ -6,6 +6,7 @@
 // Trust: the peer is untrusted; every read is bounded in size and time.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -13,6 +14,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +31,8 @@ namespace maild::net {
 template <class Socket>
 class Connection {
  public:
+  using Clock = std::chrono::steady_clock;
+
   Connection(Socket& socket, std::shared_ptr<SessionControl> control, SessionLog log,
              std::size_t max_line)
       : socket_(socket),
@@ -54,6 +58,7 @@ class Connection {
 
   // Output waits in a buffer until flush(); read_line() flushes before it waits.
   void queue(std::string_view text) { output_.append(text); }
+  std::size_t queued() const { return output_.size(); }
 
   boost::asio::awaitable<bool> flush(Seconds timeout) {
     if (output_.empty()) co_return true;
@@ -80,6 +85,13 @@ class Connection {
 
   // The next CRLF line. Waits at most `timeout` for each chunk of it.
   boost::asio::awaitable<ReadResult> read_line(Seconds timeout) {
+    const auto result = co_await read_line_by(timeout, Clock::time_point::max());
+    co_return result;
+  }
+
+  // The same, but all of the line must have come by `deadline`: a peer that
+  // trickles bytes cannot hold the reader any longer.
+  boost::asio::awaitable<ReadResult> read_line_by(Seconds timeout, Clock::time_point deadline) {
     for (;;) {
       if (auto line = lines_.next()) {
         if (line->too_long) co_return ReadResult{ReadStatus::too_long, {}};
@@ -90,9 +102,12 @@ class Connection {
       // Checked right before the read starts: a stop request that came while
       // the flush completed found no read to cancel.
       if (stopping()) co_return ReadResult{ReadStatus::stopping, {}};
+      const auto now = Clock::now();
+      if (now >= deadline) co_return ReadResult{ReadStatus::timed_out, {}};
+      const auto wait = std::min<Clock::duration>(timeout, deadline - now);
       auto space = lines_.prepare(read_chunk);
       boost::system::error_code ec;
-      const std::size_t n = co_await read_some(space.data(), space.size(), timeout, ec);
+      const std::size_t n = co_await read_some(space.data(), space.size(), wait, ec);
       lines_.commit(n);
       if (ec) co_return ReadResult{failure_status(ec), {}};
     }
@@ -185,7 +200,8 @@ class Connection {
   }
   static constexpr std::size_t raw_chunk = 16 * 1024;
 
-  boost::asio::awaitable<std::size_t> read_some(char* data, std::size_t size, Seconds timeout,
+  boost::asio::awaitable<std::size_t> read_some(char* data, std::size_t size,
+                                                Clock::duration timeout,
                                                 boost::system::error_code& ec) {
     watchdog_.arm(timeout);
     std::size_t n = 0;

@@ -13,6 +13,7 @@
 namespace maild::net {
 
 class AuthThrottle;
+class CredentialCache;
 class TlsContext;
 
 enum class Service { smtp, submission, submissions, pop3, pop3s };
@@ -27,6 +28,7 @@ struct ServerParts {
   boost::asio::any_io_executor store_pool;  // where blocking store calls run
   AuthThrottle& smtp_auth_throttle;
   AuthThrottle& pop3_auth_throttle;
+  CredentialCache& credentials;  // verified passwords, for POP3 and SMTP AUTH
   // Tells the outbound queue that a message was just queued (may be empty).
   std::function<void()> queue_wakeup;
 };

@@ -16,6 +16,7 @@
 #include "maild/core/password.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/credential_cache.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "pop3/command.hpp"
@@ -30,6 +31,11 @@ namespace {
 constexpr std::size_t auth_line_max = 12288;
 // RETR and TOP send the message in pieces of this size.
 constexpr std::size_t send_chunk = 64 * 1024;
+// Clients read a maildrop in order: after two RETRs in sequence, the next messages come
+// with this one, in the same store call (a thread hop per message costs most of a RETR on
+// a busy machine). At most this many messages and octets are held ahead.
+constexpr std::size_t read_ahead_messages = 8;
+constexpr std::uint64_t read_ahead_octets = 256 * 1024;
 
 const std::string& decoy_hash() {
   static const std::string hash = password::hash("maild decoy password");
@@ -47,6 +53,8 @@ struct Transaction {
   std::vector<bool> deleted;
   std::vector<bool> retrieved;
   std::chrono::steady_clock::time_point locked_at;
+  std::optional<std::size_t> last_retrieved;                      // index of the last RETR
+  std::vector<std::pair<std::size_t, store::MessageText>> ahead;  // read ahead, by index
 };
 
 template <class Socket>
@@ -246,12 +254,15 @@ class Session {
       err("[LOGIN-DELAY] too many failed logins, try again later");
       co_return Flow::close;
     }
-    const auto check = [&store = env_.parts.store, name,
+    const auto check = [&store = env_.parts.store, &credentials = env_.parts.credentials, name,
                         secret]() -> std::optional<store::Account> {
       auto account = store.directory().account(name);
-      const bool matches =
-          password::verify(secret, account ? account->password_hash : decoy_hash());
-      if (!account || !matches) return std::nullopt;
+      if (!account) {
+        // The same full check as for a wrong password, so that timing tells nothing.
+        password::verify(secret, decoy_hash());
+        return std::nullopt;
+      }
+      if (!credentials.check(account->address, secret, account->password_hash)) return std::nullopt;
       return account;
     };
     std::optional<store::Account> account;
@@ -414,17 +425,31 @@ class Session {
     auto& t = std::get<Transaction>(state_);
     const auto index = message(*command.number);
     if (!index) co_return Flow::proceed;
-    const auto fetch = [&store = env_.parts.store, mailbox = t.mailbox, id = t.entries[*index].id] {
-      return store.maildrops().text(mailbox, id);
-    };
-    std::optional<store::MessageText> text;
-    try {
-      text = co_await net::run_blocking(env_.parts.store_pool, fetch);
-    } catch (const std::exception& e) {
-      log().warn("store error reading a message: {}", e.what());
-      err("[SYS/TEMP] temporary failure, try again later");
-      co_return Flow::proceed;
+    std::optional<store::MessageText> text = take_read_ahead(t, *index);
+    if (!text) {
+      const std::vector<std::size_t> wanted = to_fetch(t, *index, !lines);
+      std::vector<store::DeliveryId> ids;
+      for (const std::size_t i : wanted) ids.push_back(t.entries[i].id);
+      const auto fetch = [&store = env_.parts.store, mailbox = t.mailbox, ids] {
+        std::vector<std::optional<store::MessageText>> texts;
+        for (const store::DeliveryId id : ids) texts.push_back(store.maildrops().text(mailbox, id));
+        return texts;
+      };
+      std::vector<std::optional<store::MessageText>> texts;
+      try {
+        texts = co_await net::run_blocking(env_.parts.store_pool, fetch);
+      } catch (const std::exception& e) {
+        log().warn("store error reading a message: {}", e.what());
+        err("[SYS/TEMP] temporary failure, try again later");
+        co_return Flow::proceed;
+      }
+      text = std::move(texts.front());
+      t.ahead.clear();
+      for (std::size_t k = 1; k < texts.size(); ++k) {
+        if (texts[k]) t.ahead.emplace_back(wanted[k], std::move(*texts[k]));
+      }
     }
+    if (!lines) t.last_retrieved = *index;
     if (!text) {
       err("no such message");
       co_return Flow::proceed;
@@ -444,18 +469,51 @@ class Session {
     stuffer.finish(piece);
     io_.queue(piece);
     if (!lines) t.retrieved[*index] = true;
+    // The rest leaves with the next read's flush: a small message in one write with its "+OK"
+    // and final ".". Pipelined commands may keep the session from reading: not past a chunk.
+    if (io_.queued() >= send_chunk) {
+      const bool sent = co_await io_.flush(settings_.pop3.idle_timeout);
+      if (!sent) co_return Flow::close;
+    }
     co_return Flow::proceed;
+  }
+
+  // A message read ahead, handed over (and forgotten) when it is the one asked for.
+  static std::optional<store::MessageText> take_read_ahead(Transaction& t, std::size_t index) {
+    for (auto it = t.ahead.begin(); it != t.ahead.end(); ++it) {
+      if (it->first != index) continue;
+      store::MessageText text = std::move(it->second);
+      t.ahead.erase(it);
+      return text;
+    }
+    return std::nullopt;
+  }
+
+  // The message asked for, then, when RETR follows the previous RETR's message, the next
+  // ones not deleted, within the read-ahead limits.
+  static std::vector<std::size_t> to_fetch(const Transaction& t, std::size_t index, bool retr) {
+    std::vector<std::size_t> wanted{index};
+    if (!retr || !t.last_retrieved || *t.last_retrieved + 1 != index) return wanted;
+    std::uint64_t octets = 0;
+    for (std::size_t i = index + 1; i < t.entries.size() && wanted.size() <= read_ahead_messages;
+         ++i) {
+      if (t.deleted[i]) continue;
+      octets += t.entries[i].size;
+      if (octets > read_ahead_octets) break;
+      wanted.push_back(i);
+    }
+    return wanted;
   }
 
   asio::awaitable<bool> send_stuffed(ByteStuffer& stuffer, std::string_view text,
                                      std::string& piece) {
     for (std::size_t at = 0; at < text.size(); at += send_chunk) {
-      piece.clear();
       stuffer.append(text.substr(at, send_chunk), piece);
+      if (piece.size() < send_chunk) continue;  // kept for one write with what follows
       const bool sent = co_await io_.send(piece, settings_.pop3.idle_timeout);
       if (!sent) co_return false;
+      piece.clear();
     }
-    piece.clear();
     co_return true;
   }
 

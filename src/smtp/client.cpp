@@ -91,7 +91,7 @@ asio::awaitable<bool> ClientSession::open() {
     if (!secured) co_return false;
   }
   if (options_.tls == config::TlsPolicy::encrypt && !conn_.tls_active()) {
-    fail("450 4.7.4 TLS required but not offered by " + options_.remote_host);
+    decline("450 4.7.4 TLS required but not offered by " + options_.remote_host);
     co_return false;
   }
   if (options_.credentials != nullptr) {
@@ -138,8 +138,8 @@ asio::awaitable<bool> ClientSession::start_tls() {
   }
   if (ready->kind() != 2) {
     if (options_.tls == config::TlsPolicy::encrypt) {
-      fail("450 4.7.4 TLS required but STARTTLS refused by " + options_.remote_host + ": " +
-           ready->summary());
+      decline("450 4.7.4 TLS required but STARTTLS refused by " + options_.remote_host + ": " +
+              ready->summary());
       co_return false;
     }
     log().info("STARTTLS refused ({}); going on in plain text", ready->summary());
@@ -160,7 +160,7 @@ asio::awaitable<bool> ClientSession::start_tls() {
 // AUTH PLAIN (RFC 4954, RFC 4616), only under TLS.
 asio::awaitable<bool> ClientSession::authenticate() {
   if (!conn_.tls_active()) {
-    fail("450 4.7.0 not sending credentials to " + options_.remote_host + " without TLS");
+    decline("450 4.7.0 not sending credentials to " + options_.remote_host + " without TLS");
     co_return false;
   }
   const auto& offered = extensions_.auth;
@@ -169,7 +169,7 @@ asio::awaitable<bool> ClientSession::authenticate() {
     co_return true;
   }
   if (std::find(offered.begin(), offered.end(), "PLAIN") == offered.end()) {
-    fail("450 4.7.0 " + options_.remote_host + " offers no AUTH mechanism maild has (PLAIN)");
+    decline("450 4.7.0 " + options_.remote_host + " offers no AUTH mechanism maild has (PLAIN)");
     co_return false;
   }
   const auto& login = *options_.credentials;
@@ -268,7 +268,13 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
     co_return;
   }
   if (data->code != 354) {
-    for (const auto i : accepted) settle_by(transfer, i, *data);
+    // Even a 2xx here delivered nothing: only a 5xx is final.
+    for (const auto i : accepted) {
+      if (data->kind() == 5)
+        settle(transfer, i, Kind::permanent, data->summary());
+      else
+        settle(transfer, i, Kind::temporary, as_temporary(*data));
+    }
     if (mail_ok) co_await reset();
     co_return;
   }
@@ -287,7 +293,10 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
     co_return;
   }
   std::optional<ServerReply> end;
-  if (sent) end = co_await read_reply(options_.timeouts.end_of_data, "the end of data");
+  if (sent) {
+    auto reply = co_await read_reply(options_.timeouts.end_of_data, "the end of data");
+    end = std::move(reply);
+  }
   if (!end) {
     // The dot may have arrived and the message been taken: no other server
     // gets it now; the queue retries later and counts the risk.
@@ -309,7 +318,7 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
 }
 
 asio::awaitable<void> ClientSession::quit() {
-  if (!usable() || conn_.stopping()) co_return;
+  if ((!usable() && !may_quit_) || conn_.stopping()) co_return;
   command("QUIT");
   const auto bye = co_await read_reply(options_.timeouts.rset, "QUIT");
   (void)bye;  // the messages are settled; the goodbye changes nothing
@@ -360,8 +369,10 @@ asio::awaitable<bool> ClientSession::send_content(const std::string& text, bool&
 asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
     Seconds timeout, std::string_view waiting_for) {
   ReplyParser parser;
+  // The timeout is for the whole reply, however slowly its bytes trickle in.
+  const auto deadline = net::Connection<Socket>::Clock::now() + timeout;
   for (;;) {
-    auto input = co_await conn_.read_line(timeout);
+    auto input = co_await conn_.read_line_by(timeout, deadline);
     switch (input.status) {
       case net::ReadStatus::line:
         break;
@@ -406,7 +417,15 @@ void ClientSession::fail(std::string reply) {
 }
 
 void ClientSession::fail_with(const ServerReply& reply, std::string_view in_reply_to) {
+  if (trouble_) return;
   fail(as_temporary(reply) + " (in reply to " + std::string(in_reply_to) + ")");
+  may_quit_ = reply.code != 421;  // after 421 the server closes by itself
+}
+
+void ClientSession::decline(std::string reply) {
+  if (trouble_) return;
+  fail(std::move(reply));
+  may_quit_ = true;  // our own refusal: the connection is fine for a goodbye
 }
 
 std::string ClientSession::mail_command(const delivery::Parcel& parcel) const {

@@ -93,7 +93,7 @@ class ClientSession {
   // One message to the transfer's unsettled recipients. Nothing is sent when
   // the peer cannot take it (SIZE, SMTPUTF8): those recipients fail at once.
   boost::asio::awaitable<void> send(const delivery::Parcel& parcel, Transfer& transfer);
-  // QUIT, when the session is still usable.
+  // QUIT, unless the connection broke or the server closes it (421).
   boost::asio::awaitable<void> quit();
 
   bool usable() const { return !trouble_.has_value(); }
@@ -113,6 +113,7 @@ class ClientSession {
   void command(const std::string& line);
   void fail(std::string reply);
   void fail_with(const ServerReply& reply, std::string_view in_reply_to);
+  void decline(std::string reply);
   std::string mail_command(const delivery::Parcel& parcel) const;
   std::string rcpt_command(const store::QueueRecipient& recipient) const;
   void settle(Transfer& transfer, std::size_t index, delivery::Outcome::Kind kind,
@@ -126,6 +127,7 @@ class ClientSession {
   Extensions extensions_;
   bool esmtp_ = false;
   bool answered_ = false;  // the server sent something: its name goes into outcomes
+  bool may_quit_ = false;  // unusable, but the connection is fine for QUIT
   std::optional<SessionTrouble> trouble_;
 };
 

@@ -15,6 +15,7 @@
 #include "maild/core/password.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/credential_cache.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "smtp/command.hpp"
@@ -390,10 +391,15 @@ class Session {
     const auto outcome = co_await read_credentials(request, user, secret);
     conn_.lines().set_max_line(command_line_max);
     if (outcome) co_return *outcome;
-    const auto check = [&store = env_.parts.store, user, secret] {
+    const auto check = [&store = env_.parts.store, &credentials = env_.parts.credentials, user,
+                        secret] {
       const auto hash = store.directory().password_hash(user);
-      const bool matches = password::verify(secret, hash ? *hash : decoy_hash());
-      return hash.has_value() && matches;
+      if (!hash) {
+        // The same full check as for a wrong password, so that timing tells nothing.
+        password::verify(secret, decoy_hash());
+        return false;
+      }
+      return credentials.check(user, secret, *hash);
     };
     bool accepted = false;
     try {

@@ -429,7 +429,7 @@ class SmtpSink:
     runs as 'nobody' (smtp-sink refuses to run as root without -u)."""
 
     def __init__(self, test, port=None, options=(), capture=True, hostname="sink.test",
-                 host="127.0.0.1"):
+                 host="127.0.0.1", backlog=64):
         self.test = test
         self.host = host
         self.port = port or free_port(host)
@@ -445,7 +445,7 @@ class SmtpSink:
         if capture:
             # The template is strftime'd: keep '%' out of the path.
             command += ["-d", os.path.join(self.capture_dir, "m.")]
-        command += list(options) + ["%s:%d" % (host, self.port), "64"]
+        command += list(options) + ["%s:%d" % (host, self.port), str(backlog)]
         self.output_path = os.path.join(self.dir, "output")
         with open(self.output_path, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import sqlite3
 import shutil
 import subprocess
 import tempfile
@@ -208,6 +209,24 @@ class UserTest(MailctlCase):
                          "changed the password of a@example.test\n")
         self.assertEqual(self.ok("user", "del", "a@example.test"), "deleted user a@example.test\n")
         self.assertEqual(self.users(), ["b.c+d@example.test"])
+
+    def stored_hash(self, address):
+        with sqlite3.connect(self.store) as db:
+            return db.execute("SELECT password_hash FROM mailboxes WHERE address = ?",
+                              (address,)).fetchone()[0]
+
+    def test_hash_scheme(self):
+        self.ok("user", "add", "y@example.test", stdin=b"secret\n")
+        self.assertTrue(self.stored_hash("y@example.test").startswith("$y$"))
+        self.ok("user", "add", "s@example.test", "--hash-scheme", "sha512-crypt", stdin=b"secret\n")
+        self.assertTrue(self.stored_hash("s@example.test").startswith("$6$"))
+        self.ok("user", "passwd", "y@example.test", "--hash-scheme=sha512-crypt", stdin=b"other\n")
+        self.assertTrue(self.stored_hash("y@example.test").startswith("$6$"))
+        self.ok("user", "passwd", "s@example.test", "--hash-scheme", "yescrypt", stdin=b"other\n")
+        self.assertTrue(self.stored_hash("s@example.test").startswith("$y$"))
+        self.fails("user", "add", "m@example.test", "--hash-scheme", "md5", stdin=b"secret\n",
+                   code=2, mentioning=["--hash-scheme", "md5"])
+        self.assertEqual(self.users(), ["s@example.test", "y@example.test"])
 
     def test_duplicate_unknown_domain_and_unknown_user(self):
         self.ok("user", "add", "a@example.test", stdin=b"secret\n")

@@ -66,16 +66,21 @@ Parcel parcel_for(const std::string& address) {
   return p;
 }
 
-// A whole successful delivery of parcel_for(address), as the peer sees it.
+// The greeting and one message of parcel_for(address), as the peer sees them.
+void accepts_one(PeerConnection& peer, const std::string& address) {
+  peer.say("220 mx ESMTP\r\n");
+  peer.expect("EHLO client.example.test\r\n");
+  peer.say("250-mx\r\n250 PIPELINING\r\n");
+  peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<" + address + ">\r\nDATA\r\n");
+  peer.say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+  peer.expect(text + ".\r\n");
+  peer.say("250 2.0.0 Ok: queued\r\n");
+}
+
+// A whole successful delivery of parcel_for(address).
 ScriptedPeer::Script accepts(const std::string& address) {
   return [address](PeerConnection& peer) {
-    peer.say("220 mx ESMTP\r\n");
-    peer.expect("EHLO client.example.test\r\n");
-    peer.say("250-mx\r\n250 PIPELINING\r\n");
-    peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<" + address + ">\r\nDATA\r\n");
-    peer.say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
-    peer.expect(text + ".\r\n");
-    peer.say("250 2.0.0 Ok: queued\r\n");
+    accepts_one(peer, address);
     peer.expect("QUIT\r\n");
     peer.say("221 2.0.0 Bye\r\n");
     peer.expect_closed();
@@ -189,6 +194,24 @@ TEST_F(DeliveryRouteTest, TheNextMxAfterA421Greeting) {
   EXPECT_EQ(outcome.remote_host, "mx2.pref.test[127.0.0.2]" + port_suffix());
   busy_->finish();
   EXPECT_EQ(busy_->connections(), 1);
+}
+
+TEST_F(DeliveryRouteTest, AfterA421MidSessionTheNextMxGetsWhatIsLeft) {
+  busy_.emplace("127.0.0.4", mx_->port());
+  busy_->play({[](PeerConnection& peer) {
+    accepts_one(peer, "bob@busy.test");
+    peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<carol@busy.test>\r\nDATA\r\n");
+    peer.say("421 4.3.2 busy-mx.test going down\r\n");
+    peer.close();
+  }});
+  mx_->play({accepts("carol@busy.test")});
+  std::vector<Parcel> parcels{parcel_for("bob@busy.test"), parcel_for("carol@busy.test")};
+  const auto outcomes = deliver("busy.test", parcels);
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].kind, Kind::delivered) << outcomes[0].reply;
+  EXPECT_EQ(outcomes[0].remote_host, "busy-mx.test[127.0.0.4]" + port_suffix());
+  EXPECT_EQ(outcomes[1].kind, Kind::delivered) << outcomes[1].reply;
+  EXPECT_EQ(outcomes[1].remote_host, "mx2.pref.test[127.0.0.2]" + port_suffix());
 }
 
 TEST_F(DeliveryRouteTest, WhenEveryMxFailsTheLastProblemDefers) {

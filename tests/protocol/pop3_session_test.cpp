@@ -132,6 +132,34 @@ TEST_F(Pop3Session, LoginStatListUidlRetr) {
   expect_ok(c);
 }
 
+TEST_F(Pop3Session, RetrievalInOrderReadsAheadAndStaysExact) {
+  std::vector<std::string> texts;
+  for (int i = 1; i <= 12; ++i)
+    texts.push_back(
+        deliver("Subject: m" + std::to_string(i) + "\r\n\r\n.body " + std::to_string(i) + "\r\n"));
+  auto c = logged_in();
+  c.send("DELE 4\r\n");
+  expect_ok(c);
+  for (const int n : {1, 2, 3, 5, 6}) {  // in order: from 2 on, later messages come along
+    c.send("RETR " + std::to_string(n) + "\r\n");
+    expect_ok(c);
+    EXPECT_EQ(retrieved(c), texts[static_cast<std::size_t>(n - 1)]) << n;
+  }
+  c.send("RETR 4\r\n");
+  expect_err(c);  // deleted, even though it was never read ahead
+  c.send("TOP 7 0\r\nRETR 11\r\nRETR 12\r\nRETR 7\r\n");
+  expect_ok(c);
+  EXPECT_EQ(multiline(c),
+            (std::vector<std::string>{"Return-Path: <alice@origin.test>", "Subject: m7", ""}));
+  for (const int n : {11, 12, 7}) {
+    expect_ok(c);
+    EXPECT_EQ(retrieved(c), texts[static_cast<std::size_t>(n - 1)]) << n;
+  }
+  c.send("QUIT\r\n");
+  EXPECT_EQ(c.line(), "+OK maild POP3 server signing off (11 messages left)");
+  EXPECT_TRUE(c.closed());
+}
+
 TEST_F(Pop3Session, ByteStuffingOnTheWire) {
   deliver("S: x\r\n\r\n.a\r\n.\r\n");
   auto c = logged_in();
@@ -265,6 +293,25 @@ TEST_F(Pop3Session, WrongPasswordAndUnknownUserGetTheSameReply) {
   c.send("USER nobody@example.test\r\nPASS secret\r\n");
   expect_ok(c);
   EXPECT_EQ(expect_err(c, "-ERR [AUTH]"), wrong);
+}
+
+TEST_F(Pop3Session, AChangedPasswordEndsTheCachedOne) {
+  deliver("Subject: a\r\n\r\na\r\n");
+  for (int i = 0; i < 2; ++i) {  // the second login is answered from the credential cache
+    auto c = logged_in();
+    c.send("QUIT\r\n");
+    expect_ok(c);
+    EXPECT_TRUE(c.closed());
+  }
+  store().admin().set_password("bob@example.test", password::hash("new secret"));
+  auto c = connect();
+  expect_ok(c);
+  c.send("USER bob@example.test\r\nPASS secret\r\n");
+  expect_ok(c);
+  expect_err(c, "-ERR [AUTH]");
+  c.send("USER bob@example.test\r\nPASS new secret\r\n");
+  expect_ok(c);
+  expect_ok(c);
 }
 
 TEST_F(Pop3Session, FailedLoginsAreThrottled) {

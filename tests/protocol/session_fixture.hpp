@@ -30,6 +30,7 @@
 #include "maild/core/password.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
+#include "net/credential_cache.hpp"
 #include "net/session.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
@@ -184,8 +185,9 @@ class SessionFixture : public ::testing::Test {
     pool_.emplace(2);
     smtp_throttle_.emplace(settings_.smtp.max_auth_failures, std::chrono::minutes(1));
     pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
+    credentials_.emplace(settings_.server.auth_cache_ttl);
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
-                                    *smtp_throttle_, *pop3_throttle_,
+                                    *smtp_throttle_, *pop3_throttle_, *credentials_,
                                     [this] { ++queue_wakeups_; }});
     io_thread_ = std::thread([this] { io_.run(); });
   }
@@ -229,6 +231,7 @@ class SessionFixture : public ::testing::Test {
   }
 
   store::Store& store() { return *store_; }
+  int queue_wakeups() const { return queue_wakeups_; }
 
   config::Settings settings_;
   std::filesystem::path dir_;
@@ -245,6 +248,7 @@ class SessionFixture : public ::testing::Test {
   std::optional<asio::thread_pool> pool_;
   std::optional<net::AuthThrottle> smtp_throttle_;
   std::optional<net::AuthThrottle> pop3_throttle_;
+  std::optional<net::CredentialCache> credentials_;
   std::optional<net::ServerParts> parts_;
   std::atomic<int> queue_wakeups_{0};  // how often a session said it queued mail
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;

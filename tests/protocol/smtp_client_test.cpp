@@ -348,6 +348,36 @@ TEST_F(SmtpClientTest, PerRecipientRepliesWithoutPipeliningAndRsetWhenNoneIsAcce
   expect_outcome(outcomes[1], 2, Kind::permanent, "550 5.1.1 no such user");
 }
 
+TEST_F(SmtpClientTest, DataRefusedOrOddlyAnsweredDeliversNothing) {
+  peer_->play({[](PeerConnection& peer) {
+    greet(peer, {"ENHANCEDSTATUSCODES"});
+    peer.expect("MAIL FROM:<alice@example.net>\r\n");
+    peer.say("250 2.1.0 Ok\r\n");
+    peer.expect("RCPT TO:<bob@example.org>\r\n");
+    peer.say("250 2.1.5 Ok\r\n");
+    peer.expect("DATA\r\n");
+    peer.say("250 2.0.0 what content?\r\n");  // no 354: nothing was delivered
+    peer.expect("RSET\r\n");
+    peer.say("250 2.0.0 Ok\r\n");
+    peer.expect("MAIL FROM:<alice@example.net>\r\n");
+    peer.say("250 2.1.0 Ok\r\n");
+    peer.expect("RCPT TO:<carol@example.org>\r\n");
+    peer.say("250 2.1.5 Ok\r\n");
+    peer.expect("DATA\r\n");
+    peer.say("554 5.7.1 no content from you\r\n");
+    peer.expect("RSET\r\n");
+    peer.say("250 2.0.0 Ok\r\n");
+    quit(peer);
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}),
+                              parcel({recipient(2, "carol@example.org")})};
+  const auto outcomes = deliver(parcels);
+  ASSERT_EQ(outcomes.size(), 2u);
+  expect_outcome(outcomes[0], 1, Kind::temporary,
+                 "451 4.5.0 unexpected reply: 250 2.0.0 what content?");
+  expect_outcome(outcomes[1], 2, Kind::permanent, "554 5.7.1 no content from you");
+}
+
 TEST_F(SmtpClientTest, SeveralMessagesOnOneConnection) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"PIPELINING", "ENHANCEDSTATUSCODES"});
@@ -433,7 +463,7 @@ TEST_F(SmtpClientTest, StartTlsThenEhloAgain) {
 TEST_F(SmtpClientTest, EncryptWithoutStartTlsSendsNothing) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"PIPELINING", "8BITMIME"});
-    peer.expect_closed();  // no MAIL
+    quit(peer);  // no MAIL
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels, config::TlsPolicy::encrypt);
@@ -448,7 +478,7 @@ TEST_F(SmtpClientTest, EncryptWithStartTlsRefusedSendsNothing) {
     greet(peer, {"STARTTLS"});
     peer.expect("STARTTLS\r\n");
     peer.say("454 4.7.0 TLS not available due to local problem\r\n");
-    peer.expect_closed();
+    quit(peer);
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels, config::TlsPolicy::encrypt);
@@ -600,6 +630,28 @@ TEST_F(SmtpClientTest, AMissingGreetingTimesOut) {
   EXPECT_EQ(outcomes[0].remote_host, "");
 }
 
+TEST_F(SmtpClientTest, ATricklingReplyStillTimesOut) {
+  smtp::ClientTimeouts timeouts;
+  timeouts.greeting = 1s;
+  courier().set_timeouts(timeouts);
+  peer_->play({[](PeerConnection& peer) {
+    peer.say("220-mx.example.org");
+    for (int i = 0; i < 8; ++i) {  // a byte every 200 ms: each read alone would be in time
+      peer.stall(200ms);
+      peer.say("x");
+    }
+    peer.expect_closed();
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
+  const auto started = Clock::now();
+  const auto outcomes = deliver(parcels);
+  EXPECT_LT(Clock::now() - started, 1500ms);
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].kind, Kind::temporary);
+  EXPECT_NE(outcomes[0].reply.find("timeout after 1s waiting for the greeting"), std::string::npos)
+      << outcomes[0].reply;
+}
+
 TEST_F(SmtpClientTest, NoReplyToTheEndOfDataIsUnconfirmed) {
   smtp::ClientTimeouts timeouts;
   timeouts.end_of_data = 1s;
@@ -694,7 +746,7 @@ TEST_F(SmarthostTest, RefusedCredentialsDefer) {
     peer.say(ehlo_reply({"AUTH PLAIN"}));
     EXPECT_EQ(peer.line().rfind("AUTH PLAIN ", 0), 0u);
     peer.say("535 5.7.8 Error: authentication failed\r\n");
-    peer.expect_closed();
+    quit(peer);
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels);
@@ -706,7 +758,7 @@ TEST_F(SmarthostTest, RefusedCredentialsDefer) {
 TEST_F(SmarthostTest, NoCredentialsWithoutTls) {
   peer_->play({[](PeerConnection& peer) {
     greet(peer, {"AUTH PLAIN LOGIN"});
-    peer.expect_closed();  // neither AUTH nor MAIL
+    quit(peer);  // neither AUTH nor MAIL
   }});
   std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")})};
   const auto outcomes = deliver(parcels);

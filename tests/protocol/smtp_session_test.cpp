@@ -166,6 +166,40 @@ TEST_F(SmtpSession, RecipientsLocalUnknownAndRelay) {
   inside.expect("250 2.1.5");  // relay allowed: queued for delivery at DATA's end
 }
 
+TEST_F(SmtpSession, RelayedRecipientsAreQueuedWithTheirDsnParametersInTheSameCommit) {
+  auto c = said_ehlo(Service::smtp, "127.0.0.1");
+  c.send("MAIL FROM:<alice@example.test> RET=HDRS ENVID=QQ+2B1\r\n");
+  c.expect("250 ");
+  c.send(
+      "RCPT TO:<Carol@Elsewhere.example> NOTIFY=FAILURE,DELAY "
+      "ORCPT=rfc822;carol@elsewhere.example\r\n");
+  c.expect("250 2.1.5");
+  c.send("RCPT TO:<carol@elsewhere.example>\r\n");  // the same address again: queued once
+  c.expect("250 2.1.5");
+  c.send("RCPT TO:<bob@example.test>\r\n");
+  c.expect("250 2.1.5");
+  c.send("DATA\r\n");
+  c.expect("354 ");
+  c.send(message + ".\r\n");
+  c.expect("250 2.0.0");
+  const auto queued = store().queue().list({});
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].reverse_path, "alice@example.test");
+  EXPECT_EQ(queued[0].envid, "QQ+1");
+  EXPECT_EQ(queued[0].ret, store::DsnReturn::headers);
+  ASSERT_EQ(queued[0].recipients.size(), 1u);
+  EXPECT_EQ(queued[0].recipients[0].address, "Carol@elsewhere.example");  // domains lowercased
+  EXPECT_EQ(queued[0].recipients[0].domain, "elsewhere.example");
+  EXPECT_EQ(queued[0].recipients[0].notify, store::notify_failure | store::notify_delay);
+  EXPECT_EQ(queued[0].recipients[0].orcpt, "rfc822;carol@elsewhere.example");
+  const auto text = store().queue().text(queued[0].id);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->content, "Subject: hello\r\n\r\nline one\r\n.starts with a dot\r\n");
+  EXPECT_TRUE(text->trace.starts_with("Received: from "));                  // no Return-Path onward
+  EXPECT_EQ(store().admin().list_mail(10, "bob@example.test").size(), 1u);  // the local copy
+  EXPECT_EQ(queue_wakeups(), 1);
+}
+
 TEST_F(SmtpSession, PostmasterWithoutDomainReachesTheParentDomain) {
   start_world();
   store().admin().add_alias("postmaster@example.test", "bob@example.test");
@@ -487,6 +521,27 @@ TEST_F(SmtpSession, AuthPlainWithContinuationAndCancel) {
   c.expect("334");
   c.send(base64_encode(std::string("\0carol@example.test\0secret", 26)) + "\r\n");
   c.expect("235 2.7.0");
+}
+
+TEST_F(SmtpSession, AChangedPasswordEndsTheCachedOne) {
+  const auto auth = [](const std::string& password) {
+    return "AUTH PLAIN " + base64_encode(std::string("\0bob@example.test\0", 18) + password) +
+           "\r\n";
+  };
+  const auto try_auth = [&](const std::string& password, const std::string& expected) {
+    auto c = said_ehlo();
+    c.send("STARTTLS\r\n");
+    c.expect("220 ");
+    c.start_tls();
+    c.send("EHLO client.example\r\n" + auth(password));
+    c.expect("250 ");
+    c.expect(expected);
+  };
+  try_auth("secret", "235 2.7.0");
+  try_auth("secret", "235 2.7.0");  // answered from the credential cache
+  store().admin().set_password("bob@example.test", password::hash("new secret"));
+  try_auth("secret", "535 5.7.8");
+  try_auth("new secret", "235 2.7.0");
 }
 
 TEST_F(SmtpSession, FailedAuthIsThrottledPerClientAddress) {

@@ -26,6 +26,7 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"server.max_connections_per_ip", "50"},
     {"server.listen_backlog", "1024"},
     {"server.shutdown_grace", "30s"},
+    {"server.auth_cache_ttl", "5m"},
     {"log.level", "info"},
     {"log.file", ""},
     {"store.backend", "sqlite"},

@@ -24,6 +24,22 @@ TEST(Password, HashIsYescrypt) {
   EXPECT_TRUE(hash.starts_with("$y$")) << hash;
 }
 
+TEST(Password, Sha512CryptOnRequest) {
+  const std::string hash = password::hash("correct horse", password::Scheme::sha512_crypt);
+  EXPECT_TRUE(hash.starts_with("$6$")) << hash;
+  EXPECT_TRUE(password::verify("correct horse", hash));
+  EXPECT_FALSE(password::verify("correct horsE", hash));
+  EXPECT_NE(hash, password::hash("correct horse", password::Scheme::sha512_crypt));
+}
+
+TEST(Password, SchemeNames) {
+  EXPECT_EQ(password::scheme_named("yescrypt"), password::Scheme::yescrypt);
+  EXPECT_EQ(password::scheme_named("sha512-crypt"), password::Scheme::sha512_crypt);
+  EXPECT_EQ(password::scheme_named("SHA512-CRYPT"), std::nullopt);
+  EXPECT_EQ(password::scheme_named("md5"), std::nullopt);
+  EXPECT_EQ(password::scheme_named(""), std::nullopt);
+}
+
 TEST(Password, SaltsDiffer) { EXPECT_NE(password::hash("same"), password::hash("same")); }
 
 TEST(Password, VerifiesItsOwnHash) {

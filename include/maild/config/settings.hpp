@@ -34,7 +34,8 @@ struct ServerSettings {
   unsigned max_connections = 10000;
   unsigned max_connections_per_ip = 50;
   unsigned listen_backlog = 1024;
-  Seconds shutdown_grace{30};  // added key: how long sessions may finish on SIGTERM
+  Seconds shutdown_grace{30};   // added key: how long sessions may finish on SIGTERM
+  Seconds auth_cache_ttl{300};  // added key: how long a verified password is remembered
   bool operator==(const ServerSettings&) const = default;
 };
 

@@ -260,6 +260,23 @@ std::vector<std::vector<std::string>> Connection::query_rows(std::string_view sq
   });
 }
 
+std::vector<std::map<std::string, std::string>> Connection::query_named(std::string_view sql) {
+  return guard("running a query", [&] {
+    std::unique_ptr<sql::Statement> statement(connection_->createStatement());
+    std::unique_ptr<sql::ResultSet> rows(
+        statement->executeQuery(sql::SQLString(sql.data(), sql.size())));
+    sql::ResultSetMetaData* meta = rows->getMetaData();
+    const auto columns = meta->getColumnCount();
+    std::vector<std::map<std::string, std::string>> out;
+    while (rows->next()) {
+      auto& row = out.emplace_back();
+      for (unsigned c = 1; c <= columns; ++c)
+        row[meta->getColumnLabel(c).asStdString()] = rows->getString(c).asStdString();
+    }
+    return out;
+  });
+}
+
 std::int64_t Connection::query_int(std::string_view sql) {
   const auto text = query_text(sql);
   if (!text || text->empty()) return 0;

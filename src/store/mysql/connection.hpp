@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -122,6 +123,8 @@ class Connection {
   std::optional<std::string> query_text(std::string_view sql);  // first column of the first row
   std::int64_t query_int(std::string_view sql);                 // the same, as a number (0: none)
   std::vector<std::vector<std::string>> query_rows(std::string_view sql);  // NULL reads as ""
+  // The rows with their column names (SHOW SLAVE STATUS has dozens); NULL reads as "".
+  std::vector<std::map<std::string, std::string>> query_named(std::string_view sql);
   StatementUse prepare(std::string_view sql);  // prepared once per connection, then reused
   // Prepared for one use and closed when it goes: for texts that vary (an IN list of ids),
   // which would otherwise pile up in the cache and on the server.

@@ -58,7 +58,18 @@ ServerFacts ask(Connection& connection) {
         row.at(0) == "rpl_semi_sync_master_enabled" || row.at(0) == "rpl_semi_sync_source_enabled";
     if (source && (row.at(1) == "ON" || row.at(1) == "1")) facts.semi_sync_source = true;
   }
+  facts.semi_sync_active = facts.semi_sync_source && semi_sync_active(connection);
   return facts;
+}
+
+bool semi_sync_active(Connection& connection) {
+  for (const auto& row :
+       connection.query_rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_status'")) {
+    const bool source =
+        row.at(0) == "Rpl_semi_sync_master_status" || row.at(0) == "Rpl_semi_sync_source_status";
+    if (source && (row.at(1) == "ON" || row.at(1) == "1")) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> unmet(const ServerFacts& facts, const Requirements& requirements) {

@@ -23,12 +23,18 @@ struct ServerFacts {
   int major = 0, minor = 0;
   bool read_only = true;          // @@read_only or @@innodb_read_only: not a primary
   bool semi_sync_source = false;  // rpl_semi_sync_master_enabled (MariaDB) / _source_ (MySQL 8)
+  // Rpl_semi_sync_master_status: enabled and a standby acknowledges (off: it fell back to
+  // asynchronous replication after rpl_semi_sync_master_timeout without an acknowledgement).
+  bool semi_sync_active = false;
   std::uint64_t max_allowed_packet = 0;
   std::string innodb;  // information_schema.ENGINES.SUPPORT: "DEFAULT", "YES", or "" when absent
   std::int64_t server_id = 0;
 };
 
 ServerFacts ask(Connection& connection);
+
+// Rpl_semi_sync_master_status (or _source_): whether commits wait for a standby right now.
+bool semi_sync_active(Connection& connection);
 
 // What maild needs of the server it writes to.
 struct Requirements {

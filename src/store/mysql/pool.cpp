@@ -15,6 +15,15 @@ namespace {
 // are asked again at most this often (each survey may wait a connect timeout per endpoint).
 constexpr auto rediscovery_interval = std::chrono::seconds(1);
 
+// How often a write asks whether semi-synchronous replication is still active.
+constexpr auto semi_sync_check_interval = std::chrono::seconds(10);
+
+std::int64_t steady_millis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string quoted_identifier(const std::string& name) {
   std::string out = "`";
   for (char c : name) {
@@ -80,6 +89,36 @@ void Pool::open(OpenMode mode) {
   writable_ = primary.endpoint;
   ++generation_;
   last_failure_.clear();
+  if (requirements_.semi_sync)
+    report_semi_sync(primary.facts.semi_sync_active, primary.endpoint.to_string());
+}
+
+void Pool::report_semi_sync(bool active, const std::string& where) {
+  next_semi_sync_check_ =
+      steady_millis() +
+      std::chrono::duration_cast<std::chrono::milliseconds>(semi_sync_check_interval).count();
+  const int now = active ? 1 : 0;
+  if (semi_sync_state_.exchange(now) == now) return;
+  if (active) {
+    spdlog::info("mysql: semi-synchronous replication is active on {}", where);
+  } else {
+    // Refusing mail now would turn the loss of a standby into an outage; keep going, loudly.
+    spdlog::warn(
+        "mysql: semi-synchronous replication is enabled on {} but inactive (no standby "
+        "acknowledges commits): mail is accepted, but it is on the primary alone until a "
+        "standby catches up; see mailctl db status",
+        where);
+  }
+}
+
+void Pool::check_semi_sync(Connection& connection) {
+  if (!requirements_.semi_sync || steady_millis() < next_semi_sync_check_.load()) return;
+  try {
+    report_semi_sync(semi_sync_active(connection), connection.endpoint().to_string());
+  } catch (const StoreError& error) {
+    // The commit is done; a connection lost now shows on its next use.
+    spdlog::debug("mysql: cannot ask for the semi-sync status: {}", error.what());
+  }
 }
 
 void Pool::close() {
@@ -127,6 +166,8 @@ void Pool::discover() {
     ++generation_;
     last_failure_.clear();
     spdlog::info("mysql: writing to {} ({})", primary.endpoint.to_string(), primary.facts.version);
+    if (requirements_.semi_sync)
+      report_semi_sync(primary.facts.semi_sync_active, primary.endpoint.to_string());
   } catch (const StoreError& error) {
     std::lock_guard lock(mutex_);
     last_failure_ = error.what();

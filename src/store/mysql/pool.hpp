@@ -68,6 +68,10 @@ class Pool {
   void forget_writable(const std::string& why);  // the next call looks for the primary again
   std::unique_ptr<Connection> connect(std::uint64_t& generation);
   void discover();  // with discovery_ held
+  // With [mysql] semi_sync: at most every semi_sync_check_interval, after a commit, asks whether
+  // the primary still waits for a standby, and logs (loudly) when that changes.
+  void check_semi_sync(Connection& connection);
+  void report_semi_sync(bool active, const std::string& where);
 
   std::vector<Endpoint> endpoints_;
   ConnectionSettings settings_;
@@ -87,6 +91,8 @@ class Pool {
 
   std::mutex discovery_;  // one search for the primary at a time
   std::atomic<std::uint64_t> transactions_{0};
+  std::atomic<std::int64_t> next_semi_sync_check_{0};  // steady clock, milliseconds
+  std::atomic<int> semi_sync_state_{-1};               // -1 unknown, 0 inactive, 1 active
 };
 
 // One connection for one call; given back (or dropped, when broken) at scope exit.
@@ -186,6 +192,7 @@ auto Pool::write(Work work, Isolation isolation) -> std::invoke_result_t<Work&, 
       throw;
     }
     ++transactions_;
+    check_semi_sync(*lease);
     if constexpr (!std::is_void_v<Result>)
       return std::move(*result);
     else

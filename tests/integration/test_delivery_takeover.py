@@ -1,0 +1,100 @@
+"""Two maild nodes on one store: leases keep them from delivering a recipient
+twice, and when a node dies (SIGKILL in the middle of a batch) the other one
+delivers everything it left once its leases lapse. smtp-sink on 127.0.0.2
+receives; dnsmasq answers the MX."""
+
+import re
+import signal
+import smtplib
+import time
+import unittest
+
+from dns_server import DnsServer
+from maild_harness import IO_TIMEOUT, Maild, distinct_message, provision
+from postfix_peer import SmtpSink, missing_tools
+from test_delivery import port_free_on, wait_until
+
+LEASE = 5  # seconds: [delivery] lease_time for these nodes (its minimum)
+
+
+def subjects(messages):
+    """The Subject of each captured message, in capture order."""
+    out = []
+    for message in messages:
+        match = re.search(rb"^Subject: (.*?)\r?$", message, re.M)
+        out.append(match.group(1).decode() if match else None)
+    return out
+
+
+class TakeoverTest(unittest.TestCase):
+    def setUp(self):
+        problem = missing_tools()
+        if problem:
+            self.skipTest(problem)
+        self.port = port_free_on(["127.0.0.2"])
+        self.dns = DnsServer(self, mx={"example.org": [(10, "mx.example.org")]},
+                             hosts={"mx.example.org": "127.0.0.2"})
+
+    def node(self, store_path=None, hostname="node-a.example.test"):
+        extra = ("[dns]\nservers = %s\ntimeout = 2s\n"
+                 "[delivery]\nsmtp_port = %d\nretry_schedule = 1s\nlease_time = %ds\n"
+                 % (self.dns.endpoint, self.port, LEASE))
+        if store_path:
+            extra += "[store]\npath = %s\n" % store_path
+        maild = Maild(self, config_extra=extra, hostname=hostname)
+        if not store_path:
+            provision(maild, users=("alice@example.test",))
+        return maild
+
+    def queue_messages(self, maild, count, prefix):
+        with smtplib.SMTP("127.0.0.1", maild.ports["smtp"], timeout=IO_TIMEOUT) as client:
+            for n in range(count):
+                subject = "%s %d" % (prefix, n)
+                message = distinct_message(subject, to="bob@example.org")
+                self.assertEqual(client.sendmail("alice@example.test", ["bob@example.org"], message), {})
+        return ["%s %d" % (prefix, n) for n in range(count)]
+
+    def test_a_dead_nodes_recipients_are_delivered_by_the_other_after_the_lease(self):
+        # One second per message at the sink: node A is in the middle of its batch when killed.
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port, options=["-w", "1"])
+        a = self.node()
+        a.start()
+        expected = self.queue_messages(a, 10, "takeover")
+        sink.wait_for_messages(3, timeout=30)
+        a.stop(sig=signal.SIGKILL)
+        killed_at = time.monotonic()
+        before = len(sink.messages())
+
+        b = self.node(store_path=a.store_path, hostname="node-b.example.test")
+        b.start()
+        wait_until(lambda: set(expected) <= set(subjects(sink.messages())),
+                   "node B delivers what node A left", timeout=60)
+        # A's recipients were leased until it died: B could take them only after the lease.
+        self.assertGreaterEqual(time.monotonic() - killed_at, LEASE - 1)
+        time.sleep(1.5)
+        captured = subjects(sink.messages())
+        duplicates = {s: captured.count(s) for s in expected if captured.count(s) > 1}
+        print("takeover: %d delivered before the kill, %d captured in all, duplicates: %r"
+              % (before, len(captured), duplicates))
+        for s in expected:
+            self.assertGreaterEqual(captured.count(s), 1, s)
+        # At most the one message that was on the wire at the kill arrives twice.
+        self.assertLessEqual(sum(n - 1 for n in duplicates.values()), 1, duplicates)
+        wait_until(lambda: b.mailctl("--json", "queue", "list").stdout.strip() == "[]",
+                   "the queue is empty")
+
+    def test_two_live_nodes_never_deliver_one_recipient_twice(self):
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port)
+        a = self.node()
+        a.start()
+        b = self.node(store_path=a.store_path, hostname="node-b.example.test")
+        b.start()
+        expected = self.queue_messages(a, 15, "from a") + self.queue_messages(b, 15, "from b")
+        wait_until(lambda: len(sink.messages()) >= len(expected), "30 messages at the sink", timeout=60)
+        time.sleep(2.0)  # and no more than that
+        captured = subjects(sink.messages())
+        self.assertEqual(sorted(captured), sorted(expected))
+
+
+if __name__ == "__main__":
+    unittest.main()
