@@ -67,6 +67,8 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"delivery.max_queue_age", "5d"},
     {"delivery.tls", "may"},
     {"delivery.route_auth_file", ""},
+    {"delivery.lease_time", "2m"},
+    {"delivery.delay_warning", "4h"},
     {"dns.servers", ""},
     {"dns.timeout", "5s"},
     {"reverse.accept_source", "true"},
