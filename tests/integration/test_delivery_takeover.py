@@ -35,14 +35,16 @@ class TakeoverTest(unittest.TestCase):
         self.dns = DnsServer(self, mx={"example.org": [(10, "mx.example.org")]},
                              hosts={"mx.example.org": "127.0.0.2"})
 
-    def node(self, store_path=None, hostname="node-a.example.test"):
+    def node(self, sharing=None, hostname="node-a.example.test"):
+        """A maild node; with sharing (another node), on that node's store."""
         extra = ("[dns]\nservers = %s\ntimeout = 2s\n"
                  "[delivery]\nsmtp_port = %d\nretry_schedule = 1s\nlease_time = %ds\n"
                  % (self.dns.endpoint, self.port, LEASE))
-        if store_path:
-            extra += "[store]\npath = %s\n" % store_path
-        maild = Maild(self, config_extra=extra, hostname=hostname)
-        if not store_path:
+        if sharing and not sharing.mysql:
+            extra += "[store]\npath = %s\n" % sharing.store_path
+        maild = Maild(self, config_extra=extra, hostname=hostname,
+                      mysql=sharing.mysql if sharing else None)
+        if not sharing:
             provision(maild, users=("alice@example.test",))
         return maild
 
@@ -65,7 +67,7 @@ class TakeoverTest(unittest.TestCase):
         killed_at = time.monotonic()
         before = len(sink.messages())
 
-        b = self.node(store_path=a.store_path, hostname="node-b.example.test")
+        b = self.node(sharing=a, hostname="node-b.example.test")
         b.start()
         wait_until(lambda: set(expected) <= set(subjects(sink.messages())),
                    "node B delivers what node A left", timeout=60)
@@ -87,7 +89,7 @@ class TakeoverTest(unittest.TestCase):
         sink = SmtpSink(self, host="127.0.0.2", port=self.port)
         a = self.node()
         a.start()
-        b = self.node(store_path=a.store_path, hostname="node-b.example.test")
+        b = self.node(sharing=a, hostname="node-b.example.test")
         b.start()
         expected = self.queue_messages(a, 15, "from a") + self.queue_messages(b, 15, "from b")
         wait_until(lambda: len(sink.messages()) >= len(expected), "30 messages at the sink", timeout=60)
