@@ -189,7 +189,8 @@ TEST(SqliteStore, UsesWalAndTheSchemaVersion) {
   EXPECT_EQ(db.query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(db.query("PRAGMA user_version"), std::to_string(store->latest_schema_version()));
   EXPECT_EQ(db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            "aliases\ndeliveries\ndomains\nmailboxes\nmaildrop_locks\nmessages");
+            "aliases\ncounters\ndeliveries\ndomain_policies\ndomains\nmailboxes\nmaildrop_locks\n"
+            "messages\npending_recipients\npending_retrievals\npickup_recipients\npickups");
 }
 
 TEST_F(SqliteMaildrop, AMaildropListingIsOneIndexScan) {
@@ -299,7 +300,13 @@ TEST_F(SqliteMaildrop, MigratesAVersionOneStore) {
   const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
   const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
   close();
-  exec_raw(file_, "DROP TABLE maildrop_locks; PRAGMA user_version = 1;");
+  // Everything later migrations added goes, so that they can run again.
+  exec_raw(file_,
+           "DROP TABLE maildrop_locks; DROP TABLE pending_recipients; "
+           "DROP TABLE pending_retrievals; DROP TABLE pickup_recipients; DROP TABLE pickups; "
+           "DROP TABLE domain_policies; DROP TABLE counters; "
+           "DROP TRIGGER domains_drop_unverified_policy; "
+           "ALTER TABLE deliveries DROP COLUMN verified; PRAGMA user_version = 1;");
   reopen();
   EXPECT_EQ(store_->schema_version(), 1);
   EXPECT_GE(store_->latest_schema_version(), 2);

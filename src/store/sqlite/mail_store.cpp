@@ -11,7 +11,8 @@ namespace {
 
 std::int64_t as_size(std::size_t octets) { return static_cast<std::int64_t>(octets); }
 
-// Runs inside the job's SAVEPOINT: any throw leaves no trace of this message.
+}  // namespace
+
 StoredMessage store_message(Connection& db, const NewMessage& message) {
   std::vector<MailboxId> mailboxes;
   std::set<MailboxId> unique;
@@ -76,8 +77,6 @@ StoredMessage store_message(Connection& db, const NewMessage& message) {
   }
   return stored;
 }
-
-}  // namespace
 
 StoredMessage SqliteMailStore::deliver(const NewMessage& message) {
   return writer_.call([&message](Connection& db) { return store_message(db, message); });
