@@ -21,6 +21,7 @@
 
 #include "daemon/lifecycle.hpp"
 #include "daemon/server.hpp"
+#include "dns/resolver.hpp"
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
@@ -136,7 +137,8 @@ class Daemon {
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
-        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window) {}
+        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window),
+        unknown_token_throttle_(settings_.reverse.max_unknown_tokens, auth_failure_window) {}
 
   int run() {
     server_.bind();
@@ -146,8 +148,10 @@ class Daemon {
     drop_privileges(settings_.server.user);
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
+    resolver_.emplace(settings_.dns, io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
-                                    smtp_auth_throttle_, pop3_auth_throttle_});
+                                    smtp_auth_throttle_, pop3_auth_throttle_,
+                                    unknown_token_throttle_, &*resolver_});
     server_.start(*parts_);
     wait_for_signal();
     std::vector<std::thread> threads;
@@ -251,7 +255,9 @@ class Daemon {
   std::optional<asio::thread_pool> store_pool_;  // blocking store calls; never an I/O thread
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
+  net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
+  std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
   std::optional<net::ServerParts> parts_;
   bool stopping_ = false;
   bool forced_ = false;

@@ -9,6 +9,10 @@
 #include "maild/core/net_types.hpp"
 #include "maild/store/store.hpp"
 
+namespace maild::dns {
+class Resolver;
+}
+
 namespace maild::net {
 
 class AuthThrottle;
@@ -26,6 +30,8 @@ struct ServerParts {
   boost::asio::any_io_executor store_pool;  // where blocking store calls run
   AuthThrottle& smtp_auth_throttle;
   AuthThrottle& pop3_auth_throttle;
+  AuthThrottle& unknown_token_throttle;  // GETs of unknown tokens per client address
+  dns::Resolver* resolver = nullptr;     // GET authorisation by MX; null: trusted peers only
 };
 
 struct SessionEnv {

@@ -183,8 +183,9 @@ class SessionFixture : public ::testing::Test {
     pool_.emplace(2);
     smtp_throttle_.emplace(settings_.smtp.max_auth_failures, std::chrono::minutes(1));
     pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
+    token_throttle_.emplace(settings_.reverse.max_unknown_tokens, std::chrono::minutes(1));
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
-                                    *smtp_throttle_, *pop3_throttle_});
+                                    *smtp_throttle_, *pop3_throttle_, *token_throttle_, resolver_});
     io_thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -227,6 +228,12 @@ class SessionFixture : public ::testing::Test {
   }
 
   store::Store& store() { return *store_; }
+  bool world_started() const { return store_ != nullptr; }
+  // Runs `work` on the sessions' I/O thread (e.g. to make a dns::Resolver there).
+  asio::io_context& io() { return io_; }
+
+  // The resolver sessions use for GET authorisation; set before the first connect().
+  dns::Resolver* resolver_ = nullptr;
 
   config::Settings settings_;
   std::filesystem::path dir_;
@@ -243,6 +250,7 @@ class SessionFixture : public ::testing::Test {
   std::optional<asio::thread_pool> pool_;
   std::optional<net::AuthThrottle> smtp_throttle_;
   std::optional<net::AuthThrottle> pop3_throttle_;
+  std::optional<net::AuthThrottle> token_throttle_;
   std::optional<net::ServerParts> parts_;
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;
   std::vector<std::shared_ptr<net::SessionControl>> controls_;
