@@ -36,7 +36,8 @@ struct Request {
   std::vector<std::string> args;                            // words after GROUP VERB
   std::map<std::string, std::string, std::less<>> options;  // defaults filled in
   Output& out;
-  store::Store* store = nullptr;  // opened as the verb's StoreAccess asks
+  store::Store* store = nullptr;               // opened as the verb's StoreAccess asks
+  const config::Settings* settings = nullptr;  // mail.conf, for the defaults it sets
 
   store::AdminStore& admin() const { return store->admin(); }
   const std::string& option(std::string_view name) const { return options.find(name)->second; }
@@ -93,5 +94,10 @@ void mail_list(Request&);
 void mail_show(Request&);
 void mail_export(Request&);
 void mail_inject(Request&);
+void policy_set(Request&);
+void policy_list(Request&);
+void policy_show(Request&);
+void stats(Request&);
+void pickup_inject(Request&);
 
 }  // namespace maild::admin

@@ -17,8 +17,14 @@ namespace {
 
 constexpr std::string_view usage_line = "usage: mailctl [--config FILE] [--json] GROUP VERB [ARGS]";
 
+// "group verb", or "group" for a verb that is its group alone.
+std::string verb_synopsis_head(const Verb& verb) {
+  return verb.name.empty() ? std::string(verb.group)
+                           : std::string(verb.group) + " " + std::string(verb.name);
+}
+
 std::string verb_synopsis(const Verb& verb) {
-  std::string out = std::string(verb.group) + " " + std::string(verb.name);
+  std::string out = verb_synopsis_head(verb);
   if (!verb.synopsis.empty()) out += " " + std::string(verb.synopsis);
   for (const VerbOption& option : verb.options) {
     out += " [--" + std::string(option.name) + " " + std::string(option.value_name) + "]";
@@ -114,8 +120,7 @@ std::string store_location(const config::Settings& settings) {
   return out;
 }
 
-std::unique_ptr<store::Store> open_for(StoreAccess access, const std::string& config_file) {
-  const config::Settings settings = config::load_file(config_file);
+std::unique_ptr<store::Store> open_for(StoreAccess access, const config::Settings& settings) {
   if (access == StoreAccess::create)
     return store::open_store(settings, store::OpenMode::create_if_missing);
   // Said here rather than left to the backend so that the remedy is always named.
@@ -150,16 +155,24 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
     throw UsageError("unknown option '" + group + "' (see mailctl --help)");
   if (!has_group(verbs, group))
     throw UsageError("unknown command group '" + group + "' (see mailctl --help)");
+  // A verb without a name is its group alone (mailctl stats): every word after
+  // the group is its own.
   const Verb* verb = nullptr;
+  std::size_t verb_words = 2;
   for (const Verb& candidate : verbs) {
-    if (command.size() > 1 && candidate.group == group && candidate.name == command[1])
+    if (candidate.group != group) continue;
+    if (candidate.name.empty()) {
       verb = &candidate;
+      verb_words = 1;
+      break;
+    }
+    if (command.size() > 1 && candidate.name == command[1]) verb = &candidate;
   }
   if (help) {
     verb != nullptr ? print_verb_help(*verb) : print_help(verbs, group);
     return 0;
   }
-  if (command.size() < 2)
+  if (command.size() < verb_words)
     throw UsageError("missing verb: mailctl " + group + " {" + verbs_of(verbs, group) + "}");
   if (verb == nullptr) {
     throw UsageError("unknown verb '" + command[1] + "'; " + group + " has " +
@@ -169,13 +182,16 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
   Output out(std::cout, global.json);
   Request request{{}, {}, out};
   try {
-    parse_verb_words(*verb, {command.begin() + 2, command.end()}, request);
+    parse_verb_words(
+        *verb, {command.begin() + static_cast<std::ptrdiff_t>(verb_words), command.end()}, request);
   } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + " (see mailctl " + group + " " + command[1] +
+    throw UsageError(std::string(e.what()) + " (see mailctl " + verb_synopsis_head(*verb) +
                      " --help)");
   }
-  const std::unique_ptr<store::Store> store = open_for(verb->access, global.config_file);
+  const config::Settings settings = config::load_file(global.config_file);
+  const std::unique_ptr<store::Store> store = open_for(verb->access, settings);
   request.store = store.get();
+  request.settings = &settings;
   verb->handler(request);
   std::cout.flush();
   store->close();
