@@ -13,9 +13,9 @@ boost::asio::awaitable<Authorization> authorize_get(dns::Resolver* resolver,
                                                     const IpAddress& client) {
   const bool trusted = std::any_of(trusted_peers.begin(), trusted_peers.end(),
                                    [&](const Network& n) { return n.contains(client); });
-  if (trusted) co_return Authorization{Authorization::Verdict::granted, "trusted peer"};
+  if (trusted) co_return Authorization{Authorization::Verdict::granted, "trusted peer", ""};
   if (resolver == nullptr)
-    co_return Authorization{Authorization::Verdict::unknown, "no resolver for the MX check"};
+    co_return Authorization{Authorization::Verdict::unknown, "no resolver for the MX check", ""};
 
   std::vector<std::string> distinct;
   for (const auto& domain : domains) {
@@ -45,13 +45,13 @@ boost::asio::awaitable<Authorization> authorize_get(dns::Resolver* resolver,
       if (std::find(found.addresses.begin(), found.addresses.end(), client) !=
           found.addresses.end())
         co_return Authorization{Authorization::Verdict::granted,
-                                "MX " + host.host + " of " + domain};
+                                "MX " + host.host + " of " + domain, domain};
     }
   }
   if (!temporary.empty())
-    co_return Authorization{Authorization::Verdict::unknown, "DNS failed: " + temporary};
+    co_return Authorization{Authorization::Verdict::unknown, "DNS failed: " + temporary, ""};
   co_return Authorization{Authorization::Verdict::refused,
-                          "not an MX host of the recipient domains"};
+                          "not an MX host of the recipient domains", ""};
 }
 
 }  // namespace maild::reverse

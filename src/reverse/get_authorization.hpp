@@ -32,6 +32,7 @@ struct Authorization {
   };
   Verdict verdict = Verdict::unknown;
   std::string detail;  // for the log: which MX matched, or why not
+  std::string domain;  // granted by DNS: the recipient domain whose MX the client is
 };
 
 // `domains`: the pickup's recipient domains (lower case, duplicates allowed).

@@ -293,7 +293,8 @@ class Session {
     for (const auto id : resolution.mailboxes)
       if (std::find(mailboxes.begin(), mailboxes.end(), id) == mailboxes.end())
         mailboxes.push_back(id);
-    transaction_->local.push_back({address, resolution.mailboxes});
+    // Only a recipient whose every copy stays here can be fetched by SOURCE.
+    if (resolution.forwards.empty()) transaction_->local.push_back({address, resolution.mailboxes});
     transaction_->unverified =
         reverse::stricter(transaction_->unverified, reverse::effective(policy, settings_.reverse));
     transaction_->recipients.push_back(std::move(rcpt));
@@ -532,8 +533,20 @@ class Session {
 
     std::vector<std::string> domains;
     for (const auto& recipient : pickup->recipients) domains.push_back(recipient.domain);
-    const auto authorization = co_await reverse::authorize_get(
-        env_.parts.resolver, settings_.reverse.trusted_peers, domains, env_.remote);
+    // A fetcher usually sends many GETs for its own domains: one DNS check
+    // per domain and session is enough (the client's address cannot change).
+    const auto known = std::find_first_of(domains.begin(), domains.end(),
+                                          authorised_domains_.begin(), authorised_domains_.end());
+    reverse::Authorization authorization{reverse::Authorization::Verdict::granted, "", ""};
+    if (known != domains.end()) {
+      authorization.detail = "MX of " + *known + ", checked before";
+      authorization.domain = *known;
+    } else {
+      const auto checked = co_await reverse::authorize_get(
+          env_.parts.resolver, settings_.reverse.trusted_peers, domains, env_.remote);
+      authorization = checked;
+      if (!authorization.domain.empty()) authorised_domains_.push_back(authorization.domain);
+    }
     switch (authorization.verdict) {
       case reverse::Authorization::Verdict::granted:
         break;
@@ -875,6 +888,7 @@ class Session {
   std::optional<Greeting> greeting_;
   std::optional<Transaction> transaction_;
   std::optional<std::string> authenticated_;
+  std::vector<std::string> authorised_domains_;  // GET: recipient domains this client is an MX of
   unsigned errors_ = 0;
 };
 

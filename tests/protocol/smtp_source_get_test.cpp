@@ -559,6 +559,14 @@ TEST_F(SourceGetDns, AnMxHostOfARecipientDomainMayGet) {
   }
 }
 
+TEST_F(SourceGetDns, SeveralGetsInOneSessionAreAuthorisedOnce) {
+  offer("Subject: one\r\n\r\n");
+  offer("Subject: two\r\n\r\n", "dest.test", other_token);
+  auto c = said_ehlo(Service::smtp, "192.0.2.50");
+  EXPECT_EQ(fetch(c).at(1), "Subject: one");
+  EXPECT_EQ(fetch(c, other_token).at(1), "Subject: two");
+}
+
 TEST_F(SourceGetDns, AnyOtherAddressIsRefused) {
   offer("Subject: x\r\n\r\n");
   auto c = said_ehlo(Service::smtp, "192.0.2.99");
