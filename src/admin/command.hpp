@@ -107,6 +107,12 @@ void queue_delete(Request&);
 void queue_bounce(Request&);
 void queue_inject(Request&);
 
+void policy_set(Request&);
+void policy_list(Request&);
+void policy_show(Request&);
+void stats(Request&);
+void pickup_inject(Request&);
+
 // A positive decimal number (an id, a count), or nothing.
 std::optional<std::int64_t> positive_number(std::string_view text);
 

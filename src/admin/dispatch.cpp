@@ -19,8 +19,14 @@ namespace {
 
 constexpr std::string_view usage_line = "usage: mailctl [--config FILE] [--json] GROUP VERB [ARGS]";
 
+// "group verb", or "group" for a verb that is its group alone.
+std::string verb_synopsis_head(const Verb& verb) {
+  return verb.name.empty() ? std::string(verb.group)
+                           : std::string(verb.group) + " " + std::string(verb.name);
+}
+
 std::string verb_synopsis(const Verb& verb) {
-  std::string out = std::string(verb.group) + " " + std::string(verb.name);
+  std::string out = verb_synopsis_head(verb);
   if (!verb.synopsis.empty()) out += " " + std::string(verb.synopsis);
   for (const VerbOption& option : verb.options) {
     out += " [--" + std::string(option.name);
@@ -37,16 +43,11 @@ void print_help(const std::vector<Verb>& verbs, std::string_view group) {
       << "  --json         machine-readable output: one JSON document on stdout\n"
       << "  --help         this text; GROUP --help or GROUP VERB --help for one group or verb\n\n"
       << "commands:\n";
-  std::vector<std::pair<std::string, std::string_view>> lines;
-  std::size_t width = 0;
+  // Each command's synopsis, then what it does on a line of its own: synopses vary
+  // too much in length for one column.
   for (const Verb& verb : verbs) {
     if (verb.hidden || (!group.empty() && verb.group != group)) continue;
-    lines.emplace_back(verb_synopsis(verb), verb.summary);
-    width = std::max(width, lines.back().first.size());
-  }
-  for (const auto& [synopsis, summary] : lines) {
-    std::cout << "  " << synopsis << std::string(width - synopsis.size() + 2, ' ') << summary
-              << "\n";
+    std::cout << "  " << verb_synopsis(verb) << "\n      " << verb.summary << "\n";
   }
 }
 
@@ -171,16 +172,24 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
     throw UsageError("unknown option '" + group + "' (see mailctl --help)");
   if (!has_group(verbs, group))
     throw UsageError("unknown command group '" + group + "' (see mailctl --help)");
+  // A verb without a name is its group alone (mailctl stats): every word after
+  // the group is its own.
   const Verb* verb = nullptr;
+  std::size_t verb_words = 2;
   for (const Verb& candidate : verbs) {
-    if (command.size() > 1 && candidate.group == group && candidate.name == command[1])
+    if (candidate.group != group) continue;
+    if (candidate.name.empty()) {
       verb = &candidate;
+      verb_words = 1;
+      break;
+    }
+    if (command.size() > 1 && candidate.name == command[1]) verb = &candidate;
   }
   if (help) {
     verb != nullptr ? print_verb_help(*verb) : print_help(verbs, group);
     return 0;
   }
-  if (command.size() < 2)
+  if (command.size() < verb_words)
     throw UsageError("missing verb: mailctl " + group + " {" + verbs_of(verbs, group) + "}");
   if (verb == nullptr) {
     throw UsageError("unknown verb '" + command[1] + "'; " + group + " has " +
@@ -190,9 +199,10 @@ int dispatch(const std::vector<Verb>& verbs, const GlobalOptions& global,
   Output out(std::cout, global.json);
   Request request{{}, {}, out};
   try {
-    parse_verb_words(*verb, {command.begin() + 2, command.end()}, request);
+    parse_verb_words(
+        *verb, {command.begin() + static_cast<std::ptrdiff_t>(verb_words), command.end()}, request);
   } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + " (see mailctl " + group + " " + command[1] +
+    throw UsageError(std::string(e.what()) + " (see mailctl " + verb_synopsis_head(*verb) +
                      " --help)");
   }
   const config::Settings settings = config::load_file(global.config_file);

@@ -27,20 +27,19 @@ std::string_view status_name(store::DeliveryStatus status) {
 // The columns of mail list, which are also the first fields of mail show.
 const std::vector<Column>& summary_columns() {
   static const std::vector<Column> columns = {
-      {"ID", "id", true},     {"RECEIVED", "received"}, {"MAILBOX", "mailbox"}, {"FROM", "from"},
-      {"SIZE", "size", true}, {"STATUS", "status"},     {"SUBJECT", "subject"},
+      {"ID", "id", true},   {"RECEIVED", "received"}, {"MAILBOX", "mailbox"},
+      {"FROM", "from"},     {"SIZE", "size", true},   {"STATUS", "status"},
+      {"ORIGIN", "origin"}, {"SUBJECT", "subject"},
   };
   return columns;
 }
 
 std::vector<Value> summary_row(const store::MailSummary& mail) {
-  return {mail.id,
-          iso_time(mail.received_at),
-          mail.mailbox,
+  return {mail.id, iso_time(mail.received_at), mail.mailbox,
           mail.reverse_path.empty() ? "<>" : mail.reverse_path,
-          static_cast<std::int64_t>(mail.size),
-          std::string(status_name(mail.status)),
-          mail.subject};
+          static_cast<std::int64_t>(mail.size), std::string(status_name(mail.status)),
+          // verified: fetched by GET from the MX of the sender's domain (SOURCE/GET).
+          std::string(mail.verified ? "verified" : "unverified"), mail.subject};
 }
 
 store::MailDetail find_mail(const Request& request) {

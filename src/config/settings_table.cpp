@@ -236,6 +236,12 @@ std::vector<KeySpec> build_keys() {
       {"reverse", "trusted_peers", NetworkListType{}, "",
        "Addresses allowed to GET without the DNS check",
        into(&S::reverse, &ReverseSettings::trusted_peers)},
+      {"reverse", "max_unknown_tokens", CountType{1, 1000}, "5",
+       "GETs of unknown tokens per client address per minute; then 421 and close",
+       into(&S::reverse, &ReverseSettings::max_unknown_tokens)},
+      {"reverse", "max_pending_per_domain", CountType{1, 1'000'000}, "1000",
+       "Pending retrievals from one sender domain; SOURCE beyond it gets 452",
+       into(&S::reverse, &ReverseSettings::max_pending_per_domain)},
   };
 }
 

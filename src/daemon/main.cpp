@@ -149,7 +149,8 @@ class Daemon {
         grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
         pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window),
-        credentials_(settings_.server.auth_cache_ttl) {}
+        credentials_(settings_.server.auth_cache_ttl),
+        unknown_token_throttle_(settings_.reverse.max_unknown_tokens, auth_failure_window) {}
 
   int run() {
     server_.bind();
@@ -165,6 +166,7 @@ class Daemon {
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
+                                    unknown_token_throttle_, &*resolver_,
                                     [this] { queue_->wake(); }});
     server_.start(*parts_);
     queue_->start();
@@ -272,8 +274,9 @@ class Daemon {
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
   net::CredentialCache credentials_;
+  net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
-  std::optional<dns::Resolver> resolver_;
+  std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
   std::optional<delivery::Courier> courier_;
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<net::ServerParts> parts_;

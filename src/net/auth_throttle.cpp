@@ -31,6 +31,14 @@ bool AuthThrottle::blocked(const IpAddress& address, Clock::time_point now) {
   return it->second.size() >= max_failures_;
 }
 
+unsigned AuthThrottle::failures(const IpAddress& address, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto it = failures_.find(address);
+  if (it == failures_.end()) return 0;
+  forget_old(it->second, now);
+  return static_cast<unsigned>(it->second.size());
+}
+
 void AuthThrottle::record_failure(const IpAddress& address, Clock::time_point now) {
   std::lock_guard lock(mutex_);
   auto& failures = failures_[address];

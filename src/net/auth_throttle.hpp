@@ -1,5 +1,5 @@
-// Failed logins per client address in a sliding window (one per protocol,
-// each with its own mail.conf limit).
+// Failures per client address in a sliding window: failed logins (one per
+// protocol) and GETs of unknown tokens, each with its own mail.conf limit.
 // Trust: the address comes from accept(2); counts only, no credentials.
 #pragma once
 
@@ -22,6 +22,8 @@ class AuthThrottle {
   // True when the address already failed max_failures times within the window.
   bool blocked(const IpAddress& address, Clock::time_point now = Clock::now());
   void record_failure(const IpAddress& address, Clock::time_point now = Clock::now());
+  // How many failures of the address are within the window (at most max_failures).
+  unsigned failures(const IpAddress& address, Clock::time_point now = Clock::now());
 
  private:
   struct Hash {

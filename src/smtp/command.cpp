@@ -23,7 +23,7 @@ struct VerbName {
   std::string_view name;
   Verb verb;
 };
-constexpr std::array<VerbName, 14> verb_names{{
+constexpr std::array<VerbName, 16> verb_names{{
     {"HELO", Verb::helo},
     {"EHLO", Verb::ehlo},
     {"MAIL", Verb::mail},
@@ -38,6 +38,8 @@ constexpr std::array<VerbName, 14> verb_names{{
     {"HELP", Verb::help},
     {"STARTTLS", Verb::starttls},
     {"AUTH", Verb::auth},
+    {"SOURCE", Verb::source},
+    {"GET", Verb::get},
 }};
 
 char upper(char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); }
@@ -365,6 +367,16 @@ std::variant<Auth, Reply> parse_auth(std::string_view argument) {
   return auth;
 }
 
+// SOURCE-GET.md 2: 32 lowercase hex characters; anything else is malformed.
+std::variant<Token, Reply> parse_token(std::string_view argument) {
+  const bool hex =
+      argument.size() == 32 && std::all_of(argument.begin(), argument.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+  if (!hex) return bad_parameter("malformed token: 32 characters 0-9 a-f expected");
+  return Token{std::string(argument)};
+}
+
 // Moves a per-verb result into the command, or passes its Reply through.
 template <class Parsed>
 std::variant<Command, Reply> attach(Command command, std::variant<Parsed, Reply> result) {
@@ -428,6 +440,9 @@ std::variant<Command, Reply> parse_command(std::string_view line) {
       return attach(std::move(command), parse_bdat(argument));
     case Verb::auth:
       return attach(std::move(command), parse_auth(argument));
+    case Verb::source:
+    case Verb::get:
+      return attach(std::move(command), parse_token(argument));
     case Verb::data:
     case Verb::rset:
     case Verb::quit:

@@ -1,5 +1,6 @@
 // SMTP command lines (RFC 5321 4.1.1) and their ESMTP parameters: SIZE, BODY,
-// SMTPUTF8, DSN (RFC 3461), AUTH= (RFC 4954), BDAT (RFC 3030), AUTH.
+// SMTPUTF8, DSN (RFC 3461), AUTH= (RFC 4954), BDAT (RFC 3030), AUTH, and the
+// SOURCE and GET tokens (SOURCE-GET.md).
 // Trust: none in the line; it is parsed, never executed. Whether a parsed
 // command is allowed now (state, extensions offered, TLS) is the session's call.
 #pragma once
@@ -29,6 +30,8 @@ enum class Verb {
   help,
   starttls,
   auth,
+  source,  // SOURCE token: hand over the envelope, the message is fetched back (SOURCE-GET.md 2)
+  get,     // GET token: fetch a message we offered by SOURCE (SOURCE-GET.md 3)
   unknown
 };
 
@@ -90,11 +93,18 @@ struct Auth {
   bool operator==(const Auth&) const = default;
 };
 
+// The argument of SOURCE and GET: exactly 32 characters [0-9a-f].
+struct Token {
+  std::string value;
+
+  bool operator==(const Token&) const = default;
+};
+
 struct Command {
   Verb verb = Verb::unknown;
   std::string verb_text;  // as sent, for the log
   std::string argument;   // everything after the verb, surrounding spaces removed
-  std::variant<std::monostate, Hello, Mail, Rcpt, Bdat, Auth> parsed;
+  std::variant<std::monostate, Hello, Mail, Rcpt, Bdat, Auth, Token> parsed;
 };
 
 // A line without its CRLF. An unknown verb is a Command with Verb::unknown

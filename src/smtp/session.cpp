@@ -6,6 +6,10 @@
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <chrono>
 #include <optional>
@@ -18,8 +22,12 @@
 #include "net/credential_cache.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
+#include "reverse/get_authorization.hpp"
+#include "reverse/policy.hpp"
+#include "reverse/token.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
+#include "smtp/dot_stuffer.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/received.hpp"
 #include "smtp/reply.hpp"
@@ -32,6 +40,19 @@ namespace {
 
 // RFC 4954 4: an AUTH response line may be up to 12288 octets.
 constexpr std::size_t auth_line_max = 12288;
+
+// A GET answer goes out in pieces of this size, each under the write deadline.
+constexpr std::size_t get_chunk = 64 * 1024;
+// Each unknown GET token from an address waits this much longer, up to the cap,
+// before its 550: probing gets slow long before max_unknown_tokens closes it.
+constexpr std::chrono::milliseconds unknown_token_delay{250};
+constexpr std::chrono::milliseconds unknown_token_delay_max{2000};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Compared against when a login names no known user, so that an unknown user
 // and a wrong password take the same time.
@@ -64,19 +85,30 @@ store::DsnReturn dsn_return(Mail::Ret ret) {
 static_assert(notify_never == store::notify_never && notify_success == store::notify_success &&
               notify_failure == store::notify_failure && notify_delay == store::notify_delay);
 
+// What RCPT asks the store in one call: the recipient, and its domain's policy.
+struct RecipientLookup {
+  store::Resolution resolution;
+  store::DomainPolicy policy;  // unset fields: the mail.conf defaults
+};
+
 // What EHLO/HELO established.
 struct Greeting {
   std::string domain;
   bool esmtp = false;
 };
 
-// The mail transaction: from MAIL to the end of DATA or BDAT LAST, or RSET.
+// The mail transaction: from MAIL to the end of DATA, BDAT LAST or SOURCE, or RSET.
 struct Transaction {
   Mail mail;
   std::vector<Rcpt> recipients;                    // accepted ones, in order
   std::vector<store::MailboxId> mailboxes;         // their local mailboxes, each once
   std::vector<store::OutboundRecipient> outbound;  // relayed and forwarded, each once
   std::optional<DataReader> chunks;                // BDAT content received so far
+  // Accepted recipients that resolved to local mailboxes: what SOURCE may take.
+  // A recipient accepted for another server (relay, forward) has no entry.
+  std::vector<store::RetrievalRecipient> local;
+  // The strictest unverified-mail policy among the recipients' domains.
+  config::UnverifiedPolicy unverified = config::UnverifiedPolicy::accept;
 };
 
 template <class Socket>
@@ -114,7 +146,7 @@ class Session {
     bool before_starttls;  // allowed where TLS is required but not yet started
   };
   // The verb table. Cross-cutting checks happen once, in converse().
-  static constexpr std::array<VerbEntry, 14> verbs{{
+  static constexpr std::array<VerbEntry, 16> verbs{{
       {Verb::ehlo, &Session::hello, true},
       {Verb::helo, &Session::hello, true},
       {Verb::mail, &Session::mail, false},
@@ -129,6 +161,8 @@ class Session {
       {Verb::help, &Session::help, true},
       {Verb::starttls, &Session::starttls, true},
       {Verb::auth, &Session::auth, false},
+      {Verb::source, &Session::source, false},
+      {Verb::get, &Session::get, false},
   }};
 
   asio::awaitable<void> converse() {
@@ -195,7 +229,9 @@ class Session {
     text += "\nENHANCEDSTATUSCODES";
     if (env_.parts.tls.enabled() && !conn_.tls_active()) text += "\nSTARTTLS";
     if (auth_offered()) text += "\nAUTH PLAIN LOGIN";
-    text += "\nSMTPUTF8\nCHUNKING\nDSN\nHELP";
+    text += "\nSMTPUTF8\nCHUNKING\nDSN";
+    if (source_offered()) text += "\nSOURCE";
+    text += "\nHELP";
     reply(250, "", text);
     co_return Flow::proceed;
   }
@@ -212,7 +248,8 @@ class Session {
       co_return fail(552, "5.3.4", "message size exceeds fixed maximum message size");
     if (mail.reverse_path.has_utf8() && !mail.smtputf8)
       co_return fail(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter");
-    transaction_.emplace(Transaction{std::move(mail), {}, {}, {}, std::nullopt});
+    transaction_.emplace();
+    transaction_->mail = std::move(mail);
     reply(250, "2.1.0", "OK");
     co_return Flow::proceed;
   }
@@ -237,17 +274,25 @@ class Session {
       candidates.push_back(rcpt.forward_path.address());
     }
     const auto& address = candidates.front();
-    const auto lookup = [&store = env_.parts.store, candidates] {
-      store::Resolution found;
+    // Our own clients' mail is not subject to the policy for unverified mail.
+    const bool policy_applies = !relay_allowed();
+    const auto lookup = [&store = env_.parts.store, candidates, policy_applies] {
+      RecipientLookup found;
       for (const auto& candidate : candidates) {
-        found = store.directory().resolve(candidate);
-        if (found.kind == store::Resolution::Kind::mailboxes) break;
+        found.resolution = store.directory().resolve(candidate);
+        if (found.resolution.kind != store::Resolution::Kind::mailboxes) continue;
+        if (policy_applies)
+          found.policy = store.reverse().policy(candidate.substr(candidate.rfind('@') + 1));
+        break;
       }
       return found;
     };
     store::Resolution resolution;
+    store::DomainPolicy policy;
     try {
-      resolution = co_await net::run_blocking(env_.parts.store_pool, lookup);
+      auto found = co_await net::run_blocking(env_.parts.store_pool, lookup);
+      resolution = std::move(found.resolution);
+      policy = std::move(found.policy);
     } catch (const std::exception& e) {
       log().warn("store error resolving a recipient: {}", e.what());
       reply(451, "4.3.0", "temporary failure looking up the recipient, try again later");
@@ -272,6 +317,11 @@ class Session {
         mailboxes.push_back(id);
     // Forwarding aliases queue a copy for their outside targets.
     for (const auto& target : resolution.forwards) add_outbound(target, rcpt);
+    // Only a recipient whose every copy stays here can be fetched by SOURCE.
+    if (resolution.kind == store::Resolution::Kind::mailboxes && resolution.forwards.empty())
+      transaction_->local.push_back({address, resolution.mailboxes});
+    transaction_->unverified =
+        reverse::stricter(transaction_->unverified, reverse::effective(policy, settings_.reverse));
     transaction_->recipients.push_back(std::move(rcpt));
     reply(250, "2.1.5", "OK");
     co_return Flow::proceed;
@@ -355,7 +405,8 @@ class Session {
 
   asio::awaitable<Flow> help(Command&) {
     reply(214, "2.0.0",
-          "maild commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+          "maild commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH "
+          "SOURCE GET");
     co_return Flow::proceed;
   }
 
@@ -420,7 +471,210 @@ class Session {
     co_return Flow::proceed;
   }
 
+  // SOURCE-GET.md 2: the envelope is recorded durably, the message is fetched
+  // later by GET from the MX of the sender's domain. Ends the transaction like DATA.
+  asio::awaitable<Flow> source(Command& command) {
+    const auto& token = std::get<Token>(command.parsed).value;
+    if (env_.service != net::Service::smtp)
+      co_return fail(502, "5.5.1", "SOURCE is only accepted on the MX port");
+    if (!transaction_) co_return fail(503, "5.5.1", "need MAIL before SOURCE");
+    if (transaction_->chunks) co_return fail(503, "5.5.1", "SOURCE after BDAT");
+    if (transaction_->recipients.empty()) co_return fail(503, "5.5.1", "no valid recipients");
+    // RFC 2920 3.1 / SOURCE-GET.md 2: the client must see this reply before it goes on.
+    if (conn_.lines().has_pending())
+      co_return fail(503, "5.5.1", "SOURCE must be the last command of a pipelined group");
+    const auto& sender = transaction_->mail.reverse_path;
+    if (sender.is_null())
+      co_return fail(501, "5.5.4", "a bounce cannot be fetched back: send it with DATA");
+    if (!settings_.reverse.accept_source)
+      co_return fail(550, "5.7.1", "SOURCE is not accepted here: send the message with DATA");
+    if (sender.domain.empty() || sender.domain.front() == '[')
+      co_return fail(550, "5.7.1", "SOURCE needs a sender domain with an MX: send it with DATA");
+    // D is the MX of the recipients' domains: it fetches for its own mailboxes only.
+    if (transaction_->local.size() != transaction_->recipients.size())
+      co_return fail(550, "5.7.1", "SOURCE is for local recipients only: send it with DATA");
+    if (transaction_->mail.size && *transaction_->mail.size > settings_.smtp.max_message_size.bytes)
+      co_return fail(552, "5.3.4", "message size exceeds fixed maximum message size");
+
+    auto transaction = std::move(*transaction_);
+    transaction_.reset();
+    const auto& from = transaction.mail.reverse_path;
+    store::NewRetrieval retrieval;
+    retrieval.token = token;
+    retrieval.reverse_path = from.address();
+    retrieval.recipients = std::move(transaction.local);
+    retrieval.declared_size = transaction.mail.size;
+    retrieval.client_address = env_.remote_address;
+    retrieval.helo = greeting_ ? greeting_->domain : "";
+    retrieval.trace = return_path_line(from) + received(transaction);
+    const auto add = [&store = env_.parts.store, &retrieval,
+                      limit = settings_.reverse.max_pending_per_domain] {
+      return store.reverse().add_retrieval(retrieval, limit);
+    };
+    store::RetrievalAdded added;
+    try {
+      added = co_await net::run_blocking(env_.parts.store_pool, add);
+    } catch (const std::exception& e) {
+      log().warn("store error recording SOURCE {}: {}", reverse::shown_token(token), e.what());
+      reply(451, "4.3.0", "temporary failure recording the retrieval, try again later");
+      co_return Flow::proceed;
+    }
+    using Outcome = store::RetrievalAdded::Outcome;
+    switch (added.outcome) {
+      case Outcome::added:
+      case Outcome::already_added:
+        break;
+      case Outcome::token_taken:
+        log().info("SOURCE {} from <{}> refused: the token is taken", reverse::shown_token(token),
+                   retrieval.reverse_path);
+        co_return fail(550, "5.7.1", "token refused: send the message with DATA");
+      case Outcome::domain_full:
+        log().info("SOURCE {} from <{}> deferred: too many pending retrievals for {}",
+                   reverse::shown_token(token), retrieval.reverse_path, from.domain);
+        reply(452, "4.3.1", "too many pending retrievals for your domain, try again later");
+        co_return Flow::proceed;
+    }
+    log().info("SOURCE {} from <{}>: {} recipients, retrieval {}{}", reverse::shown_token(token),
+               retrieval.reverse_path, retrieval.recipients.size(), added.id,
+               added.outcome == Outcome::already_added ? " (again)" : "");
+    reply(250, "2.0.0", token + " accepted for retrieval", token);
+    co_return Flow::proceed;
+  }
+
+  // SOURCE-GET.md 3: sends a message we offered by SOURCE to an MX of one of
+  // its recipient domains, framed like DATA in the other direction.
+  asio::awaitable<Flow> get(Command& command) {
+    const auto& token = std::get<Token>(command.parsed).value;
+    if (env_.service != net::Service::smtp)
+      co_return fail(502, "5.5.1", "GET is only answered on the MX port");
+    if (!greeting_ || !greeting_->esmtp) co_return fail(503, "5.5.1", "send EHLO first");
+    if (transaction_) co_return fail(503, "5.5.1", "GET is not allowed during a mail transaction");
+    auto& throttle = env_.parts.unknown_token_throttle;
+    if (throttle.blocked(env_.remote)) {
+      log().info("GET refused: too many unknown tokens from {}", env_.remote_address);
+      reply(421, "4.7.0", hostname() + " too many unknown tokens, closing connection");
+      co_return Flow::close;
+    }
+    const auto find = [&store = env_.parts.store, &token] {
+      return store.reverse().find_pickup(token);
+    };
+    std::optional<store::Pickup> pickup;
+    try {
+      pickup = co_await net::run_blocking(env_.parts.store_pool, find);
+    } catch (const std::exception& e) {
+      log().warn("store error looking up GET {}: {}", reverse::shown_token(token), e.what());
+      reply(450, "4.3.0", "temporarily unavailable, try again later");
+      co_return Flow::proceed;
+    }
+    if (!pickup || !reverse::servable(*pickup, unix_now(), settings_.reverse)) {
+      const auto flow = co_await unknown_token(token);
+      co_return flow;
+    }
+
+    std::vector<std::string> domains;
+    for (const auto& recipient : pickup->recipients) domains.push_back(recipient.domain);
+    // A fetcher usually sends many GETs for its own domains: one DNS check
+    // per domain and session is enough (the client's address cannot change).
+    const auto known = std::find_first_of(domains.begin(), domains.end(),
+                                          authorised_domains_.begin(), authorised_domains_.end());
+    reverse::Authorization authorization{reverse::Authorization::Verdict::granted, "", ""};
+    if (known != domains.end()) {
+      authorization.detail = "MX of " + *known + ", checked before";
+      authorization.domain = *known;
+    } else {
+      const auto checked = co_await reverse::authorize_get(
+          env_.parts.resolver, settings_.reverse.trusted_peers, domains, env_.remote);
+      authorization = checked;
+      if (!authorization.domain.empty()) authorised_domains_.push_back(authorization.domain);
+    }
+    switch (authorization.verdict) {
+      case reverse::Authorization::Verdict::granted:
+        break;
+      case reverse::Authorization::Verdict::refused:
+        log().info("GET {} from {} refused: {}", reverse::shown_token(token), env_.remote_address,
+                   authorization.detail);
+        co_return fail(550, "5.7.1", "you are not authorised to fetch this message");
+      case reverse::Authorization::Verdict::unknown:
+        log().info("GET {} from {} deferred: {}", reverse::shown_token(token), env_.remote_address,
+                   authorization.detail);
+        reply(450, "4.3.0", "cannot check your authorisation now, try again later");
+        co_return Flow::proceed;
+    }
+
+    const auto read = [&store = env_.parts.store, id = pickup->id] {
+      return store.reverse().pickup_text(id);
+    };
+    std::optional<store::MessageText> text;
+    try {
+      text = co_await net::run_blocking(env_.parts.store_pool, read);
+    } catch (const std::exception& e) {
+      log().warn("store error reading GET {}: {}", reverse::shown_token(token), e.what());
+      reply(450, "4.3.0", "temporarily unavailable, try again later");
+      co_return Flow::proceed;
+    }
+    if (!text) {  // purged between the two reads
+      const auto flow = co_await unknown_token(token);
+      co_return flow;
+    }
+
+    reply(354, "2.0.0", token + " message follows", token);
+    DotStuffer stuffer;
+    const std::array<const std::string*, 2> parts{&text->trace, &text->content};
+    for (const std::string* part : parts) {
+      for (std::size_t at = 0; at < part->size(); at += get_chunk) {
+        conn_.queue(stuffer.stuff(std::string_view(*part).substr(at, get_chunk)));
+        const bool sent = co_await conn_.flush(settings_.smtp.data_timeout);
+        if (!sent) {
+          log().info("GET {}: the connection failed while sending", reverse::shown_token(token));
+          co_return Flow::close;
+        }
+      }
+    }
+    conn_.queue(stuffer.finish());
+    reply(250, "2.0.0", token + " transferred", token);
+    const bool sent = co_await conn_.flush(settings_.smtp.data_timeout);
+    if (!sent) {
+      log().info("GET {}: the connection failed before the final reply",
+                 reverse::shown_token(token));
+      co_return Flow::close;
+    }
+    // Only now, after the final 250 went out, is the message the receiver's.
+    const auto mark = [&store = env_.parts.store, id = pickup->id] {
+      return store.reverse().mark_transferred(id);
+    };
+    try {
+      const bool marked = co_await net::run_blocking(env_.parts.store_pool, mark);
+      log().info("GET {} from {} ({}): {} octets transferred{}", reverse::shown_token(token),
+                 env_.remote_address, authorization.detail, pickup->size,
+                 marked ? "" : " (the pickup had expired meanwhile)");
+    } catch (const std::exception& e) {
+      log().warn("GET {}: transferred, but the store did not record it: {}",
+                 reverse::shown_token(token), e.what());
+    }
+    co_return Flow::proceed;
+  }
+
   // ---- pieces of the verbs ----
+
+  // The same 550 for unknown, expired and purged tokens, slower with each
+  // one from this address; at max_unknown_tokens the connection ends.
+  asio::awaitable<Flow> unknown_token(const std::string& token) {
+    auto& throttle = env_.parts.unknown_token_throttle;
+    throttle.record_failure(env_.remote);
+    log().info("GET {} from {}: unknown token", reverse::shown_token(token), env_.remote_address);
+    if (throttle.blocked(env_.remote)) {
+      reply(550, "5.1.0", "unknown token");
+      reply(421, "4.7.0", hostname() + " too many unknown tokens, closing connection");
+      co_return Flow::close;
+    }
+    const auto delay =
+        std::min(unknown_token_delay * throttle.failures(env_.remote), unknown_token_delay_max);
+    const auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer timer(executor, delay);
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_return fail(550, "5.1.0", "unknown token");
+  }
 
   // Reads the SASL exchange; returns a Flow when it ended without credentials.
   asio::awaitable<std::optional<Flow>> read_credentials(const Auth& request, std::string& user,
@@ -519,10 +773,25 @@ class Session {
         reply(550, "5.6.0", "message has a line longer than 1000 octets");
         co_return Flow::proceed;
     }
+    // SOURCE-GET.md 5: mail by plain DATA is unverified. Bounces cannot be
+    // verified at all (they travel by DATA), so reject only tags them.
+    auto policy = transaction.unverified;
+    if (policy == config::UnverifiedPolicy::reject && transaction.mail.reverse_path.is_null())
+      policy = config::UnverifiedPolicy::tag;
+    if (policy == config::UnverifiedPolicy::reject) {
+      log().info("refused unverified mail from <{}>: policy reject",
+                 transaction.mail.reverse_path.address());
+      reply(550, "5.7.1", "unverified mail is refused here: send it with SOURCE");
+      co_return Flow::proceed;
+    }
     store::NewMessage message;
     message.reverse_path = transaction.mail.reverse_path.address();
     message.mailboxes = std::move(transaction.mailboxes);
-    message.trace = return_path_line(transaction.mail.reverse_path) + received(transaction);
+    message.trace =
+        return_path_line(transaction.mail.reverse_path) +
+        (policy == config::UnverifiedPolicy::tag ? reverse::unverified_result(hostname())
+                                                 : std::string()) +
+        received(transaction);
     message.content = std::move(content);
     if (!transaction.outbound.empty()) {
       message.outbound = std::move(transaction.outbound);
@@ -588,6 +857,12 @@ class Session {
     return env_.service == net::Service::submission || env_.service == net::Service::submissions;
   }
   bool tls_required() const { return env_.service == net::Service::submission; }
+  // The keyword stands for both verbs: we answer GET whenever we may send
+  // SOURCE, and SOURCE itself is refused with 550 when accept_source is off.
+  bool source_offered() const {
+    return env_.service == net::Service::smtp &&
+           (settings_.reverse.accept_source || settings_.reverse.use_source);
+  }
   bool auth_offered() { return conn_.tls_active() || !settings_.smtp.require_tls_for_auth; }
   bool relay_allowed() const {
     if (authenticated_) return true;
@@ -598,9 +873,13 @@ class Session {
 
   // ---- replies: the one way out ----
 
-  void reply(int code, std::string_view enhanced, const std::string& text) {
+  // `token`: a SOURCE/GET token in the text, shortened in the transcript.
+  void reply(int code, std::string_view enhanced, const std::string& text,
+             std::string_view token = {}) {
     const auto wire = format_reply(code, enhanced, text);
-    log().debug("> {}", std::string_view(wire).substr(0, wire.size() - 2));
+    if (spdlog::should_log(spdlog::level::debug))
+      log().debug("> {}",
+                  reverse::redact_token(std::string_view(wire).substr(0, wire.size() - 2), token));
     conn_.queue(wire);
   }
 
@@ -619,11 +898,23 @@ class Session {
   }
 
   // AUTH lines carry credentials: only the verb and mechanism reach the log.
+  // SOURCE and GET carry tokens: only their first 8 characters do.
   static std::string redact(const std::string& line) {
-    if (line.size() >= 4 && (line[0] | 0x20) == 'a' && (line[1] | 0x20) == 'u' &&
-        (line[2] | 0x20) == 't' && (line[3] | 0x20) == 'h') {
+    const auto starts_with = [&line](std::string_view verb) {
+      if (line.size() < verb.size()) return false;
+      for (std::size_t i = 0; i < verb.size(); ++i)
+        if ((line[i] | 0x20) != verb[i]) return false;
+      return true;
+    };
+    if (starts_with("auth")) {
       const auto mechanism_end = line.find(' ', 5);
       return line.substr(0, std::min(mechanism_end, line.size())) + " ...";
+    }
+    for (const std::string_view verb : {std::string_view("source"), std::string_view("get")}) {
+      if (!starts_with(verb)) continue;
+      const auto argument = line.find_first_not_of(" \t", verb.size());
+      if (argument == std::string::npos) return line;
+      return line.substr(0, argument) + reverse::shown_token(line.substr(argument));
     }
     return line;
   }
@@ -648,6 +939,7 @@ class Session {
   std::optional<Greeting> greeting_;
   std::optional<Transaction> transaction_;
   std::optional<std::string> authenticated_;
+  std::vector<std::string> authorised_domains_;  // GET: recipient domains this client is an MX of
   unsigned errors_ = 0;
 };
 

@@ -37,6 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (rcpt->forward_path.is_null()) std::abort();
     const unsigned never = maild::smtp::notify_never;
     if ((rcpt->notify & never) != 0 && rcpt->notify != never) std::abort();
+  } else if (const auto* token = std::get_if<maild::smtp::Token>(&command->parsed)) {
+    // A SOURCE/GET token is exactly 32 characters 0-9 a-f, nothing else.
+    if (token->value.size() != 32 ||
+        token->value.find_first_not_of("0123456789abcdef") != std::string::npos)
+      std::abort();
   } else if (const auto* hello = std::get_if<maild::smtp::Hello>(&command->parsed)) {
     // A domain, an address literal, or the lenient form Windows clients send (my_host).
     const bool lenient = hello->domain.find_first_not_of(

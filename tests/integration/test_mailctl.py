@@ -313,7 +313,7 @@ class AliasTest(MailctlCase):
 class MailTest(MailctlCase):
     def test_list_on_an_empty_store(self):
         self.migrated()
-        self.assertRegex(self.ok("mail", "list"), r"\AID +RECEIVED +MAILBOX +FROM +SIZE +STATUS +SUBJECT\n\Z")
+        self.assertRegex(self.ok("mail", "list"), r"\AID +RECEIVED +MAILBOX +FROM +SIZE +STATUS +ORIGIN +SUBJECT\n\Z")
         self.assertEqual(self.ok_json("mail", "list"), [])
 
     def test_unknown_or_bad_id(self):
@@ -334,11 +334,12 @@ class MailTest(MailctlCase):
         self.assertEqual(row["subject"], "quarterly report")
         self.assertEqual(row["size"], len(MESSAGE_AS_SERVED))
         self.assertEqual(row["status"], "new")
+        self.assertEqual(row["origin"], "unverified")  # not fetched by GET
         self.assertRegex(row["received"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
         table = self.ok("mail", "list").splitlines()
         self.assertEqual(len(table), 2)
-        self.assertRegex(table[1], r"^ *%d +%s +a@example.test +s@remote.test +%d +new +quarterly report$"
+        self.assertRegex(table[1], r"^ *%d +%s +a@example.test +s@remote.test +%d +new +unverified +quarterly report$"
                          % (id, re.escape(row["received"]), len(MESSAGE_AS_SERVED)))
 
         shown = self.run_mailctl("mail", "show", str(id)).stdout

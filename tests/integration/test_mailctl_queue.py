@@ -274,7 +274,7 @@ class HelpTest(QueueCase):
         for verb in ("list", "show", "retry", "delete", "bounce"):
             self.assertRegex(help, r"(?m)^  queue %s" % verb)
         self.assertNotIn("inject", help)
-        self.assertRegex(help, r"(?m)^  queue bounce ID .*the running maild composes and sends the notice$")
+        self.assertRegex(help, r"(?m)^  queue bounce ID\n      fail its queued recipients now; the running maild composes and sends the notice$")
         self.assertIn("[--all]", self.ok("queue", "retry", "--help"))
         self.fails("queue", code=2, mentioning=["list", "show", "retry", "delete", "bounce"])
         self.fails("queue", "flush", code=2, mentioning=["flush"])

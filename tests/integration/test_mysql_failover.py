@@ -30,6 +30,9 @@ MAILBOXES = ["user%d@example.test" % i for i in range(5)]
 CLIENTS = 20
 MESSAGES_PER_CLIENT = 15
 KILL_AFTER = 120         # acknowledged messages before the primary is killed
+# Clients wait before sending more than this many messages until the kill has happened, so
+# that a slow test thread (a loaded machine) still kills the primary while mail is in flight.
+HOLD_AFTER = KILL_AFTER + 2 * CLIENTS
 SNAPSHOT_AFTER = 30      # acknowledged messages before the first POP3 listing
 RUN_DEADLINE = 90.0      # the whole sending phase, bounded
 # Fully durable servers (the defaults of mariadb_server): only max_allowed_packet for
@@ -72,16 +75,21 @@ class Sender(threading.Thread):
     """One SMTP client: sends its numbered messages in order, each until it gets a 250
     (a 4xx or a lost connection is tried again), and records every 250."""
 
-    def __init__(self, test, client, acknowledged, lock, deadline):
+    def __init__(self, test, client, acknowledged, lock, deadline, killed):
         super().__init__(daemon=True)
         self.test, self.client = test, client
         self.acknowledged, self.lock, self.deadline = acknowledged, lock, deadline
+        self.killed = killed  # threading.Event, set once the primary is killed
         self.failures = []
         self.retries = 0
 
     def run(self):
         for number in range(MESSAGES_PER_CLIENT):
             mailbox, message = numbered_message(self.client, number)
+            with self.lock:
+                hold = len(self.acknowledged) >= HOLD_AFTER
+            if hold:
+                self.killed.wait(max(0.0, self.deadline - time.monotonic()))
             while True:
                 if time.monotonic() > self.deadline:
                     self.failures.append("client %d message %d: no 250 before the deadline" % (self.client, number))
@@ -155,7 +163,8 @@ class NoAcknowledgedMessageLost(unittest.TestCase):
 
         acknowledged, lock = {}, threading.Lock()
         deadline = time.monotonic() + RUN_DEADLINE
-        senders = [Sender(self, client, acknowledged, lock, deadline) for client in range(CLIENTS)]
+        killed = threading.Event()
+        senders = [Sender(self, client, acknowledged, lock, deadline, killed) for client in range(CLIENTS)]
         for sender in senders:
             sender.start()
 
@@ -174,6 +183,7 @@ class NoAcknowledgedMessageLost(unittest.TestCase):
         kill_time = time.monotonic()
         self.primary.kill()
         killed_at = count()
+        killed.set()
         failover = self.maild.mailctl("db", "failover", *self.admin)
         self.assertEqual(failover.returncode, 0, failover.stdout + failover.stderr)
         self.assertIn("new primary  " + standby, failover.stdout)

@@ -225,6 +225,7 @@ class Commands(SmtpCase):
             "250-SMTPUTF8",
             "250-CHUNKING",
             "250-DSN",
+            "250-SOURCE",
             "250 HELP",
         ])
         d.send("HELO client.test\r\n")

@@ -32,6 +32,9 @@
 namespace maild::dns {
 namespace {
 
+using maild::testing::Dnsmasq;
+using maild::testing::dnsmasq_path;
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;

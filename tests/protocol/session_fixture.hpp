@@ -186,9 +186,10 @@ class SessionFixture : public ::testing::Test {
     smtp_throttle_.emplace(settings_.smtp.max_auth_failures, std::chrono::minutes(1));
     pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
     credentials_.emplace(settings_.server.auth_cache_ttl);
+    token_throttle_.emplace(settings_.reverse.max_unknown_tokens, std::chrono::minutes(1));
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
                                     *smtp_throttle_, *pop3_throttle_, *credentials_,
-                                    [this] { ++queue_wakeups_; }});
+                                    *token_throttle_, resolver_, [this] { ++queue_wakeups_; }});
     io_thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -232,6 +233,12 @@ class SessionFixture : public ::testing::Test {
 
   store::Store& store() { return *store_; }
   int queue_wakeups() const { return queue_wakeups_; }
+  bool world_started() const { return store_ != nullptr; }
+  // Runs `work` on the sessions' I/O thread (e.g. to make a dns::Resolver there).
+  asio::io_context& io() { return io_; }
+
+  // The resolver sessions use for GET authorisation; set before the first connect().
+  dns::Resolver* resolver_ = nullptr;
 
   config::Settings settings_;
   std::filesystem::path dir_;
@@ -249,6 +256,7 @@ class SessionFixture : public ::testing::Test {
   std::optional<net::AuthThrottle> smtp_throttle_;
   std::optional<net::AuthThrottle> pop3_throttle_;
   std::optional<net::CredentialCache> credentials_;
+  std::optional<net::AuthThrottle> token_throttle_;
   std::optional<net::ServerParts> parts_;
   std::atomic<int> queue_wakeups_{0};  // how often a session said it queued mail
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;

@@ -10,7 +10,7 @@
 namespace maild::smtp {
 namespace {
 
-using Parsed = std::variant<std::monostate, Hello, Mail, Rcpt, Bdat, Auth>;
+using Parsed = std::variant<std::monostate, Hello, Mail, Rcpt, Bdat, Auth, Token>;
 
 struct CommandCase {
   std::string name;
@@ -243,6 +243,22 @@ std::vector<CommandCase> command_cases() {
       error("AuthBadMechanism", "AUTH PL@IN", 501, "5.5.4"),
       error("AuthExtraWord", "AUTH PLAIN abc def", 501, "5.5.4"),
       error("AuthBadInitialResponse", "AUTH PLAIN a*b", 501, "5.5.2"),
+      // SOURCE and GET: a token of exactly 32 characters 0-9 a-f
+      ok("Source", "SOURCE 5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a", Verb::source,
+         Token{"5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a"}),
+      ok("SourceLowercaseVerb", "source 00112233445566778899aabbccddeeff", Verb::source,
+         Token{"00112233445566778899aabbccddeeff"}),
+      ok("SourceSurroundingSpaces", "SOURCE  5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a ", Verb::source,
+         Token{"5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a"}),
+      ok("Get", "GET 5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a", Verb::get,
+         Token{"5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a"}),
+      error("SourceNoToken", "SOURCE", 501, "5.5.4"),
+      error("SourceShortToken", "SOURCE 5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8", 501, "5.5.4"),
+      error("SourceLongToken", "SOURCE 5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a0", 501, "5.5.4"),
+      error("SourceUppercaseToken", "SOURCE 5F0C2E8A9B1D4C7E8F6A3B2C1D0E9F8A", 501, "5.5.4"),
+      error("SourceNotHex", "SOURCE 5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8g", 501, "5.5.4"),
+      error("SourceTwoWords", "SOURCE 5f0c2e8a9b1d4c7e 8f6a3b2c1d0e9f8a", 501, "5.5.4"),
+      error("GetHttp", "GET / HTTP/1.1", 501, "5.5.4"),
       // Verbs without arguments
       ok("Data", "DATA", Verb::data),
       ok("DataLowercase", "data", Verb::data),

@@ -49,6 +49,7 @@ TEST_F(SmtpSession, EhloListsTheExtensions) {
                                           "250-SMTPUTF8",
                                           "250-CHUNKING",
                                           "250-DSN",
+                                          "250-SOURCE",
                                           "250 HELP"};
   EXPECT_EQ(lines, expected);  // no AUTH before TLS with require_tls_for_auth
 }

@@ -79,6 +79,8 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"reverse.retain_after_fetch", "24h"},
     {"reverse.unverified_policy", "accept"},
     {"reverse.trusted_peers", ""},
+    {"reverse.max_unknown_tokens", "5"},
+    {"reverse.max_pending_per_domain", "1000"},
 };
 
 TEST(KeyTable, HoldsExactlyTheBindingKeysWithTheirDefaults) {
@@ -211,6 +213,8 @@ pickup_max_age = 29s
 retain_after_fetch = 30s
 unverified_policy = reject
 trusted_peers = 192.0.2.9
+max_unknown_tokens = 31
+max_pending_per_domain = 32
 )",
                        "x.conf", "/etc/maild");
   EXPECT_EQ(s.server.hostname, "mx.example.org");
@@ -270,6 +274,8 @@ trusted_peers = 192.0.2.9
   EXPECT_EQ(s.reverse.retain_after_fetch, 30s);
   EXPECT_EQ(s.reverse.unverified_policy, UnverifiedPolicy::reject);
   EXPECT_EQ(s.reverse.trusted_peers, (std::vector<Network>{*parse_network("192.0.2.9")}));
+  EXPECT_EQ(s.reverse.max_unknown_tokens, 31U);
+  EXPECT_EQ(s.reverse.max_pending_per_domain, 32U);
 }
 
 TEST(Render, SampleConfigParsesBackToTheDefaults) {

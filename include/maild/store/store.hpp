@@ -136,6 +136,96 @@ class QueueStore {
   virtual std::size_t bounce(QueueId id, std::string_view reason) = 0;
 };
 
+// SOURCE/GET reverse delivery (docs/source-get.md): pending retrievals (we
+// accepted a SOURCE and fetch the message by GET), pickups (we sent SOURCE
+// and answer GET), per-domain policy and the counters of `mailctl stats`.
+// Tokens are secrets: nothing here puts one into an exception's text.
+class ReverseStore {
+ public:
+  virtual ~ReverseStore() = default;
+
+  // ---- pending retrievals (the receiving side) ----
+
+  // Records an accepted SOURCE durably and counts it, in one commit. See
+  // RetrievalAdded for the outcomes; `max_per_domain` bounds the pending
+  // retrievals of one sender domain. The retrieval is due at once.
+  virtual RetrievalAdded add_retrieval(const NewRetrieval& retrieval,
+                                       std::size_t max_per_domain) = 0;
+  // Leases to `owner` (unique across nodes) until now + lease at most `limit`
+  // pending retrievals that are due and not under a live lease, ordered by
+  // sender domain, then oldest first.
+  virtual std::vector<PendingRetrieval> claim_retrievals(std::string_view owner,
+                                                         std::chrono::seconds lease,
+                                                         std::size_t limit) = 0;
+  // Extends `owner`'s leases; false when one is no longer its own.
+  virtual bool renew_retrievals(std::string_view owner, const std::vector<RetrievalId>& ids,
+                                std::chrono::seconds lease) = 0;
+  // The fetched message, in one transaction: delivered (as MailStore::deliver),
+  // its deliveries marked verified, the retrieval fetched and counted.
+  // StoreConflict when the retrieval is not leased by `owner` or not pending.
+  virtual StoredMessage finish_retrieval(std::string_view owner, RetrievalId id,
+                                         const NewMessage& message) = 0;
+  // A temporary failure: tried again at next_attempt (unix seconds); the lease
+  // is released. False when it is not `owner`'s pending retrieval.
+  virtual bool defer_retrieval(std::string_view owner, RetrievalId id, std::int64_t next_attempt,
+                               std::string_view error) = 0;
+  // The end without the message: failed, counted (get_failed or get_expired).
+  virtual bool fail_retrieval(std::string_view owner, RetrievalId id, RetrievalFailure why,
+                              std::string_view error) = 0;
+  // The earliest next_attempt of a pending retrieval (unix seconds), if any.
+  virtual std::optional<std::int64_t> next_retrieval_due() = 0;
+  // Newest first, every state.
+  virtual std::vector<PendingRetrieval> list_retrievals(std::size_t limit) = 0;
+  // Deletes fetched and failed retrievals that finished before `finished_before`; returns how many.
+  virtual std::size_t purge_retrievals(std::int64_t finished_before) = 0;
+
+  // ---- pickups (the sending side) ----
+
+  // Stores the content (content-addressed) and the pickup, offered: GET is
+  // answered from now on, but the queue still owns the message. Call it
+  // before SOURCE is sent. StoreConflict when the token exists.
+  virtual PickupId create_pickup(const NewPickup& pickup) = 0;
+  // SOURCE was accepted: offered becomes awaiting, the notice duty moves here.
+  // False when it was not offered (e.g. already fetched).
+  virtual bool confirm_pickup(PickupId id) = 0;
+  // SOURCE was refused: an offered pickup is purged at once. False when not offered.
+  virtual bool cancel_pickup(PickupId id) = 0;
+  // Any state, with its recipients; no content read.
+  virtual std::optional<Pickup> find_pickup(std::string_view token) = 0;
+  // What GET sends: the outbound trace, then the content. Nothing once purged.
+  virtual std::optional<MessageText> pickup_text(PickupId id) = 0;
+  // After the final 250 of a GET: transferred (first_fetched_at set once),
+  // fetch_count and pickups_served counted. False when expired or purged.
+  virtual bool mark_transferred(PickupId id) = 0;
+  // Awaiting pickups confirmed before `confirmed_before`: never fetched in time.
+  virtual std::vector<Pickup> expired_pickups(std::int64_t confirmed_before, std::size_t limit) = 0;
+  // In one transaction: an awaiting pickup becomes expired and is counted, and
+  // `notice` (a DSN to its sender, or nothing for the null sender) is accepted
+  // as MailStore::deliver would. False (and no notice) when it is no longer awaiting.
+  virtual bool expire_pickup(PickupId id, const std::optional<NewMessage>& notice) = 0;
+  // Drops the content reference and trace of pickups done with: transferred
+  // ones first fetched before `fetched_before`, expired ones, and offered ones
+  // (never confirmed) created before `offered_before`. Returns how many.
+  virtual std::size_t purge_pickups(std::int64_t fetched_before, std::int64_t offered_before) = 0;
+  // Newest first, every state.
+  virtual std::vector<Pickup> list_pickups(std::size_t limit) = 0;
+
+  // ---- per-domain policy ----
+
+  // The domain's row, or one with both policies unset.
+  virtual DomainPolicy policy(std::string_view domain) = 0;
+  // Writes both fields as given (unset = the default); a row with neither is
+  // removed. StoreConflict when an unverified policy names a domain that is
+  // not ours.
+  virtual void set_policy(const DomainPolicy& policy) = 0;
+  virtual std::vector<DomainPolicy> list_policies() = 0;  // by domain
+
+  // ---- counters ----
+
+  virtual void add_counter(std::string_view name, std::int64_t delta) = 0;
+  virtual ReverseStats stats() = 0;
+};
+
 // Counters for tests and `mailctl db status`.
 struct WriterStats {
   std::uint64_t transactions = 0;  // commits, each one fsync
@@ -186,6 +276,7 @@ class Store {
   virtual MaildropStore& maildrops() = 0;
   virtual AdminStore& admin() = 0;
   virtual QueueStore& queue() = 0;
+  virtual ReverseStore& reverse() = 0;
   virtual WriterStats writer_stats() const = 0;
 
   // Finishes queued writes, stops the writer, closes connections.

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "maild/config/settings.hpp"
 
 namespace maild::store {
 
@@ -168,6 +171,7 @@ struct MailSummary {
   std::string uidl;
   DeliveryStatus status = DeliveryStatus::fresh;
   std::int64_t received_at = 0;
+  bool verified = false;  // came by a successful GET (SOURCE/GET origin verification)
 };
 
 struct MailDetail {
@@ -175,6 +179,146 @@ struct MailDetail {
   std::string content_hash;
   std::string trace;
   std::string content;
+};
+
+// ---- SOURCE/GET (ReverseStore) ----
+
+using RetrievalId = std::int64_t;  // a pending retrieval (D side)
+using PickupId = std::int64_t;     // a pickup (O side)
+
+// A pending retrieval's state. Values only grow: pending becomes fetched or failed.
+enum class RetrievalState : int { pending = 0, fetched = 1, failed = 2 };
+
+// One recipient a SOURCE was accepted for, with the local mailboxes it resolved to at RCPT.
+struct RetrievalRecipient {
+  std::string address;
+  std::vector<MailboxId> mailboxes;
+  bool operator==(const RetrievalRecipient&) const = default;
+};
+
+// What the SMTP session records when it accepts SOURCE.
+struct NewRetrieval {
+  std::string token;         // 32 lowercase hex characters
+  std::string reverse_path;  // without <>; never empty
+  std::vector<RetrievalRecipient> recipients;
+  std::optional<std::uint64_t> declared_size;  // SIZE= of MAIL
+  std::string client_address;
+  std::string helo;
+  std::string trace;  // Return-Path and Received of the SOURCE transaction (CRLF)
+};
+
+struct PendingRetrieval {
+  RetrievalId id = 0;
+  std::string token;
+  std::string reverse_path;
+  std::string sender_domain;  // lower case
+  std::vector<RetrievalRecipient> recipients;
+  std::optional<std::uint64_t> declared_size;
+  std::string client_address;
+  std::string helo;
+  std::string trace;
+  std::int64_t received_at = 0;  // unix seconds
+  RetrievalState state = RetrievalState::pending;
+  int attempts = 0;
+  std::int64_t next_attempt = 0;
+  std::string last_error;
+  std::string lease_owner;  // "" when not leased
+  std::int64_t lease_expires = 0;
+};
+
+// What add_retrieval did.
+struct RetrievalAdded {
+  enum class Outcome {
+    added,          // recorded now
+    already_added,  // the same token and reverse-path were recorded before (a retried SOURCE)
+    token_taken,    // the token is recorded for another reverse-path
+    domain_full,    // the sender domain has the most pending retrievals allowed
+  };
+  Outcome outcome = Outcome::added;
+  RetrievalId id = 0;  // added, already_added
+};
+
+// Why a retrieval ends without the message.
+enum class RetrievalFailure {
+  permanent,  // 550 unknown token, null MX, no SOURCE at the origin: a forgery signal
+  expired,    // temporary failures until pending_max_age
+};
+
+// A pickup's state. Values only grow (see sql/sqlite/0004_reverse.sql).
+enum class PickupState : int {
+  offered = 0,
+  awaiting = 1,
+  transferred = 2,
+  expired = 3,
+  purged = 4
+};
+
+struct PickupRecipient {
+  std::string address;
+  std::string domain;  // lower case: GET is answered to an MX of one of these
+  unsigned notify = 0;
+  std::string orcpt;
+  bool operator==(const PickupRecipient&) const = default;
+};
+
+// What the courier records right before it sends SOURCE.
+struct NewPickup {
+  std::string token;  // 32 lowercase hex characters from a CSPRNG
+  std::string reverse_path;
+  std::string envid;
+  DsnReturn ret = DsnReturn::unspecified;
+  bool smtputf8 = false;
+  std::int64_t arrival = 0;  // when the message was accepted (unix seconds)
+  std::string peer;          // the server SOURCE goes to, for logs and notices
+  std::vector<PickupRecipient> recipients;
+  std::string outbound_trace;  // sent before the content in reply to GET
+  std::string content;         // stored content-addressed (once, however often offered)
+};
+
+struct Pickup {
+  PickupId id = 0;
+  std::string token;
+  std::string reverse_path;
+  std::string envid;
+  DsnReturn ret = DsnReturn::unspecified;
+  bool smtputf8 = false;
+  std::int64_t arrival = 0;
+  std::string peer;
+  std::vector<PickupRecipient> recipients;
+  std::string content_hash;  // "" once purged
+  std::uint64_t size = 0;    // octets served: outbound trace + content
+  std::int64_t created_at = 0;
+  std::int64_t confirmed_at = 0;      // 0: not confirmed
+  std::int64_t first_fetched_at = 0;  // 0: never fetched
+  std::int64_t fetch_count = 0;
+  PickupState state = PickupState::offered;
+};
+
+// Per-domain policy; nothing = the mail.conf default.
+struct DomainPolicy {
+  std::string domain;                                  // lower case
+  std::optional<config::UnverifiedPolicy> unverified;  // ours only; default [reverse]
+  std::optional<config::TlsPolicy> tls;                // outbound; default [delivery] tls
+  bool operator==(const DomainPolicy&) const = default;
+};
+
+// Names of the counters the store keeps for mailctl stats.
+namespace counter {
+inline constexpr const char* source_accepted = "source_accepted";  // SOURCE answered 250
+inline constexpr const char* get_fetched = "get_fetched";          // GET fetched and stored
+inline constexpr const char* get_failed = "get_failed";  // permanent GET failures (forgery signals)
+inline constexpr const char* get_expired = "get_expired";          // given up after pending_max_age
+inline constexpr const char* pickups_served = "pickups_served";    // GET answered with the message
+inline constexpr const char* pickups_expired = "pickups_expired";  // never fetched in time
+}  // namespace counter
+
+using Counters = std::map<std::string, std::int64_t>;
+
+// mailctl stats: the counters, and what is waiting now.
+struct ReverseStats {
+  Counters counters;  // every counter:: name, 0 when never counted
+  std::int64_t retrievals_pending = 0;
+  std::int64_t pickups_waiting = 0;  // offered or awaiting
 };
 
 // A login: the mailbox behind an address and its crypt(3) hash.

@@ -49,7 +49,8 @@ MysqlStore::MysqlStore(std::unique_ptr<Pool> pool, std::size_t threads)
       mail_(*pool_, workers_),
       maildrops_(*pool_),
       admin_(*pool_),
-      queue_(*pool_) {}
+      queue_(*pool_),
+      reverse_(*pool_) {}
 
 MysqlStore::~MysqlStore() {
   try {

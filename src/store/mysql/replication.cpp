@@ -32,7 +32,7 @@ std::unique_ptr<Connection> connect(const Endpoint& endpoint, const Credentials&
 }
 
 // A SQL string literal.
-std::string quoted(std::string_view text) {
+std::string sql_literal(std::string_view text) {
   std::string out = "'";
   for (char c : text) {
     if (c == '\'' || c == '\\') out += '\\';
@@ -49,7 +49,7 @@ std::string field(const Row& row, const std::string& name) {
 // A name -> value map of SHOW GLOBAL VARIABLES / STATUS LIKE 'pattern'.
 Row show(Connection& db, const std::string& what, const std::string& pattern) {
   Row out;
-  for (const auto& row : db.query_rows("SHOW GLOBAL " + what + " LIKE " + quoted(pattern)))
+  for (const auto& row : db.query_rows("SHOW GLOBAL " + what + " LIKE " + sql_literal(pattern)))
     out[row.at(0)] = row.at(1);
   return out;
 }
@@ -123,7 +123,7 @@ void set_global(Connection& db, const Endpoint& where, const std::string& name,
       (value == "ON" || value == "OFF" || value == "AFTER_SYNC" ||
                std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })
            ? value
-           : quoted(value)));
+           : sql_literal(value)));
   steps.push_back(where.to_string() + ": set " + name + " = " + value + " (was " + current + ")");
 }
 
@@ -150,7 +150,7 @@ void require_mariadb(Connection& db, const Endpoint& endpoint) {
 std::string gtid_wait(Connection& db, const std::string& position, std::chrono::seconds wait) {
   // 0: reached; -1: timed out.
   return db
-      .query_text("SELECT MASTER_GTID_WAIT(" + quoted(position) + ", " +
+      .query_text("SELECT MASTER_GTID_WAIT(" + sql_literal(position) + ", " +
                   std::to_string(wait.count()) + ")")
       .value_or("");
 }
@@ -315,7 +315,7 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
     const auto logs = p->query_rows("SHOW BINARY LOGS");
     if (!logs.empty()) {
       const std::string first =
-          p->query_text("SELECT BINLOG_GTID_POS(" + quoted(logs.front().at(0)) + ", 4)")
+          p->query_text("SELECT BINLOG_GTID_POS(" + sql_literal(logs.front().at(0)) + ", 4)")
               .value_or("");
       if (!GtidPosition::parse(standby_pos).covers(GtidPosition::parse(first)))
         throw StoreError("the primary " + primary.to_string() +
@@ -341,7 +341,7 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
   // so it is there when the standby is promoted one day).
   std::string password = options.replication_password;
   const std::string account =
-      quoted(options.replication_user) + "@" + quoted(options.replication_host);
+      sql_literal(options.replication_user) + "@" + sql_literal(options.replication_host);
   if (!already) {
     if (password.empty()) password = random_password();
     auto exists = p->prepare("SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?");
@@ -349,11 +349,11 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
     exists->step();
     const bool found = exists->column_int(0) > 0;
     if (found) {
-      p->exec("ALTER USER " + account + " IDENTIFIED BY " + quoted(password));
+      p->exec("ALTER USER " + account + " IDENTIFIED BY " + sql_literal(password));
       steps.push_back(primary.to_string() + ": replication account " + options.replication_user +
                       "@" + options.replication_host + " exists; its password was set");
     } else {
-      p->exec("CREATE USER " + account + " IDENTIFIED BY " + quoted(password));
+      p->exec("CREATE USER " + account + " IDENTIFIED BY " + sql_literal(password));
       steps.push_back(primary.to_string() + ": created the replication account " +
                       options.replication_user + "@" + options.replication_host);
     }
@@ -391,12 +391,12 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
     // A former primary rejoining: its own binary log is where it stands, not its slave position.
     const std::string slave_pos = s->query_text("SELECT @@GLOBAL.gtid_slave_pos").value_or("");
     if (!GtidPosition::parse(slave_pos).covers(GtidPosition::parse(standby_pos))) {
-      s->exec("SET GLOBAL gtid_slave_pos = " + quoted(standby_pos));
+      s->exec("SET GLOBAL gtid_slave_pos = " + sql_literal(standby_pos));
       steps.push_back(standby.to_string() + ": set gtid_slave_pos = " + standby_pos);
     }
-    s->exec("CHANGE MASTER TO MASTER_HOST = " + quoted(primary.host) + ", MASTER_PORT = " +
-            std::to_string(primary.port) + ", MASTER_USER = " + quoted(options.replication_user) +
-            ", MASTER_PASSWORD = " + quoted(password) +
+    s->exec("CHANGE MASTER TO MASTER_HOST = " + sql_literal(primary.host) + ", MASTER_PORT = " +
+            std::to_string(primary.port) + ", MASTER_USER = " + sql_literal(options.replication_user) +
+            ", MASTER_PASSWORD = " + sql_literal(password) +
             ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 2");
     s->exec("START SLAVE");
     steps.push_back(standby.to_string() + ": replicating " + primary.to_string() +

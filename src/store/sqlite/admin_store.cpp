@@ -59,6 +59,7 @@ MailSummary read_summary(Statement& row) {
   summary.uidl = row.column_text(5);
   summary.status = static_cast<DeliveryStatus>(row.column_int(6));
   summary.received_at = row.column_int(7);
+  summary.verified = row.column_int(8) != 0;
   return summary;
 }
 
@@ -249,7 +250,8 @@ std::vector<MailSummary> SqliteAdminStore::list_mail(std::size_t last,
     const std::int64_t mailbox_id = require_mailbox(*db, *mailbox);
     auto query = db->prepare(
         "SELECT d.id, m.address, d.reverse_path, substr(g.content, 1, ?3), d.size, d.uidl, "
-        "d.status, d.received_at FROM deliveries d JOIN mailboxes m ON m.id = d.mailbox_id "
+        "d.status, d.received_at, d.verified FROM deliveries d "
+        "JOIN mailboxes m ON m.id = d.mailbox_id "
         "JOIN messages g ON g.id = d.message_id WHERE d.mailbox_id = ?1 "
         "ORDER BY d.id DESC LIMIT ?2");
     query->bind(1, mailbox_id).bind(2, limit).bind(3, header_prefix_octets);
@@ -257,7 +259,8 @@ std::vector<MailSummary> SqliteAdminStore::list_mail(std::size_t last,
   } else {
     auto query = db->prepare(
         "SELECT d.id, m.address, d.reverse_path, substr(g.content, 1, ?2), d.size, d.uidl, "
-        "d.status, d.received_at FROM deliveries d JOIN mailboxes m ON m.id = d.mailbox_id "
+        "d.status, d.received_at, d.verified FROM deliveries d "
+        "JOIN mailboxes m ON m.id = d.mailbox_id "
         "JOIN messages g ON g.id = d.message_id ORDER BY d.id DESC LIMIT ?1");
     query->bind(1, limit).bind(2, header_prefix_octets);
     while (query->step()) mail.push_back(read_summary(*query));
@@ -269,7 +272,7 @@ std::optional<MailDetail> SqliteAdminStore::get_mail(DeliveryId id) {
   auto db = reads_.lease();
   auto query = db->prepare(
       "SELECT d.id, m.address, d.reverse_path, g.content, d.size, d.uidl, d.status, "
-      "d.received_at, g.content_hash, d.trace FROM deliveries d "
+      "d.received_at, d.verified, g.content_hash, d.trace FROM deliveries d "
       "JOIN mailboxes m ON m.id = d.mailbox_id JOIN messages g ON g.id = d.message_id "
       "WHERE d.id = ?1");
   query->bind(1, id);
@@ -277,8 +280,8 @@ std::optional<MailDetail> SqliteAdminStore::get_mail(DeliveryId id) {
   MailDetail detail;
   detail.summary = read_summary(*query);
   detail.content = query->column_blob(3);
-  detail.content_hash = query->column_text(8);
-  detail.trace = query->column_blob(9);
+  detail.content_hash = query->column_text(9);
+  detail.trace = query->column_blob(10);
   return detail;
 }
 

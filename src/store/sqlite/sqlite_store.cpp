@@ -35,7 +35,8 @@ SqliteStore::SqliteStore(std::filesystem::path path, std::unique_ptr<Connection>
       mail_(writer_),
       maildrops_(reads_, writer_),
       admin_(reads_, writer_, path_),
-      queue_(reads_, writer_) {}
+      queue_(reads_, writer_),
+      reverse_(reads_, writer_) {}
 
 SqliteStore::~SqliteStore() {
   try {

@@ -138,6 +138,48 @@ class SqliteQueueStore final : public QueueStore {
   Writer& writer_;
 };
 
+class SqliteReverseStore final : public ReverseStore {
+ public:
+  SqliteReverseStore(ReadPool& reads, Writer& writer) : reads_(reads), writer_(writer) {}
+
+  RetrievalAdded add_retrieval(const NewRetrieval& retrieval, std::size_t max_per_domain) override;
+  std::vector<PendingRetrieval> claim_retrievals(std::string_view owner, std::chrono::seconds lease,
+                                                 std::size_t limit) override;
+  bool renew_retrievals(std::string_view owner, const std::vector<RetrievalId>& ids,
+                        std::chrono::seconds lease) override;
+  StoredMessage finish_retrieval(std::string_view owner, RetrievalId id,
+                                 const NewMessage& message) override;
+  bool defer_retrieval(std::string_view owner, RetrievalId id, std::int64_t next_attempt,
+                       std::string_view error) override;
+  bool fail_retrieval(std::string_view owner, RetrievalId id, RetrievalFailure why,
+                      std::string_view error) override;
+  std::optional<std::int64_t> next_retrieval_due() override;
+  std::vector<PendingRetrieval> list_retrievals(std::size_t limit) override;
+  std::size_t purge_retrievals(std::int64_t finished_before) override;
+
+  PickupId create_pickup(const NewPickup& pickup) override;
+  bool confirm_pickup(PickupId id) override;
+  bool cancel_pickup(PickupId id) override;
+  std::optional<Pickup> find_pickup(std::string_view token) override;
+  std::optional<MessageText> pickup_text(PickupId id) override;
+  bool mark_transferred(PickupId id) override;
+  std::vector<Pickup> expired_pickups(std::int64_t confirmed_before, std::size_t limit) override;
+  bool expire_pickup(PickupId id, const std::optional<NewMessage>& notice) override;
+  std::size_t purge_pickups(std::int64_t fetched_before, std::int64_t offered_before) override;
+  std::vector<Pickup> list_pickups(std::size_t limit) override;
+
+  DomainPolicy policy(std::string_view domain) override;
+  void set_policy(const DomainPolicy& policy) override;
+  std::vector<DomainPolicy> list_policies() override;
+
+  void add_counter(std::string_view name, std::int64_t delta) override;
+  ReverseStats stats() override;
+
+ private:
+  ReadPool& reads_;
+  Writer& writer_;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::filesystem::path path, std::unique_ptr<Connection> write_connection,
@@ -152,6 +194,7 @@ class SqliteStore final : public Store {
   MaildropStore& maildrops() override { return maildrops_; }
   AdminStore& admin() override { return admin_; }
   QueueStore& queue() override { return queue_; }
+  ReverseStore& reverse() override { return reverse_; }
   WriterStats writer_stats() const override { return writer_.stats(); }
   void close() override;
 
@@ -164,6 +207,7 @@ class SqliteStore final : public Store {
   SqliteMaildropStore maildrops_;
   SqliteAdminStore admin_;
   SqliteQueueStore queue_;
+  SqliteReverseStore reverse_;
 };
 
 }  // namespace maild::store::sqlite
