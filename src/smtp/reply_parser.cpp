@@ -166,6 +166,8 @@ Extensions parse_extensions(const ServerReply& ehlo) {
       offered.enhanced_status_codes = true;
     } else if (keyword == "CHUNKING") {
       offered.chunking = true;
+    } else if (keyword == "SOURCE") {
+      offered.source = true;
     } else if (keyword == "SIZE") {
       const auto number = trim(parameters);
       std::uint64_t size = 0;

@@ -61,6 +61,7 @@ struct Extensions {
   bool dsn = false;                    // RFC 3461
   bool enhanced_status_codes = false;  // RFC 2034
   bool chunking = false;               // RFC 3030 (not used for sending yet)
+  bool source = false;                 // SOURCE/GET (docs/source-get.md)
   std::optional<std::uint64_t> size;   // RFC 1870 SIZE; 0 or absent: no limit announced
   std::vector<std::string> auth;       // RFC 4954 mechanisms, upper case
 

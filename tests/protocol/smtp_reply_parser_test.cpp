@@ -133,7 +133,7 @@ TEST(Extensions, AllThatMaildUses) {
   const auto offered = parse_extensions(
       ehlo("250-mx.example.org greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
            "250-8BITMIME\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n"
-           "250-SMTPUTF8\r\n250-CHUNKING\r\n250 DSN\r\n"));
+           "250-SMTPUTF8\r\n250-CHUNKING\r\n250-SOURCE\r\n250 DSN\r\n"));
   Extensions expected;
   expected.pipelining = true;
   expected.size = 10240000;
@@ -143,6 +143,7 @@ TEST(Extensions, AllThatMaildUses) {
   expected.auth = {"PLAIN", "LOGIN"};
   expected.smtputf8 = true;
   expected.chunking = true;
+  expected.source = true;
   expected.dsn = true;
   EXPECT_EQ(offered, expected);
 }
@@ -155,6 +156,8 @@ TEST(Extensions, CaseOldAuthSyntaxAndOddSizes) {
   EXPECT_EQ(offered.size, std::optional<std::uint64_t>(0));  // SIZE without a number: no limit
   EXPECT_EQ(offered.auth, (std::vector<std::string>{"LOGIN", "PLAIN", "CRAM-MD5"}));
   EXPECT_FALSE(offered.starttls);
+  EXPECT_FALSE(offered.source);
+  EXPECT_TRUE(parse_extensions(ehlo("250-mx\r\n250 source\r\n")).source);
   EXPECT_EQ(parse_extensions(ehlo("250-mx\r\n250 SIZE lots\r\n")).size,
             std::optional<std::uint64_t>(0));
 }
