@@ -30,6 +30,12 @@ constexpr std::chrono::seconds record_retry_wait{1};
 // Notices sent per look at the queue.
 constexpr std::size_t notices_per_round = 20;
 
+// What a batch reads from the store before it is delivered.
+struct Loaded {
+  std::vector<std::optional<store::MessageText>> texts;  // nothing: deleted from the queue
+  std::optional<config::TlsPolicy> tls;                  // the domain's own; else [delivery] tls
+};
+
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -188,12 +194,15 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   try {
     co_await acquire_worker();
     std::vector<Parcel> parcels;
-    const auto load = [&queue, &jobs] {
-      std::vector<std::optional<store::MessageText>> texts;
-      for (const auto& job : jobs) texts.push_back(queue.text(job.message.id));
-      return texts;
+    // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
+    const auto load = [&store = store_, &queue, &jobs, &domain] {
+      Loaded loaded;
+      for (const auto& job : jobs) loaded.texts.push_back(queue.text(job.message.id));
+      loaded.tls = store.reverse().policy(domain).tls;
+      return loaded;
     };
-    auto texts = co_await net::run_blocking(store_pool_, load);
+    auto loaded = co_await net::run_blocking(store_pool_, load);
+    auto& texts = loaded.texts;
     std::vector<store::DeliveryJob> kept;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (!texts[i]) continue;  // deleted from the queue meanwhile
@@ -204,7 +213,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
     }
     jobs = std::move(kept);
     if (!stopping_ && !parcels.empty()) {
-      const auto tls = settings_.delivery.tls;
+      const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       outcomes = co_await courier_.deliver(domain, parcels, tls);
     }
     release_worker();
