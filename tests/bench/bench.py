@@ -29,7 +29,6 @@ import csv
 import datetime
 import os
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
@@ -158,7 +157,7 @@ class Figure:
         return ""
 
 
-def number(value, unit=""):
+def number(value):
     if value is None:
         return "-"
     if isinstance(value, str):
