@@ -162,7 +162,8 @@ class Daemon {
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
     resolver_.emplace(settings_.dns, io_.get_executor());
-    courier_.emplace(settings_, *resolver_, io_.get_executor());
+    pickups_.emplace(store_->reverse(), store_pool_->get_executor());
+    courier_.emplace(settings_, *resolver_, io_.get_executor(), &*pickups_);
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
@@ -277,6 +278,7 @@ class Daemon {
   net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
   std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
+  std::optional<delivery::StorePickupDesk> pickups_;  // SOURCE instead of DATA
   std::optional<delivery::Courier> courier_;
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<net::ServerParts> parts_;

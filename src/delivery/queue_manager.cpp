@@ -208,7 +208,8 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       if (!texts[i]) continue;  // deleted from the queue meanwhile
       const auto& m = jobs[i].message;
       parcels.push_back(Parcel{m.id, m.reverse_path, m.envid, m.ret, m.smtputf8, m.eight_bit,
-                               m.recipients, texts[i]->trace + texts[i]->content});
+                               m.recipients, texts[i]->trace + texts[i]->content,
+                               texts[i]->trace.size(), m.queued_at});
       kept.push_back(std::move(jobs[i]));
     }
     jobs = std::move(kept);
