@@ -104,9 +104,9 @@ asio::awaitable<void> QueueManager::run() {
     woken_ = false;
     try {
       co_await send_notices();
-      co_await tend_pickups();
       co_await claim_work();
       co_await renew_leases();
+      co_await tend_pickups();  // last: its store trouble never holds up deliveries
     } catch (const std::exception& e) {
       spdlog::warn("queue: store error: {}", e.what());
     }
