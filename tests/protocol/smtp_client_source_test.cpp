@@ -26,7 +26,9 @@ namespace maild::delivery {
 namespace {
 
 namespace asio = boost::asio;
+using testing::greet;
 using testing::PeerConnection;
+using testing::quit;
 using testing::ScriptedPeer;
 using Kind = Outcome::Kind;
 
@@ -42,25 +44,6 @@ const std::string stuffed = trace +
                             "..one dot\r\n"
                             "end\r\n"
                             ".\r\n";
-
-std::string ehlo_reply(const std::vector<std::string>& extensions) {
-  std::string reply = "250-mx.example.org\r\n";
-  for (std::size_t i = 0; i < extensions.size(); ++i)
-    reply += (i + 1 == extensions.size() ? "250 " : "250-") + extensions[i] + "\r\n";
-  return reply;
-}
-
-void greet(PeerConnection& peer, const std::vector<std::string>& extensions) {
-  peer.say("220 mx.example.org ESMTP\r\n");
-  peer.expect("EHLO client.example.test\r\n");
-  peer.say(ehlo_reply(extensions));
-}
-
-void quit(PeerConnection& peer) {
-  peer.expect("QUIT\r\n");
-  peer.say("221 2.0.0 Bye\r\n");
-  peer.expect_closed();
-}
 
 // "SOURCE <token>": the token, or "" when the line is anything else.
 std::string source_token(const std::string& line) {
@@ -91,7 +74,7 @@ Parcel parcel(std::vector<store::QueueRecipient> recipients, std::string sender)
 }
 
 class SourceClientTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     char pattern[] = "/tmp/maild-client-source-XXXXXX";
     dir_ = ::mkdtemp(pattern);
@@ -274,53 +257,36 @@ TEST_F(SourceClientTest, NoReplyToSourceLeavesThePickupOfferedAndIsUnconfirmed) 
   EXPECT_TRUE(store_->reverse().pickup_text(offered->id));
 }
 
-TEST_F(SourceClientTest, ABounceGoesByDataEvenToASourcePeer) {
-  peer_->play({[](PeerConnection& peer) {
-    greet(peer, {"PIPELINING", "SOURCE"});
-    peer.expect("MAIL FROM:<>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+// A peer that gets the message by DATA, pipelined, and no pickup is made.
+void expect_data(SourceClientTest& test, const std::vector<std::string>& extensions,
+                 const std::string& sender) {
+  test.peer_->play({[extensions, sender](PeerConnection& peer) {
+    greet(peer, extensions);
+    peer.expect("MAIL FROM:<" + sender + ">\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
     peer.say("250 Ok\r\n250 Ok\r\n354 go ahead\r\n");
     peer.expect(stuffed);
     peer.say("250 2.0.0 Ok: queued as 2\r\n");
     quit(peer);
   }});
-  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}, "")};
-  const auto outcomes = deliver(parcels);
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}, sender)};
+  const auto outcomes = test.deliver(parcels);
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].kind, Kind::delivered);
-  EXPECT_TRUE(store_->reverse().list_pickups(10).empty());
+  EXPECT_EQ(outcomes[0].reply, "250 2.0.0 Ok: queued as 2");
+  EXPECT_TRUE(test.store_->reverse().list_pickups(10).empty());
+}
+
+TEST_F(SourceClientTest, ABounceGoesByDataEvenToASourcePeer) {
+  expect_data(*this, {"PIPELINING", "SOURCE"}, "");
 }
 
 TEST_F(SourceClientTest, UseSourceOffSendsData) {
   settings_.reverse.use_source = false;
-  peer_->play({[](PeerConnection& peer) {
-    greet(peer, {"PIPELINING", "SOURCE"});
-    peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
-    peer.say("250 Ok\r\n250 Ok\r\n354 go ahead\r\n");
-    peer.expect(stuffed);
-    peer.say("250 2.0.0 Ok: queued as 3\r\n");
-    quit(peer);
-  }});
-  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}, "alice@example.net")};
-  const auto outcomes = deliver(parcels);
-  ASSERT_EQ(outcomes.size(), 1u);
-  EXPECT_EQ(outcomes[0].kind, Kind::delivered);
-  EXPECT_TRUE(store_->reverse().list_pickups(10).empty());
+  expect_data(*this, {"PIPELINING", "SOURCE"}, "alice@example.net");
 }
 
 TEST_F(SourceClientTest, APeerWithoutSourceGetsData) {
-  peer_->play({[](PeerConnection& peer) {
-    greet(peer, {"PIPELINING"});
-    peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
-    peer.say("250 Ok\r\n250 Ok\r\n354 go ahead\r\n");
-    peer.expect(stuffed);
-    peer.say("250 2.0.0 Ok: queued as 4\r\n");
-    quit(peer);
-  }});
-  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}, "alice@example.net")};
-  const auto outcomes = deliver(parcels);
-  ASSERT_EQ(outcomes.size(), 1u);
-  EXPECT_EQ(outcomes[0].kind, Kind::delivered);
-  EXPECT_TRUE(store_->reverse().list_pickups(10).empty());
+  expect_data(*this, {"PIPELINING"}, "alice@example.net");
 }
 
 }  // namespace
