@@ -414,6 +414,10 @@ asio::awaitable<void> QueueManager::send_notices() {
 // Pickups (docs/source-get.md): one failure notice per pickup the receiving
 // server never fetched, then the content of those done with goes.
 asio::awaitable<void> QueueManager::tend_pickups() {
+  // Every [reverse] poll_interval, not at every look at the queue: the purge is a write.
+  const auto started = std::chrono::steady_clock::now();
+  if (started - last_tending_ < settings_.reverse.poll_interval) co_return;
+  last_tending_ = started;
   auto& reverse = store_.reverse();
   const std::int64_t now = unix_now();
   const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();

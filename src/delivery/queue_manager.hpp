@@ -91,6 +91,7 @@ class QueueManager {
   std::set<store::QueueRecipientId> in_flight_;  // leased by this node, being delivered
   bool woken_ = false;
   std::chrono::steady_clock::time_point last_renewal_;
+  std::chrono::steady_clock::time_point last_tending_;  // of tend_pickups()
   std::atomic<bool> idle_{true};
 };
 

@@ -122,7 +122,7 @@ class OriginTest(unittest.TestCase):
     def start_maild(self, port, extra=""):
         maild = Maild(self, config_extra=(
             "[delivery]\nroutes = example.org = %s:%d\nretry_schedule = 1s\nlease_time = 10s\n"
-            "[reverse]\ntrusted_peers = %s\n%s" % (PEER, port, PEER, extra)))
+            "[reverse]\ntrusted_peers = %s\npoll_interval = 1s\n%s" % (PEER, port, PEER, extra)))
         provision(maild, users=("alice@example.test",))
         return maild.start()
 
