@@ -568,10 +568,12 @@ def wait_for(predicate, what, timeout=DELIVERY_TIMEOUT, pause=0.05):
 
 def figure_outbound(servers, figures, round_index):
     """N queued messages of 10 KiB delivered to smtp-sink: maild against Postfix.
-    Each fills its queue by smtp-source (20 sessions) while nothing listens on
-    its route's port, waits until every message was tried once and deferred,
-    then starts an smtp-sink there and flushes (maild: mailctl queue retry
-    --all, seen at the queue's next look, within 1 s; Postfix: postqueue -f).
+    Each fills its queue by smtp-source (20 sessions) and waits until every
+    message is deferred (maild: tried once while nothing listens on its
+    route's port; Postfix: held by defer_transports = smtp, then released by
+    a reload), then starts an smtp-sink on that port and flushes (maild:
+    mailctl queue retry --all, seen at the queue's next look, within 1 s;
+    Postfix: postqueue -f).
     The figure is N / the time from the flush until the queue is empty."""
     n = servers.plan["messages"]
     rate = figures.setdefault("outbound", Figure(
@@ -604,10 +606,18 @@ def figure_outbound(servers, figures, round_index):
 
     def run_postfix():
         postfix = servers.postfix
+        # defer_transports holds the mail in the deferred queue without trying it
+        # (a dead destination alone leaves some in the active queue for long).
+        postfix.set(defer_transports="smtp")
+        postfix.reload()
         smtp_source(postfix.port, n, 20, recipient, MESSAGE_SIZE)
-        wait_for(lambda: postfix_queued(postfix) == n and len(postfix.queue()) == n
-                 and all(m.get("queue_name") == "deferred" for m in postfix.queue()),
-                 "Postfix: %d messages deferred" % n, pause=0.5)
+
+        def all_deferred():
+            queue = postfix.queue()
+            return len(queue) == n and all(m.get("queue_name") == "deferred" for m in queue)
+        wait_for(all_deferred, "Postfix: %d messages deferred" % n, pause=0.5)
+        postfix.set(defer_transports="")
+        postfix.reload()
         sink = postfix_peer.SmtpSink(servers.cleanups, port=out.postfix_port, capture=False, backlog=1024)
         started = time.perf_counter()
         postfix.flush()
