@@ -261,6 +261,8 @@ std::vector<PendingRetrieval> MysqlReverseStore::claim_retrievals(std::string_vi
           take->bind(1, id).bind(2, now).bind(3, now);
           if (take->step()) taken.push_back(id);
         }
+        static const std::string by_id =
+            "SELECT " + std::string(retrieval_columns) + " FROM pending_retrievals WHERE id = ?";
         std::vector<PendingRetrieval> claimed;
         for (const RetrievalId id : taken) {
           {
@@ -269,11 +271,8 @@ std::vector<PendingRetrieval> MysqlReverseStore::claim_retrievals(std::string_vi
             lease_it->bind_text(1, holder).bind(2, now + lease.count()).bind(3, id);
             lease_it->execute();
           }
-          auto read = read_retrievals(
-              db,
-              "SELECT " + std::string(retrieval_columns) + " FROM pending_retrievals WHERE id = ?",
-              [id](Statement& query) { query.bind(1, id); });
-          for (auto& r : read) claimed.push_back(std::move(r));
+          for (auto& r : read_retrievals(db, by_id, [id](Statement& query) { query.bind(1, id); }))
+            claimed.push_back(std::move(r));
         }
         return claimed;
       },
