@@ -1,5 +1,5 @@
-// The store conformance suite: every backend passes the same tests (conformance_test.cpp, and
-// queue_conformance_test.cpp for the outbound queue).
+// The store conformance suite: every backend passes the same tests (conformance_test.cpp,
+// queue_conformance_test.cpp for the outbound queue, reverse_conformance_test.cpp for SOURCE/GET).
 // A backend instantiates it with INSTANTIATE_TEST_SUITE_P(Name, StoreConformance, Values(factory)).
 #pragma once
 

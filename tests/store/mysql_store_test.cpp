@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -162,18 +163,24 @@ TEST(MysqlStoreOpen, CreatesTheDatabaseThenMigrates) {
   EXPECT_EQ(query_rows(*db,
                        "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM "
                        "information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                       "ORDER BY TABLE_NAME"),
+                       "ORDER BY BINARY TABLE_NAME"),
             "aliases|InnoDB|utf8mb4_bin\n"
+            "counters|InnoDB|utf8mb4_bin\n"
             "deliveries|InnoDB|utf8mb4_bin\n"
+            "domain_policies|InnoDB|utf8mb4_bin\n"
             "domains|InnoDB|utf8mb4_bin\n"
             "mailboxes|InnoDB|utf8mb4_bin\n"
             "maildrop_locks|InnoDB|utf8mb4_bin\n"
             "messages|InnoDB|utf8mb4_bin\n"
+            "pending_recipients|InnoDB|utf8mb4_bin\n"
+            "pending_retrievals|InnoDB|utf8mb4_bin\n"
+            "pickup_recipients|InnoDB|utf8mb4_bin\n"
+            "pickups|InnoDB|utf8mb4_bin\n"
             "queue_messages|InnoDB|utf8mb4_bin\n"
             "queue_recipients|InnoDB|utf8mb4_bin\n"
             "schema_migrations|InnoDB|utf8mb4_bin");
   EXPECT_EQ(query_rows(*db, "SELECT version, name FROM schema_migrations ORDER BY version"),
-            "1|initial\n2|maildrop_locks\n3|queue");
+            "1|initial\n2|maildrop_locks\n3|queue\n4|reverse");
   EXPECT_EQ(query_rows(*db,
                        "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE "
                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages' AND "
@@ -211,11 +218,22 @@ TEST(MysqlStoreOpen, MigrationsRunConcurrentlyFromManyProcessesOnce) {
             std::to_string(mysql::latest_schema_version()));
 }
 
+// Takes a store back to schema version 3: what migration 4 (SOURCE/GET) added is gone.
+void drop_version_four(mysql::Connection& raw) {
+  raw.exec(
+      "DROP TABLE pending_recipients, pending_retrievals, pickup_recipients, pickups, "
+      "domain_policies, counters");
+  raw.exec("DROP TRIGGER domains_drop_unverified_policy");
+  raw.exec("ALTER TABLE deliveries DROP COLUMN verified");
+  raw.exec("DELETE FROM schema_migrations WHERE version >= 4");
+}
+
 // A store made before maildrop locks existed (version 1) gains them by `mailctl db migrate`.
 TEST_F(MysqlStore, MigratesAVersionOneStore) {
   const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
   const auto uidl = store_->maildrops().list(alice_).at(0).uidl;
   store_->close();
+  drop_version_four(*raw_);
   raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
   raw_->exec("DELETE FROM schema_migrations WHERE version >= 2");
   reopen();
@@ -231,17 +249,25 @@ TEST_F(MysqlStore, MigratesAVersionOneStore) {
 
 // DDL cannot roll back in MySQL: a migration that stopped half-way is finished by the next run.
 TEST_F(MysqlStore, AHalfAppliedMigrationCompletesWhenRunAgain) {
+  store_->mail().deliver(message_for("Subject: kept\r\n\r\nb\r\n"));
+  raw_->exec("UPDATE deliveries SET verified = 1");
   raw_->exec("DROP TRIGGER deliveries_status_only_grows");
-  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks");
+  raw_->exec("DROP TRIGGER domains_drop_unverified_policy");
+  raw_->exec("DROP TABLE queue_recipients, queue_messages, maildrop_locks, counters");
   raw_->exec("DELETE FROM schema_migrations");  // as if migration 1 failed at its last statement
   EXPECT_EQ(store_->schema_version(), 0);
-  store_->migrate();
+  store_->migrate();  // every statement again, those that had taken effect included
   EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
   EXPECT_EQ(query_rows(*raw_,
                        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
                        "TRIGGER_SCHEMA = DATABASE() ORDER BY TRIGGER_NAME"),
-            "deliveries_status_only_grows\nqueue_recipients_state_only_grows");
+            "deliveries_status_only_grows\ndomains_drop_unverified_policy\n"
+            "pending_retrievals_state_only_grows\npickups_state_only_grows\n"
+            "queue_recipients_state_only_grows");
   EXPECT_TRUE(store_->directory().account("alice@example.com"));  // nothing was lost
+  EXPECT_TRUE(store_->admin().list_mail(0, std::nullopt).at(0).verified);
+  store_->reverse().add_counter(counter::get_fetched, 1);
+  EXPECT_EQ(store_->reverse().stats().counters.at(counter::get_fetched), 1);
 }
 
 TEST_F(MysqlStore, ANewerSchemaIsRefused) {
@@ -604,6 +630,7 @@ TEST_F(MysqlStore, AQueuedRecipientsStateOnlyGrows) {
 TEST_F(MysqlStore, MigratesAVersionTwoStore) {
   const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
   store_->close();
+  drop_version_four(*raw_);
   raw_->exec("DROP TABLE queue_recipients, queue_messages");
   raw_->exec("DROP TRIGGER IF EXISTS queue_recipients_state_only_grows");
   raw_->exec("DELETE FROM schema_migrations WHERE version = 3");
@@ -611,12 +638,315 @@ TEST_F(MysqlStore, MigratesAVersionTwoStore) {
   EXPECT_EQ(store_->schema_version(), 2);
   EXPECT_EQ(store_->admin().status().queued, 0);
   store_->migrate();
-  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
   EXPECT_TRUE(store_->admin().get_mail(id));
   const StoredMessage stored =
       store_->mail().deliver(local_and_outbound(alice_, "Subject: new\r\n\r\nqueued\r\n"));
   EXPECT_TRUE(stored.queued);
   EXPECT_EQ(store_->admin().status().queued, 2);
+}
+
+// ---- SOURCE/GET -------------------------------------------------------------------------------
+
+// The n-th token of a test: 32 lowercase hex digits.
+std::string token_for(int n) {
+  std::string token = std::to_string(n);
+  return std::string(32 - token.size(), '0') + token;
+}
+
+NewRetrieval retrieval_for(MailboxId mailbox, const std::string& token,
+                           const std::string& sender = "someone@origin.test") {
+  NewRetrieval retrieval;
+  retrieval.token = token;
+  retrieval.reverse_path = sender;
+  retrieval.recipients = {{"alice@example.com", {mailbox}}};
+  retrieval.client_address = "192.0.2.1";
+  retrieval.helo = "mx.origin.test";
+  retrieval.trace = "Received: from mx.origin.test\r\n";
+  return retrieval;
+}
+
+NewPickup pickup_for(const std::string& token) {
+  NewPickup pickup;
+  pickup.token = token;
+  pickup.reverse_path = "alice@example.com";
+  pickup.recipients = {{"bob@dest.test", "dest.test", 0, ""}};
+  pickup.outbound_trace = "Received: by test\r\n";
+  pickup.content = "Subject: offered\r\n\r\nx\r\n";
+  return pickup;
+}
+
+// Waits (up to 10 s) until another connection of this test runs a statement that starts with
+// `prefix` (a user sees its own connections in PROCESSLIST).
+bool running_elsewhere(mysql::Connection& raw, const std::string& prefix) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (raw.query_int("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> " +
+                      std::to_string(raw.id()) + " AND INFO LIKE '" + prefix + "%'") > 0)
+      return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+// A store made before SOURCE/GET (version 3) gains its tables by `mailctl db migrate`; what was
+// delivered before is not verified.
+TEST_F(MysqlStore, MigratesAVersionThreeStore) {
+  const DeliveryId id = deliver("Subject: old\r\n\r\nkept\r\n");
+  store_->close();
+  drop_version_four(*raw_);
+  reopen();
+  EXPECT_EQ(store_->schema_version(), 3);
+  store_->migrate();
+  EXPECT_EQ(store_->schema_version(), 4);
+  EXPECT_FALSE(store_->admin().get_mail(id).value().summary.verified);
+  EXPECT_EQ(store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).outcome,
+            RetrievalAdded::Outcome::added);
+  store_->reverse().set_policy({"example.com", config::UnverifiedPolicy::reject, {}});
+  store_->admin().delete_domain("example.com");
+  EXPECT_TRUE(store_->reverse().list_policies().empty());
+}
+
+// The state rules hold in the database itself, whoever writes.
+TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
+  const RetrievalId retrieval =
+      store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+  const std::string retrieval_row = " WHERE id = " + std::to_string(retrieval);
+  raw_->exec("UPDATE pending_retrievals SET state = 2" + retrieval_row);
+  EXPECT_THROW(raw_->exec("UPDATE pending_retrievals SET state = 0" + retrieval_row),
+               mysql::MysqlError);
+  EXPECT_THROW(raw_->exec("UPDATE pending_retrievals SET state = 3" + retrieval_row),
+               mysql::MysqlError);
+
+  const PickupId pickup = store_->reverse().create_pickup(pickup_for(token_for(2)));
+  const std::string pickup_row = " WHERE id = " + std::to_string(pickup);
+  raw_->exec("UPDATE pickups SET state = 3" + pickup_row);
+  EXPECT_THROW(raw_->exec("UPDATE pickups SET state = 1" + pickup_row), mysql::MysqlError);
+  EXPECT_THROW(raw_->exec("UPDATE pickups SET state = 5" + pickup_row), mysql::MysqlError);
+  EXPECT_EQ(query_text(*raw_, "SELECT state FROM pickups" + pickup_row), "3");
+}
+
+// What clients and servers sent is kept byte for byte, valid UTF-8 or not.
+TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
+  NewRetrieval retrieval = retrieval_for(alice_, token_for(1));
+  retrieval.helo = "mx.\xff\xfe.test";
+  const RetrievalId id = store_->reverse().add_retrieval(retrieval, 10).id;
+  ASSERT_EQ(store_->reverse().claim_retrievals("w", 60s, 10).size(), 1u);
+  const std::string reply = "451 4.3.0 \xe9tat \xff\r\n";
+  ASSERT_TRUE(store_->reverse().defer_retrieval("w", id, 0, reply));
+  const PendingRetrieval stored = store_->reverse().list_retrievals(1).at(0);
+  EXPECT_EQ(stored.helo, retrieval.helo);
+  EXPECT_EQ(stored.last_error, reply);
+
+  NewPickup pickup = pickup_for(token_for(2));
+  pickup.envid = "id-\xff\x01";
+  pickup.recipients[0].orcpt =
+      "utf-8;b\xc3\xb6"
+      "b@dest.test\xff";
+  store_->reverse().create_pickup(pickup);
+  const Pickup found = store_->reverse().find_pickup(token_for(2)).value();
+  EXPECT_EQ(found.envid, pickup.envid);
+  EXPECT_EQ(found.recipients.at(0).orcpt, pickup.recipients[0].orcpt);
+}
+
+// Finishing a retrieval is one transaction: when its very last step (counting it) fails,
+// nothing was delivered and the retrieval is still pending under the worker's lease.
+TEST_F(MysqlStore, FinishingARetrievalIsAtomic) {
+  const RetrievalId id =
+      store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+  ASSERT_EQ(store_->reverse().claim_retrievals("w", 60s, 10).size(), 1u);
+  raw_->exec(
+      "CREATE TRIGGER injected BEFORE INSERT ON counters FOR EACH ROW "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'");
+  try {
+    store_->reverse().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
+    ADD_FAILURE() << "finish_retrieval did not fail";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
+  }
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(store_->admin().status().messages, 0);
+  PendingRetrieval left = store_->reverse().list_retrievals(1).at(0);
+  EXPECT_EQ(left.state, RetrievalState::pending);
+  EXPECT_EQ(left.lease_owner, "w");
+
+  raw_->exec("DROP TRIGGER injected");
+  const StoredMessage stored =
+      store_->reverse().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
+  EXPECT_TRUE(store_->admin().get_mail(stored.deliveries.at(0)).value().summary.verified);
+  EXPECT_EQ(store_->reverse().list_retrievals(1).at(0).state, RetrievalState::fetched);
+}
+
+// Expiring a pickup is one transaction with its notice: a failure leaves no notice and the
+// pickup awaiting, so the next round sends exactly one.
+TEST_F(MysqlStore, ExpiringAPickupIsAtomic) {
+  const PickupId id = store_->reverse().create_pickup(pickup_for(token_for(1)));
+  ASSERT_TRUE(store_->reverse().confirm_pickup(id));
+  raw_->exec(
+      "CREATE TRIGGER injected BEFORE INSERT ON counters FOR EACH ROW "
+      "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'");
+  const NewMessage notice = message_for("Subject: Undelivered Mail\r\n\r\nnever fetched\r\n");
+  EXPECT_THROW(store_->reverse().expire_pickup(id, notice), StoreError);
+  EXPECT_TRUE(store_->maildrops().list(alice_).empty());
+  EXPECT_EQ(store_->reverse().find_pickup(token_for(1)).value().state, PickupState::awaiting);
+  raw_->exec("DROP TRIGGER injected");
+  EXPECT_TRUE(store_->reverse().expire_pickup(id, notice));
+  EXPECT_EQ(store_->maildrops().list(alice_).size(), 1u);
+}
+
+// A SOURCE that another node recorded between our look and our INSERT (the INSERT waited for
+// its commit) is answered as if we had seen it: the same retrieval, or a token taken. A pickup
+// token taken that way is refused like any taken one.
+TEST_F(MysqlStore, ATokenRecordedMeanwhileByAnotherNodeIsKnown) {
+  struct Case {
+    std::string token, recorded_by;
+    RetrievalAdded::Outcome outcome;
+  };
+  for (const Case& c :
+       {Case{token_for(1), "someone@origin.test", RetrievalAdded::Outcome::already_added},
+        Case{token_for(2), "mallory@evil.test", RetrievalAdded::Outcome::token_taken}}) {
+    raw_->exec("START TRANSACTION");
+    raw_->exec(
+        "INSERT INTO pending_retrievals (token, reverse_path, sender_domain, client_address, helo, "
+        "trace, received_at, next_attempt, last_error) VALUES ('" +
+        c.token + "', '" + c.recorded_by + "', 'origin.test', '', '', '', 0, 0, '')");
+    const std::int64_t theirs = raw_->query_int("SELECT LAST_INSERT_ID()");
+    auto attempt = std::async(std::launch::async, [&] {
+      return store_->reverse().add_retrieval(retrieval_for(alice_, c.token), 10);
+    });
+    // Its lookup is done once it inserts; the INSERT waits for this transaction.
+    EXPECT_TRUE(running_elsewhere(*raw_, "INSERT INTO pending_retrievals"));
+    raw_->exec("COMMIT");
+    const RetrievalAdded added = attempt.get();
+    EXPECT_EQ(added.outcome, c.outcome) << c.recorded_by;
+    if (c.outcome == RetrievalAdded::Outcome::already_added) {
+      EXPECT_EQ(added.id, theirs);
+    }
+  }
+  EXPECT_EQ(store_->reverse().list_retrievals(10).size(), 2u);
+  EXPECT_EQ(store_->reverse().stats().counters.at(counter::source_accepted), 0);
+
+  raw_->exec("START TRANSACTION");
+  raw_->exec(
+      "INSERT INTO pickups (token, outbound_trace, size, reverse_path, arrival, created_at) "
+      "VALUES ('" +
+      token_for(3) + "', '', 0, '', 0, 0)");
+  auto attempt = std::async(std::launch::async, [&] {
+    return store_->reverse().create_pickup(pickup_for(token_for(3)));
+  });
+  EXPECT_TRUE(running_elsewhere(*raw_, "INSERT INTO pickups"));
+  raw_->exec("COMMIT");
+  EXPECT_THROW(attempt.get(), StoreConflict);
+}
+
+// While one claimer holds a row (its transaction still open), another takes the next ones at
+// once, in sender-domain order, instead of waiting for it.
+TEST_F(MysqlStore, ARetrievalClaimSkipsRowsAnotherClaimerHolds) {
+  std::vector<RetrievalId> ids;  // alpha.test twice, then beta.test twice: the claim order
+  for (int i = 0; i < 4; ++i) {
+    const std::string sender = std::string(i < 2 ? "a@alpha" : "b@beta") + ".test";
+    ids.push_back(
+        store_->reverse().add_retrieval(retrieval_for(alice_, token_for(i + 1), sender), 10).id);
+  }
+  raw_->exec("START TRANSACTION");
+  raw_->exec("SELECT id FROM pending_retrievals WHERE id = " + std::to_string(ids[0]) +
+             " FOR UPDATE");
+  const auto start = std::chrono::steady_clock::now();
+  const auto claimed = store_->reverse().claim_retrievals("other", 60s, 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not a lock wait
+  std::vector<RetrievalId> taken;
+  for (const auto& r : claimed) taken.push_back(r.id);
+  EXPECT_EQ(taken, (std::vector<RetrievalId>{ids[1], ids[2]}));
+  raw_->exec("ROLLBACK");
+  EXPECT_EQ(store_->reverse().claim_retrievals("other", 60s, 10).size(), 2u);  // ids[0], ids[3]
+}
+
+// Nodes claiming at once (each its own store, as maild nodes sharing the database): every due
+// retrieval is leased to exactly one of them.
+TEST_F(MysqlStore, ConcurrentRetrievalClaimsNeverShareARow) {
+  constexpr int retrievals = 300;
+  raw_->exec(
+      "INSERT INTO pending_retrievals (token, reverse_path, sender_domain, client_address, helo, "
+      "trace, received_at, next_attempt, last_error) "
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+      std::to_string(retrievals) +
+      ") SELECT LPAD(i, 32, '0'), 'a@origin.test', CONCAT('d', i % 5, '.test'), '', '', '', i, 0, "
+      "'' FROM n");
+  raw_->exec(
+      "INSERT INTO pending_recipients (retrieval_id, address, mailbox_id) "
+      "SELECT id, 'alice@example.com', " +
+      std::to_string(alice_) + " FROM pending_retrievals");
+  constexpr int nodes = 4;
+  std::vector<std::future<std::vector<RetrievalId>>> claimers;
+  for (int node = 0; node < nodes; ++node) {
+    claimers.push_back(std::async(std::launch::async, [this, node] {
+      auto store = open_store(mysql_settings(database_), OpenMode::existing);
+      const std::string owner = "node" + std::to_string(node);
+      std::vector<RetrievalId> mine;
+      for (;;) {
+        const auto claimed = store->reverse().claim_retrievals(owner, 600s, 7);
+        if (claimed.empty()) break;
+        for (const auto& r : claimed) {
+          EXPECT_EQ(r.lease_owner, owner);
+          EXPECT_EQ(r.recipients.size(), 1u);
+          mine.push_back(r.id);
+        }
+      }
+      store->close();
+      return mine;
+    }));
+  }
+  std::set<RetrievalId> leased;
+  std::size_t total = 0;
+  for (auto& claimer : claimers) {
+    const auto mine = claimer.get();
+    total += mine.size();
+    leased.insert(mine.begin(), mine.end());
+  }
+  EXPECT_EQ(total, static_cast<std::size_t>(retrievals));  // nobody got a row twice
+  EXPECT_EQ(leased.size(), static_cast<std::size_t>(retrievals));
+  EXPECT_EQ(query_text(*raw_, "SELECT COUNT(*) FROM pending_retrievals WHERE lease_owner = ''"),
+            "0");
+}
+
+// claim_retrievals() reads its candidates from the due index, however many finished or
+// deferred retrievals the table holds, and takes each by its key.
+TEST_F(MysqlStore, ARetrievalClaimReadsOnlyDueRows) {
+  // 20,000 retrievals: most fetched or failed, many deferred to the future, 100 due.
+  raw_->exec(
+      "INSERT INTO pending_retrievals (token, reverse_path, sender_domain, client_address, helo, "
+      "trace, received_at, state, next_attempt, last_error) "
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) "
+      "SELECT LPAD(i, 32, '0'), 'a@origin.test', CONCAT('d', i % 50, '.test'), '', '', '', i, "
+      "CASE WHEN i % 200 = 0 THEN 0 WHEN i % 3 = 0 THEN 0 ELSE 1 + i % 2 END, "
+      "CASE WHEN i % 200 = 0 THEN 0 ELSE 4000000000 END, '' FROM n");
+  raw_->exec("ANALYZE TABLE pending_retrievals");
+  std::string due(mysql::retrieval_due_sql);
+  for (const char* value : {"1000", "1000", "400"}) due.replace(due.find('?'), 1, value);
+  const std::string plan = query_rows(*raw_, "EXPLAIN " + due);
+  EXPECT_NE(plan.find("pending_retrievals_due"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("ALL"), std::string::npos) << plan;  // not a scan of the table
+  std::string take(mysql::retrieval_take_sql);
+  for (const char* value : {"1", "1000", "1000"}) take.replace(take.find('?'), 1, value);
+  const std::string take_plan = query_rows(*raw_, "EXPLAIN " + take);
+  EXPECT_NE(take_plan.find("PRIMARY"), std::string::npos) << take_plan;
+
+  const auto claimed = store_->reverse().claim_retrievals("w", 60s, 1000);
+  EXPECT_EQ(claimed.size(), 100u);
+  for (std::size_t i = 1; i < claimed.size(); ++i)
+    ASSERT_LE(claimed[i - 1].sender_domain, claimed[i].sender_domain);
+}
+
+// Counters are rows every node adds to: concurrent increments are never lost.
+TEST_F(MysqlStore, CountersAddUpUnderConcurrentWriters) {
+  std::vector<std::future<void>> writers;
+  for (int i = 0; i < 8; ++i) {
+    writers.push_back(std::async(std::launch::async, [this] {
+      for (int n = 0; n < 25; ++n) store_->reverse().add_counter(counter::pickups_served, 1);
+    }));
+  }
+  for (auto& writer : writers) writer.get();
+  EXPECT_EQ(store_->reverse().stats().counters.at(counter::pickups_served), 200);
 }
 
 // ---- the primary's checks -----------------------------------------------------------------

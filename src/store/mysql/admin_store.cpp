@@ -59,6 +59,7 @@ MailSummary read_summary(Statement& row) {
   summary.uidl = row.column_text(5);
   summary.status = static_cast<DeliveryStatus>(row.column_int(6));
   summary.received_at = row.column_int(7);
+  summary.verified = row.column_int(8) != 0;
   return summary;
 }
 
@@ -117,7 +118,8 @@ void MysqlAdminStore::add_domain(std::string_view name) {
 void MysqlAdminStore::delete_domain(std::string_view name) {
   pool_.write([&](Connection& db) {
     const std::int64_t id = require_domain(db, name);
-    // Its mailboxes (with their deliveries and locks) and aliases go by ON DELETE CASCADE.
+    // Its mailboxes (with their deliveries, locks and pending retrievals) and aliases go by
+    // ON DELETE CASCADE; its policy for unverified mail by domains_drop_unverified_policy.
     auto remove = db.prepare("DELETE FROM domains WHERE id = ?");
     remove->bind(1, id);
     remove->execute();
@@ -295,7 +297,8 @@ std::vector<MailSummary> MysqlAdminStore::list_mail(std::size_t last,
       const std::int64_t mailbox_id = require_mailbox(db, *mailbox);
       auto query = db.prepare(
           "SELECT d.id, m.address, d.reverse_path, SUBSTRING(g.content, 1, ?), d.size, d.uidl, "
-          "d.status, d.received_at FROM deliveries d JOIN mailboxes m ON m.id = d.mailbox_id "
+          "d.status, d.received_at, d.verified FROM deliveries d "
+          "JOIN mailboxes m ON m.id = d.mailbox_id "
           "JOIN messages g ON g.id = d.message_id WHERE d.mailbox_id = ? "
           "ORDER BY d.id DESC LIMIT ?");
       query->bind(1, header_prefix_octets).bind(2, mailbox_id).bind(3, limit);
@@ -303,7 +306,8 @@ std::vector<MailSummary> MysqlAdminStore::list_mail(std::size_t last,
     } else {
       auto query = db.prepare(
           "SELECT d.id, m.address, d.reverse_path, SUBSTRING(g.content, 1, ?), d.size, d.uidl, "
-          "d.status, d.received_at FROM deliveries d JOIN mailboxes m ON m.id = d.mailbox_id "
+          "d.status, d.received_at, d.verified FROM deliveries d "
+          "JOIN mailboxes m ON m.id = d.mailbox_id "
           "JOIN messages g ON g.id = d.message_id ORDER BY d.id DESC LIMIT ?");
       query->bind(1, header_prefix_octets).bind(2, limit);
       while (query->step()) mail.push_back(read_summary(*query));
@@ -316,7 +320,7 @@ std::optional<MailDetail> MysqlAdminStore::get_mail(DeliveryId id) {
   return pool_.read([&](Connection& db) -> std::optional<MailDetail> {
     auto query = db.prepare(
         "SELECT d.id, m.address, d.reverse_path, g.content, d.size, d.uidl, d.status, "
-        "d.received_at, g.content_hash, d.trace FROM deliveries d "
+        "d.received_at, d.verified, g.content_hash, d.trace FROM deliveries d "
         "JOIN mailboxes m ON m.id = d.mailbox_id JOIN messages g ON g.id = d.message_id "
         "WHERE d.id = ?");
     query->bind(1, id);
@@ -324,8 +328,8 @@ std::optional<MailDetail> MysqlAdminStore::get_mail(DeliveryId id) {
     MailDetail detail;
     detail.summary = read_summary(*query);
     detail.content = query->column_blob(3);
-    detail.content_hash = query->column_text(8);
-    detail.trace = query->column_blob(9);
+    detail.content_hash = query->column_text(9);
+    detail.trace = query->column_blob(10);
     return detail;
   });
 }

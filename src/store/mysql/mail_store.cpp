@@ -74,6 +74,20 @@ QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId mess
 
 }  // namespace
 
+MessageId store_content(Connection& db, const std::string& content, const std::string& content_hash,
+                        std::int64_t now) {
+  // An existing row answers with its own id (LAST_INSERT_ID(id)); the content is not replaced.
+  auto insert = db.prepare(
+      "INSERT INTO messages (content_hash, size, content, created_at) VALUES (?, ?, ?, ?) "
+      "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+  insert->bind_text(1, content_hash)
+      .bind(2, as_size(content.size()))
+      .bind_blob(3, content)
+      .bind(4, now);
+  insert->execute();
+  return db.last_insert_id();
+}
+
 StoredMessage accept_message(Connection& db, const NewMessage& message,
                              const std::string& content_hash) {
   std::vector<MailboxId> mailboxes;
@@ -99,18 +113,7 @@ StoredMessage accept_message(Connection& db, const NewMessage& message,
   StoredMessage stored;
   stored.content_hash = content_hash;
   const std::int64_t now = unix_now();
-  {
-    // An existing row answers with its own id (LAST_INSERT_ID(id)); the content is not replaced.
-    auto insert = db.prepare(
-        "INSERT INTO messages (content_hash, size, content, created_at) VALUES (?, ?, ?, ?) "
-        "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
-    insert->bind_text(1, stored.content_hash)
-        .bind(2, as_size(message.content.size()))
-        .bind_blob(3, message.content)
-        .bind(4, now);
-    insert->execute();
-    stored.message_id = db.last_insert_id();
-  }
+  stored.message_id = store_content(db, message.content, content_hash, now);
 
   const std::int64_t size = as_size(message.trace.size() + message.content.size());
   for (std::size_t i = 0; i < mailboxes.size(); ++i) {

@@ -47,10 +47,16 @@ std::int64_t unix_now();
 // The form address comparisons use: the whole address lowercased (ASCII), as SQLite's NOCASE.
 std::string address_key(std::string_view address);
 
+// The messages row of this content (mail_store.cpp), inside the caller's write transaction:
+// content-addressed, so an existing row is reused (never replaced) and its id returned.
+MessageId store_content(Connection& db, const std::string& content, const std::string& content_hash,
+                        std::int64_t now);
+
 // Accepts a message inside the caller's write transaction (mail_store.cpp): the content once,
 // a delivery per distinct mailbox, a queue entry for the distinct outbound recipients.
-// deliver() and QueueStore::send_notice() both use it. Throws StoreConflict when there is
-// nobody to deliver to, a mailbox is gone, or an outbound address does not split.
+// deliver(), QueueStore::send_notice() and the SOURCE/GET writes that deliver (a fetched
+// message, a pickup's expiry notice) all use it. Throws StoreConflict when there is nobody to
+// deliver to, a mailbox is gone, or an outbound address does not split.
 StoredMessage accept_message(Connection& db, const NewMessage& message,
                              const std::string& content_hash);
 
@@ -67,6 +73,17 @@ inline constexpr std::string_view queue_take_sql_head =
     "AND (lease_owner IS NULL OR lease_expires < ?) AND id IN (";
 inline constexpr std::string_view queue_take_sql_tail =
     ") ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED";
+
+// claim_retrievals() likewise (reverse_store.cpp): first the due, free candidates (now, now, how
+// many) in the order workers take them, sender domain then oldest, a range of the index
+// pending_retrievals_due; then each of them in that order, locked only if it is still free and
+// no other claimer holds it (id, now, now), until enough are taken. Here for the tests' EXPLAIN.
+inline constexpr std::string_view retrieval_due_sql =
+    "SELECT id FROM pending_retrievals WHERE state = 0 AND next_attempt <= ? "
+    "AND (lease_owner = '' OR lease_expires < ?) ORDER BY sender_domain, received_at, id LIMIT ?";
+inline constexpr std::string_view retrieval_take_sql =
+    "SELECT id FROM pending_retrievals WHERE id = ? AND state = 0 AND next_attempt <= ? "
+    "AND (lease_owner = '' OR lease_expires < ?) FOR UPDATE SKIP LOCKED";
 
 // A maildrop's listing (maildrop_store.cpp): a range of the covering index deliveries_maildrop,
 // in id order, without reading a row or a message. Here so that the tests can EXPLAIN it.
@@ -157,7 +174,6 @@ class MysqlQueueStore final : public QueueStore {
   Pool& pool_;
 };
 
-// Not yet written for MySQL: reads find nothing, writes throw StoreError.
 class MysqlReverseStore final : public ReverseStore {
  public:
   explicit MysqlReverseStore(Pool& pool) : pool_(pool) {}
@@ -195,7 +211,7 @@ class MysqlReverseStore final : public ReverseStore {
   ReverseStats stats() override;
 
  private:
-  [[maybe_unused]] Pool& pool_;
+  Pool& pool_;
 };
 
 class MysqlStore final : public Store {

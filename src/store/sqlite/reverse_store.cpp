@@ -2,31 +2,15 @@
 // commit, counters included), reads from the pool; per-domain policy; counters.
 // Trust: tokens and envelopes were validated by the session or courier and are
 // checked again here; tokens never go into an exception's text.
-#include <algorithm>
-#include <array>
-
 #include "maild/core/hash.hpp"
 #include "store/addressing.hpp"
+#include "store/reverse_fields.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace maild::store::sqlite {
 namespace {
 
-constexpr std::array<const char*, 6> counter_names{
-    counter::source_accepted, counter::get_fetched,    counter::get_failed,
-    counter::get_expired,     counter::pickups_served, counter::pickups_expired};
-
 std::int64_t as_int(std::size_t value) { return static_cast<std::int64_t>(value); }
-
-bool valid_token(std::string_view token) {
-  return token.size() == 32 && std::all_of(token.begin(), token.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-void require_token(std::string_view token) {
-  if (!valid_token(token)) throw StoreConflict("a token is 32 lowercase hex characters");
-}
 
 void bump(Connection& db, std::string_view name, std::int64_t delta) {
   auto add = db.prepare(
@@ -89,13 +73,6 @@ std::optional<PendingRetrieval> read_retrieval(Connection& db, RetrievalId id) {
   return r;
 }
 
-std::string sender_domain_of(std::string_view reverse_path) {
-  const auto split = split_address(reverse_path);
-  if (!split || split->local.empty())
-    throw StoreConflict("a retrieval needs a reverse-path (local@domain)");
-  return split->domain;
-}
-
 // ---- pickups ----
 
 constexpr std::string_view pickup_columns =
@@ -151,37 +128,9 @@ std::vector<Pickup> read_pickups(Connection& db, const std::string& select, Bind
 
 // ---- policy ----
 
-const char* unverified_word(config::UnverifiedPolicy policy) {
-  switch (policy) {
-    case config::UnverifiedPolicy::accept:
-      return "accept";
-    case config::UnverifiedPolicy::tag:
-      return "tag";
-    case config::UnverifiedPolicy::reject:
-      return "reject";
-  }
-  return "accept";
-}
-
-std::optional<config::UnverifiedPolicy> unverified_from(std::string_view word) {
-  if (word == "accept") return config::UnverifiedPolicy::accept;
-  if (word == "tag") return config::UnverifiedPolicy::tag;
-  if (word == "reject") return config::UnverifiedPolicy::reject;
-  return std::nullopt;  // NULL reads as ""
-}
-
-const char* tls_word(config::TlsPolicy policy) {
-  return policy == config::TlsPolicy::encrypt ? "encrypt" : "may";
-}
-
-std::optional<config::TlsPolicy> tls_from(std::string_view word) {
-  if (word == "may") return config::TlsPolicy::may;
-  if (word == "encrypt") return config::TlsPolicy::encrypt;
-  return std::nullopt;
-}
-
 DomainPolicy read_policy_row(const Statement& row) {
-  return {row.column_text(0), unverified_from(row.column_text(1)), tls_from(row.column_text(2))};
+  return {row.column_text(0), unverified_policy_from(row.column_text(1)),
+          tls_policy_from(row.column_text(2))};
 }
 
 // Each write below checks that `owner` holds the pending retrieval's lease.
@@ -194,12 +143,7 @@ constexpr std::string_view leased_by =
 
 RetrievalAdded SqliteReverseStore::add_retrieval(const NewRetrieval& retrieval,
                                                  std::size_t max_per_domain) {
-  require_token(retrieval.token);
-  const std::string domain = sender_domain_of(retrieval.reverse_path);
-  if (retrieval.recipients.empty()) throw StoreConflict("a retrieval needs a recipient");
-  for (const auto& recipient : retrieval.recipients) {
-    if (recipient.mailboxes.empty()) throw StoreConflict("a retrieval recipient needs a mailbox");
-  }
+  const std::string domain = checked_retrieval(retrieval);
   return writer_.call([&retrieval, &domain, max_per_domain](Connection& db) {
     {
       auto existing =
@@ -398,8 +342,7 @@ std::size_t SqliteReverseStore::purge_retrievals(std::int64_t finished_before) {
 // ---- pickups ----
 
 PickupId SqliteReverseStore::create_pickup(const NewPickup& pickup) {
-  require_token(pickup.token);
-  if (pickup.recipients.empty()) throw StoreConflict("a pickup needs a recipient");
+  check_pickup(pickup);
   const std::string content_hash = sha256(pickup.content).hex();
   return writer_.call([&pickup, &content_hash](Connection& db) {
     const std::int64_t now = unix_now();
@@ -600,11 +543,11 @@ void SqliteReverseStore::set_policy(const DomainPolicy& policy) {
         "updated_at = excluded.updated_at");
     write->bind_text(1, name).bind(4, unix_now());
     if (policy.unverified)
-      write->bind_text(2, unverified_word(*policy.unverified));
+      write->bind_text(2, policy_word(*policy.unverified));
     else
       write->bind_null(2);
     if (policy.tls)
-      write->bind_text(3, tls_word(*policy.tls));
+      write->bind_text(3, policy_word(*policy.tls));
     else
       write->bind_null(3);
     write->step();
@@ -630,7 +573,7 @@ void SqliteReverseStore::add_counter(std::string_view name, std::int64_t delta) 
 
 ReverseStats SqliteReverseStore::stats() {
   ReverseStats stats;
-  for (const char* name : counter_names) stats.counters[name] = 0;
+  for (const char* name : reverse_counter_names) stats.counters[name] = 0;
   auto db = reads_.lease();
   ReadTransaction snapshot(*db);
   {
