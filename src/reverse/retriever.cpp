@@ -424,7 +424,8 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     const auto& schedule = settings_.delivery.retry_schedule;
     const auto step = std::min<std::size_t>(
         static_cast<std::size_t>(std::max(retrieval.attempts, 0)), schedule.size() - 1);
-    const auto next = std::min(now + schedule[step].count(), expires);
+    // Cut short by a stop: due again at once, for whichever node runs next.
+    const auto next = stopped_ ? now : std::min(now + schedule[step].count(), expires);
     spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
                  shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
