@@ -163,7 +163,8 @@ class Daemon {
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
     resolver_.emplace(settings_.dns, io_.get_executor());
-    courier_.emplace(settings_, *resolver_, io_.get_executor());
+    pickups_.emplace(store_->reverse(), store_pool_->get_executor());
+    courier_.emplace(settings_, *resolver_, io_.get_executor(), &*pickups_);
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     retriever_.emplace(settings_, *store_, store_pool_->get_executor(), *resolver_,
                        io_.get_executor());
@@ -282,6 +283,7 @@ class Daemon {
   net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
   std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
+  std::optional<delivery::StorePickupDesk> pickups_;  // SOURCE instead of DATA
   std::optional<delivery::Courier> courier_;
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<reverse::Retriever> retriever_;  // GET for what SOURCE announced

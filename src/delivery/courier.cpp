@@ -137,10 +137,11 @@ struct Courier::Problem {
 };
 
 Courier::Courier(const config::Settings& settings, dns::Resolver& resolver,
-                 asio::any_io_executor executor)
+                 asio::any_io_executor executor, PickupDesk* pickups)
     : settings_(settings),
       resolver_(resolver),
       executor_(std::move(executor)),
+      pickups_(settings.reverse.use_source ? pickups : nullptr),
       logins_(RouteLogins::load(settings.delivery.route_auth_file)),
       tls_context_(net::make_client_tls_context()),
       slots_(std::make_unique<Slots>(settings.delivery.per_destination)) {
@@ -318,6 +319,7 @@ asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
   options.try_starttls = try_starttls;
   options.tls_context = tls_context_.get();
   options.credentials = destination.next_hop ? logins_.find(*destination.next_hop) : nullptr;
+  options.pickups = pickups_;
   options.timeouts = timeouts_;
   smtp::ClientSession session(socket, options, control, log);
   const bool opened = co_await session.open();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "delivery/parcel.hpp"
+#include "delivery/pickup_desk.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
 #include "maild/config/settings.hpp"
@@ -33,10 +34,12 @@ inline constexpr Seconds destination_slot_wait = std::chrono::minutes(2);
 class Courier {
  public:
   // Reads [delivery] route_auth_file (throws std::runtime_error naming the
-  // file and line when it is bad). `settings` and `resolver` must outlive it;
-  // destroy it only when no deliver() is running any more (stop() first).
+  // file and line when it is bad). `settings`, `resolver` and `pickups` must
+  // outlive it; destroy it only when no deliver() is running any more (stop()
+  // first). With `pickups` and [reverse] use_source, peers that offer SOURCE
+  // get a token instead of the content.
   Courier(const config::Settings& settings, dns::Resolver& resolver,
-          boost::asio::any_io_executor executor);
+          boost::asio::any_io_executor executor, PickupDesk* pickups = nullptr);
   ~Courier();
   Courier(const Courier&) = delete;
   Courier& operator=(const Courier&) = delete;
@@ -74,6 +77,7 @@ class Courier {
   const config::Settings& settings_;
   dns::Resolver& resolver_;
   boost::asio::any_io_executor executor_;
+  PickupDesk* pickups_;  // null: always DATA
   RouteLogins logins_;
   std::optional<boost::asio::ip::address> bind_address_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;

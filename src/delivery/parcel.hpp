@@ -4,6 +4,8 @@
 // Trust: plain data; the queue produced it from validated envelopes.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,7 +22,9 @@ struct Parcel {
   bool smtputf8 = false;
   bool eight_bit = false;
   std::vector<store::QueueRecipient> recipients;  // uses id, address, notify, orcpt
-  std::string text;  // outbound trace + content, CRLF lines, not dot-stuffed
+  std::string text;            // outbound trace + content, CRLF lines, not dot-stuffed
+  std::size_t trace_size = 0;  // text's first octets that are the outbound trace
+  std::int64_t arrival = 0;    // when the message was queued (unix seconds)
 };
 
 struct Outcome {

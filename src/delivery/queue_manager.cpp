@@ -14,9 +14,12 @@
 #include <map>
 #include <optional>
 
+#include "config/settings_table.hpp"
 #include "delivery/dsn.hpp"
+#include "delivery/pickup_desk.hpp"
 #include "maild/core/ids.hpp"
 #include "net/store_calls.hpp"
+#include "reverse/token.hpp"
 
 namespace maild::delivery {
 namespace asio = boost::asio;
@@ -29,6 +32,12 @@ constexpr int record_tries = 3;
 constexpr std::chrono::seconds record_retry_wait{1};
 // Notices sent per look at the queue.
 constexpr std::size_t notices_per_round = 20;
+
+// What a batch reads from the store before it is delivered.
+struct Loaded {
+  std::vector<std::optional<store::MessageText>> texts;  // nothing: deleted from the queue
+  std::optional<config::TlsPolicy> tls;                  // the domain's own; else [delivery] tls
+};
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -97,6 +106,7 @@ asio::awaitable<void> QueueManager::run() {
       co_await send_notices();
       co_await claim_work();
       co_await renew_leases();
+      co_await tend_pickups();  // last: its store trouble never holds up deliveries
     } catch (const std::exception& e) {
       spdlog::warn("queue: store error: {}", e.what());
     }
@@ -188,23 +198,27 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   try {
     co_await acquire_worker();
     std::vector<Parcel> parcels;
-    const auto load = [&queue, &jobs] {
-      std::vector<std::optional<store::MessageText>> texts;
-      for (const auto& job : jobs) texts.push_back(queue.text(job.message.id));
-      return texts;
+    // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
+    const auto load = [&store = store_, &queue, &jobs, &domain] {
+      Loaded loaded;
+      for (const auto& job : jobs) loaded.texts.push_back(queue.text(job.message.id));
+      loaded.tls = store.reverse().policy(domain).tls;
+      return loaded;
     };
-    auto texts = co_await net::run_blocking(store_pool_, load);
+    auto loaded = co_await net::run_blocking(store_pool_, load);
+    auto& texts = loaded.texts;
     std::vector<store::DeliveryJob> kept;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (!texts[i]) continue;  // deleted from the queue meanwhile
       const auto& m = jobs[i].message;
       parcels.push_back(Parcel{m.id, m.reverse_path, m.envid, m.ret, m.smtputf8, m.eight_bit,
-                               m.recipients, texts[i]->trace + texts[i]->content});
+                               m.recipients, texts[i]->trace + texts[i]->content,
+                               texts[i]->trace.size(), m.queued_at});
       kept.push_back(std::move(jobs[i]));
     }
     jobs = std::move(kept);
     if (!stopping_ && !parcels.empty()) {
-      const auto tls = settings_.delivery.tls;
+      const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       outcomes = co_await courier_.deliver(domain, parcels, tls);
     }
     release_worker();
@@ -311,16 +325,45 @@ std::vector<store::RecipientResult> QueueManager::results_for(
 store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
                                            const std::string& original) const {
   NoticeInput in;
-  in.hostname = settings_.server.hostname;
   in.reverse_path = message.reverse_path;
   in.envid = message.envid;
   in.ret = message.ret;
-  in.now = std::chrono::system_clock::now();
   in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(message.queued_at));
   in.retry_until = in.arrival + settings_.delivery.max_queue_age;
   for (const auto& r : message.recipients)
     in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
   in.original = original;
+  return notice_to(in, "message " + std::to_string(message.id));
+}
+
+// A failure notice for a pickup never fetched within pickup_max_age, for the
+// recipients that want one; nothing when none does or it can go nowhere.
+std::optional<store::NewMessage> QueueManager::pickup_notice(const store::Pickup& pickup,
+                                                             const std::string& original) const {
+  const std::string reply = "450 4.4.7 not fetched by the receiving server within " +
+                            config::table::format_duration(settings_.reverse.pickup_max_age);
+  NoticeInput in;
+  in.reverse_path = pickup.reverse_path;
+  in.envid = pickup.envid;
+  in.ret = pickup.ret;
+  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(pickup.arrival));
+  in.retry_until = in.arrival;  // never retried: only delayed recipients show it
+  for (const auto& r : pickup.recipients)
+    if (wants_failure_notice(pickup.reverse_path, r.notify))
+      in.recipients.push_back(
+          {r.address, r.orcpt, store::RecipientState::failed, reply, pickup.peer});
+  if (in.recipients.empty()) return std::nullopt;
+  in.original = original;
+  auto notice = notice_to(in, "pickup " + std::to_string(pickup.id));
+  if (notice.mailboxes.empty() && notice.outbound.empty()) return std::nullopt;
+  return notice;
+}
+
+// The notice `in` describes, from us to its reverse path: to the sender's own
+// mailboxes when they are ours, else queued to its server. `about` names it in the log.
+store::NewMessage QueueManager::notice_to(NoticeInput& in, const std::string& about) const {
+  in.hostname = settings_.server.hostname;
+  in.now = std::chrono::system_clock::now();
   in.token = random_hex_128();
 
   store::NewMessage notice;
@@ -331,8 +374,7 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
   notice.outbound_trace = received;
   notice.content = compose_notice(in);
 
-  // The sender's own mailboxes when they are ours; else queued to its server.
-  const auto resolution = store_.directory().resolve(message.reverse_path);
+  const auto resolution = store_.directory().resolve(in.reverse_path);
   switch (resolution.kind) {
     case store::Resolution::Kind::mailboxes:
       notice.mailboxes = resolution.mailboxes;
@@ -340,11 +382,11 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
         notice.outbound.push_back({target, store::notify_never, ""});
       break;
     case store::Resolution::Kind::not_local:
-      notice.outbound.push_back({message.reverse_path, store::notify_never, ""});
+      notice.outbound.push_back({in.reverse_path, store::notify_never, ""});
       break;
     case store::Resolution::Kind::unknown_local:
-      spdlog::warn("queue: notice for message {} dropped: <{}> is no mailbox of ours", message.id,
-                   message.reverse_path);
+      spdlog::warn("queue: notice for {} dropped: <{}> is no mailbox of ours", about,
+                   in.reverse_path);
       break;
   }
   return notice;
@@ -367,6 +409,43 @@ asio::awaitable<void> QueueManager::send_notices() {
                  message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
     if (stored.queued) woken_ = true;
   }
+}
+
+// Pickups (docs/source-get.md): one failure notice per pickup the receiving
+// server never fetched, then the content of those done with goes.
+asio::awaitable<void> QueueManager::tend_pickups() {
+  // Every [reverse] poll_interval, not at every look at the queue: the purge is a write.
+  const auto started = std::chrono::steady_clock::now();
+  if (started - last_tending_ < settings_.reverse.poll_interval) co_return;
+  last_tending_ = started;
+  auto& reverse = store_.reverse();
+  const std::int64_t now = unix_now();
+  const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();
+  const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
+    return reverse.expired_pickups(confirmed_before, notices_per_round);
+  });
+  for (const auto& pickup : expired) {
+    bool noticed = false;
+    const auto expire = [this, &reverse, &pickup, &noticed] {
+      const auto text = reverse.pickup_text(pickup.id);
+      const auto notice = pickup_notice(pickup, text ? text->trace + text->content : "");
+      noticed = notice.has_value();
+      return reverse.expire_pickup(pickup.id, notice);
+    };
+    const bool done = co_await net::run_blocking(store_pool_, expire);
+    if (!done) continue;  // fetched or expired meanwhile (another node)
+    spdlog::info("queue: pickup {} ({}) from <{}> never fetched by {}: expired, {}", pickup.id,
+                 reverse::shown_token(pickup.token), pickup.reverse_path, pickup.peer,
+                 noticed ? "notice sent" : "no notice");
+    if (noticed) woken_ = true;  // it may be queued for another server
+  }
+  const std::int64_t fetched_before = now - settings_.reverse.retain_after_fetch.count();
+  const std::int64_t offered_before = now - offered_pickup_max_age.count();
+  const auto purged =
+      co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
+        return reverse.purge_pickups(fetched_before, offered_before);
+      });
+  if (purged > 0) spdlog::info("queue: {} pickups purged", purged);
 }
 
 asio::awaitable<void> QueueManager::renew_leases() {

@@ -1,7 +1,8 @@
 // The outbound queue's manager: takes due recipients from the store by lease,
 // hands them to the courier per destination domain, records each outcome
 // (delivered, retry later, failed for good), and sends the notices senders
-// are owed (RFC 3464). Any number of maild nodes on one store run one each;
+// are owed (RFC 3464), also for SOURCE pickups never fetched, which it purges
+// once done with. Any number of maild nodes on one store run one each;
 // leases keep them from delivering a recipient twice at the same time.
 // Talks to: the store (on the store worker pool, never on an I/O thread) and
 // the courier. Trust: the store is ours; outcomes arrive classified.
@@ -16,11 +17,13 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "delivery/courier.hpp"
+#include "delivery/dsn.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
 
@@ -64,8 +67,12 @@ class QueueManager {
 
   std::vector<store::RecipientResult> results_for(const std::vector<store::DeliveryJob>& jobs,
                                                   const std::vector<Outcome>& outcomes) const;
+  boost::asio::awaitable<void> tend_pickups();
   store::NewMessage notice_for(const store::QueuedMessage& message,
                                const std::string& original) const;
+  std::optional<store::NewMessage> pickup_notice(const store::Pickup& pickup,
+                                                 const std::string& original) const;
+  store::NewMessage notice_to(NoticeInput& in, const std::string& about) const;
 
   const config::Settings& settings_;
   store::Store& store_;
@@ -84,6 +91,7 @@ class QueueManager {
   std::set<store::QueueRecipientId> in_flight_;  // leased by this node, being delivered
   bool woken_ = false;
   std::chrono::steady_clock::time_point last_renewal_;
+  std::chrono::steady_clock::time_point last_tending_;  // of tend_pickups()
   std::atomic<bool> idle_{true};
 };
 

@@ -222,23 +222,50 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
   }
   if (sendable.empty()) co_return;
 
-  // Proceed: MAIL, RCPT..., DATA, in one write when the peer pipelines.
+  // Proceed: SOURCE instead of DATA where the peer offers it, never for a
+  // bounce (it cannot be fetched back); after a 5xx to SOURCE, DATA.
+  bool by_source =
+      options_.pickups != nullptr && extensions_.source && !parcel.reverse_path.empty();
+  for (;;) {
+    const bool source_refused = co_await transact(parcel, transfer, sendable, by_source);
+    if (!source_refused) co_return;
+    co_await reset();  // SOURCE-GET.md 2: RSET, then MAIL, RCPT and DATA again
+    if (!usable()) {
+      leave_unsettled(transfer);
+      co_return;
+    }
+    by_source = false;
+    std::erase_if(sendable, [&transfer](std::size_t i) { return transfer.settled[i]; });
+    if (sendable.empty()) co_return;
+  }
+}
+
+// One mail transaction for `sendable`: MAIL, RCPT..., then DATA (in one write
+// when the peer pipelines) or SOURCE (alone, the last command of its group).
+// True when SOURCE got a 5xx: the caller falls back to DATA.
+asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Transfer& transfer,
+                                              const std::vector<std::size_t>& sendable,
+                                              bool by_source) {
   const bool pipelined = extensions_.pipelining;
+  bool data_queued = false;
   command(mail_command(parcel));
   if (pipelined) {
     for (const auto i : sendable) command(rcpt_command(parcel.recipients[i]));
-    command("DATA");
+    if (!by_source) {
+      command("DATA");
+      data_queued = true;
+    }
   }
   const auto mail = co_await read_reply(options_.timeouts.mail, "MAIL FROM");
   if (!mail || mail->code == 421) {
     if (mail) fail_with(*mail, "MAIL FROM");
     leave_unsettled(transfer);
-    co_return;
+    co_return false;
   }
   const bool mail_ok = mail->kind() == 2;
   if (!mail_ok && !pipelined) {
     for (const auto i : sendable) settle_by(transfer, i, *mail);
-    co_return;
+    co_return false;
   }
   std::vector<std::size_t> accepted;
   for (const auto i : sendable) {
@@ -247,7 +274,7 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
     if (!rcpt || rcpt->code == 421) {
       if (rcpt) fail_with(*rcpt, "RCPT TO");
       leave_unsettled(transfer);
-      co_return;
+      co_return false;
     }
     if (!mail_ok) continue;  // pipelined: the server answers each RCPT with 503
     if (rcpt->kind() == 2)
@@ -257,16 +284,22 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
   }
   if (!mail_ok) {
     for (const auto i : sendable) settle_by(transfer, i, *mail);
-  } else if (!pipelined && accepted.empty()) {
+    if (!data_queued) co_return false;
+  } else if (!data_queued && accepted.empty()) {
     co_await reset();
-    co_return;
+    co_return false;
   }
-  if (!pipelined) command("DATA");
+  if (by_source) {
+    const auto step = co_await offer_source(parcel, transfer, accepted);
+    if (step != SourceStep::unrecorded) co_return step == SourceStep::refused;
+    // The pickup could not be recorded: the content goes by DATA in this transaction.
+  }
+  if (!data_queued) command("DATA");
   const auto data = co_await read_reply(options_.timeouts.data, "DATA");
   if (!data || data->code == 421) {
     if (data) fail_with(*data, "DATA");
     leave_unsettled(transfer);
-    co_return;
+    co_return false;
   }
   if (data->code != 354) {
     // Even a 2xx here delivered nothing: only a 5xx is final.
@@ -277,21 +310,21 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
         settle(transfer, i, Kind::temporary, as_temporary(*data));
     }
     if (mail_ok) co_await reset();
-    co_return;
+    co_return false;
   }
   if (accepted.empty()) {
     // RFC 2920 3.1: DATA was accepted although no RCPT was; end it with a lone dot.
     command(".");
     const auto ignored = co_await read_reply(options_.timeouts.end_of_data, "the end of data");
     if (ignored && ignored->code == 421) fail_with(*ignored, "the end of data");
-    co_return;
+    co_return false;
   }
 
   bool final_dot_sent = false;
   const bool sent = co_await send_content(parcel.text, final_dot_sent);
   if (!sent && !final_dot_sent) {
     leave_unsettled(transfer);
-    co_return;
+    co_return false;
   }
   std::optional<ServerReply> end;
   if (sent) {
@@ -307,15 +340,79 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
                  " to the end of the message, which may have been delivered");
       transfer.outcomes[i].unconfirmed = true;
     }
-    co_return;
+    co_return false;
   }
   if (end->code == 421) fail_with(*end, "the end of data");  // settled all the same
   for (const auto i : accepted) {
     settle_by(transfer, i, *end);
-    const bool wants_success = (parcel.recipients[i].notify & store::notify_success) != 0;
-    if (transfer.outcomes[i].kind == Kind::delivered && wants_success && !extensions_.dsn)
-      transfer.outcomes[i].dsn_relayed = true;
+    note_relayed(parcel, transfer, i);
   }
+  co_return false;
+}
+
+// SOURCE <token> for the recipients RCPT accepted (docs/source-get.md). The
+// pickup is recorded before the token goes out, so GET answers as soon as
+// the peer may ask; it is confirmed before the recipients count as delivered.
+asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
+    const delivery::Parcel& parcel, Transfer& transfer, const std::vector<std::size_t>& accepted) {
+  const auto& peer = options_.remote_host;
+  const auto offer = co_await options_.pickups->offer(parcel, accepted, peer);
+  if (!offer) co_return SourceStep::unrecorded;
+  const auto shown = reverse::shown_token(offer->token);
+  secret_ = offer->token;
+  log().debug("> SOURCE {}", shown);
+  conn_.queue("SOURCE " + offer->token + "\r\n");
+  auto reply = co_await read_reply(options_.timeouts.source, "SOURCE");
+  secret_.clear();
+  if (!reply) {
+    // As a lost reply to the end of data: the peer may have taken it, and
+    // GET answers until the pickup is purged; the queue retries later.
+    log().info("SOURCE {} for message {}: no reply; the pickup stays offered", shown,
+               parcel.queue_id);
+    for (const auto i : accepted) {
+      settle(transfer, i, Kind::temporary,
+             "451 4.4.2 no reply from " + peer + " to SOURCE, which may have been accepted");
+      transfer.outcomes[i].unconfirmed = true;
+    }
+    co_return SourceStep::settled;
+  }
+  for (auto& line : reply->lines) line = reverse::redact_token(line, offer->token);
+  const bool taken = reply->kind() == 2;
+  const bool recorded = co_await options_.pickups->settle(*offer, taken);
+  if (taken) {
+    if (!recorded) {
+      for (const auto i : accepted)
+        settle(transfer, i, Kind::temporary,
+               "451 4.3.0 " + peer + " accepted SOURCE but the pickup could not be confirmed");
+      co_return SourceStep::settled;
+    }
+    log().info("SOURCE {} for message {} to {}: {} recipients, pickup {}", shown, parcel.queue_id,
+               peer, accepted.size(), offer->id);
+    for (const auto i : accepted) {
+      settle_by(transfer, i, *reply);
+      note_relayed(parcel, transfer, i);
+    }
+    co_return SourceStep::settled;
+  }
+  log().info("SOURCE {} for message {} refused by {}: {}", shown, parcel.queue_id, peer,
+             reply->summary());
+  if (reply->code == 421) {
+    fail_with(*reply, "SOURCE");
+    leave_unsettled(transfer);
+    co_return SourceStep::settled;
+  }
+  if (reply->kind() == 5) co_return SourceStep::refused;
+  for (const auto i : accepted) settle(transfer, i, Kind::temporary, as_temporary(*reply));
+  co_await reset();
+  co_return SourceStep::settled;
+}
+
+// Delivered, but NOTIFY=SUCCESS could not be passed on: the sender is owed a relay notice.
+void ClientSession::note_relayed(const delivery::Parcel& parcel, Transfer& transfer,
+                                 std::size_t index) const {
+  const bool wants_success = (parcel.recipients[index].notify & store::notify_success) != 0;
+  if (transfer.outcomes[index].kind == Kind::delivered && wants_success && !extensions_.dsn)
+    transfer.outcomes[index].dsn_relayed = true;
 }
 
 asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const DataLimits& limits) {
@@ -505,7 +602,11 @@ asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
            std::string(waiting_for) + ": " + parser.problem());
       co_return std::nullopt;
     }
-    log().debug("< {}", secret_.empty() ? input.text : reverse::redact_token(input.text, secret_));
+    // A reply to SOURCE or GET may repeat the token, a secret (SOURCE-GET.md 6).
+    if (secret_.empty())
+      log().debug("< {}", input.text);
+    else
+      log().debug("< {}", reverse::redact_token(input.text, secret_));
     if (status == ReplyParser::Status::complete) co_return parser.take();
   }
 }

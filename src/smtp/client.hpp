@@ -2,7 +2,8 @@
 // reads like the dialogue: the greeting, EHLO (HELO after a 5xx), STARTTLS
 // and EHLO again, AUTH PLAIN towards a smarthost, then for each message MAIL,
 // RCPT..., DATA (in one write when PIPELINING is offered, RFC 2920), the
-// content dot-stuffed, and QUIT at the end.
+// content dot-stuffed, and QUIT at the end. Towards a peer that offers SOURCE
+// (docs/source-get.md) a token replaces DATA and the content, in a write of its own.
 // Talks to: one remote SMTP server, untrusted: every reply goes through the
 // pure reply parser, bounded in size (smtp/limits.hpp) and time
 // (ClientTimeouts). The server's certificate is not verified; credentials go
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "delivery/parcel.hpp"
+#include "delivery/pickup_desk.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/core/units.hpp"
 #include "net/connection.hpp"
@@ -44,6 +46,7 @@ struct ClientTimeouts {
   Seconds end_of_data = std::chrono::minutes(10);  // 4.5.3.2.6: the reply to the final dot
   Seconds rset =
       std::chrono::seconds(20);  // RSET and QUIT (the RFC sets none; nothing is at stake)
+  Seconds source = std::chrono::minutes(10);  // SOURCE's reply: as end_of_data, which it replaces
   // The whole content of one GET (SOURCE-GET.md 6), however slowly it comes;
   // each block of it also within data_block.
   Seconds fetch = std::chrono::minutes(30);
@@ -63,6 +66,8 @@ struct ClientOptions {
   bool try_starttls = true;  // false: the plain-text retry after a failed handshake (may only)
   boost::asio::ssl::context* tls_context = nullptr;  // null: never STARTTLS
   const Credentials* credentials = nullptr;          // AUTH PLAIN, only under TLS
+  // Pickups for SOURCE ([reverse] use_source); null: always DATA.
+  delivery::PickupDesk* pickups = nullptr;
   ClientTimeouts timeouts;
 };
 
@@ -126,6 +131,17 @@ class ClientSession {
   boost::asio::awaitable<bool> hello();
   boost::asio::awaitable<bool> start_tls();
   boost::asio::awaitable<bool> authenticate();
+  enum class SourceStep {
+    settled,     // the recipients have their outcomes (or the session its trouble)
+    refused,     // 5xx: RSET and send the message with DATA
+    unrecorded,  // no pickup could be recorded: DATA in the same transaction
+  };
+  boost::asio::awaitable<bool> transact(const delivery::Parcel& parcel, Transfer& transfer,
+                                        const std::vector<std::size_t>& sendable, bool by_source);
+  boost::asio::awaitable<SourceStep> offer_source(const delivery::Parcel& parcel,
+                                                  Transfer& transfer,
+                                                  const std::vector<std::size_t>& accepted);
+  void note_relayed(const delivery::Parcel& parcel, Transfer& transfer, std::size_t index) const;
   boost::asio::awaitable<void> reset();
   boost::asio::awaitable<bool> send_content(const std::string& text, bool& final_dot_sent);
   boost::asio::awaitable<bool> read_fetched(DataReader& reader, std::string_view shown);
@@ -151,7 +167,7 @@ class ClientSession {
   bool answered_ = false;  // the server sent something: its name goes into outcomes
   bool may_quit_ = false;  // unusable, but the connection is fine for QUIT
   std::optional<SessionTrouble> trouble_;
-  std::string secret_;  // the token of the GET in progress: never in the log whole
+  std::string secret_;  // the token while a reply to SOURCE or GET is read: shortened in the log
 };
 
 // "552 5.3.4 ..." -> "452 4.3.4 ...": a server's refusal kept as a deferral

@@ -48,12 +48,12 @@ def missing_tools():
 
 
 def password_hash(password, scheme="SHA512-CRYPT"):
-    """The {SCHEME}hash line that doveadm pw makes (fresh salt)."""
+    """The {SCHEME}hash line that doveadm pw makes (fresh salt). -c /dev/null:
+    the system's dovecot.conf is neither needed nor read."""
     result = subprocess.run([DOVEADM, "-c", "/dev/null", "pw", "-s", scheme, "-p", password],
                             capture_output=True, text=True, timeout=IO_TIMEOUT,
                             stdin=subprocess.DEVNULL)
     if result.returncode != 0 or not result.stdout.startswith("{"):
-        # doveadm wants a config; an empty one with the base_dir is enough.
         raise AssertionError("doveadm pw failed: %s%s" % (result.stdout, result.stderr))
     return result.stdout.strip()
 

@@ -213,9 +213,11 @@ class PostfixPeer:
 
     def _master_cf(self):
         # Postfix's stock services, none chrooted (the chroot would lack the
-        # temp folder), plus postlogd for maillog_file.
+        # temp folder), plus postlogd for maillog_file. pickup is also what
+        # postqueue -f checks before it asks flush to try the deferred mail.
         services = [
             ("%s:%d" % (self.host, self.port), "inet", "n", "-", "-", "smtpd"),
+            ("pickup", "unix", "n", "60", "1", "pickup"),
             ("cleanup", "unix", "n", "-", "0", "cleanup"),
             ("qmgr", "unix", "n", "300", "1", "qmgr"),
             ("tlsmgr", "unix", "-", "1000?", "1", "tlsmgr"),

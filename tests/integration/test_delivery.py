@@ -234,5 +234,26 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(self.notices(maild), [])
 
 
+    def test_a_domains_own_tls_policy_overrides_the_default(self):
+        protected = SmtpSink(self, host="127.0.0.2", port=self.port)  # example.org, no STARTTLS
+        other = SmtpSink(self, host="127.0.0.3", port=self.port)      # fallback.test
+        maild = self.start_maild()  # [delivery] tls = may
+        mailctl_ok(maild, "policy", "set", "example.org", "--tls", "encrypt")
+        self.send(maild, ["bob@example.org", "carol@fallback.test"],
+                  distinct_message("policy", to="bob@example.org"))
+        wait_until(other.messages, "carol's copy at fallback.test (tls = may)")
+        entry = wait_until(lambda: [m for m in self.queue(maild)
+                                    if m["recipients"][0]["attempts"] >= 2],
+                           "two deferred attempts for example.org")[0]
+        self.assertEqual([r["address"] for r in entry["recipients"] if r["state"] == "queued"],
+                         ["bob@example.org"])
+        self.assertIn("4.7.4", entry["recipients"][0]["last_reply"])
+        self.assertEqual(protected.messages(), [])
+        # Back to the default: the next attempt (made due now) goes without TLS.
+        mailctl_ok(maild, "policy", "set", "example.org", "--tls", "default")
+        mailctl_ok(maild, "queue", "retry", "--all")
+        wait_until(protected.messages, "bob's copy once the domain's policy is gone")
+        self.assertEqual(self.notices(maild), [])
+
 if __name__ == "__main__":
     unittest.main()

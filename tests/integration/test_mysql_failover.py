@@ -120,8 +120,25 @@ class Sender(threading.Thread):
 class NoAcknowledgedMessageLost(unittest.TestCase):
 
     def setUp(self):
-        self.primary = MariaDB(self, "primary", server_id=1, extra_cnf=SERVER_OPTIONS)
-        self.standby = MariaDB(self, "standby", server_id=2, extra_cnf=SERVER_OPTIONS)
+        # Both servers start at once (each takes seconds); an error in either fails the test.
+        servers, errors = {}, []
+
+        def start(name, server_id):
+            try:
+                servers[name] = MariaDB(self, name, server_id=server_id, extra_cnf=SERVER_OPTIONS)
+            except BaseException as error:  # SkipTest too: raised again below
+                errors.append(error)
+
+        starters = [threading.Thread(target=start, args=(name, server_id))
+                    for name, server_id in (("primary", 1), ("standby", 2))]
+        for starter in starters:
+            starter.start()
+        for starter in starters:
+            starter.join(120)
+        if errors:
+            raise errors[0]
+        self.assertEqual(sorted(servers), ["primary", "standby"], "a server did not start in 120 s")
+        self.primary, self.standby = servers["primary"], servers["standby"]
         store = MysqlStore(self.primary.host, self.primary.port, self.primary.user,
                            self.primary.password, self.primary.database)
         self.endpoints = "%s, %s" % (store.endpoint(), "127.0.0.1:%d" % self.standby.port)

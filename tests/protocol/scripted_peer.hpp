@@ -195,4 +195,27 @@ class ScriptedPeer {
   std::atomic<int> most_at_once_{0};
 };
 
+// An EHLO reply from mx.example.org listing `extensions`.
+inline std::string ehlo_reply(const std::vector<std::string>& extensions) {
+  std::string reply = "250";
+  reply += extensions.empty() ? " " : "-";
+  reply += "mx.example.org\r\n";
+  for (std::size_t i = 0; i < extensions.size(); ++i)
+    reply += (i + 1 == extensions.size() ? "250 " : "250-") + extensions[i] + "\r\n";
+  return reply;
+}
+
+// The dialogue up to the first MAIL: greeting, EHLO and its reply.
+inline void greet(PeerConnection& peer, const std::vector<std::string>& extensions) {
+  peer.say("220 mx.example.org ESMTP\r\n");
+  peer.expect("EHLO client.example.test\r\n");
+  peer.say(ehlo_reply(extensions));
+}
+
+inline void quit(PeerConnection& peer) {
+  peer.expect("QUIT\r\n");
+  peer.say("221 2.0.0 Bye\r\n");
+  peer.expect_closed();
+}
+
 }  // namespace maild::testing

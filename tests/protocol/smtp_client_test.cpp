@@ -28,7 +28,10 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using testing::ehlo_reply;
+using testing::greet;
 using testing::PeerConnection;
+using testing::quit;
 using testing::ScriptedPeer;
 using Clock = std::chrono::steady_clock;
 using Kind = Outcome::Kind;
@@ -55,15 +58,6 @@ const std::string stuffed =
     "end\r\n"
     ".\r\n";
 
-std::string ehlo_reply(const std::vector<std::string>& extensions) {
-  std::string reply = "250";
-  reply += extensions.empty() ? " " : "-";
-  reply += "mx.example.org\r\n";
-  for (std::size_t i = 0; i < extensions.size(); ++i)
-    reply += (i + 1 == extensions.size() ? "250 " : "250-") + extensions[i] + "\r\n";
-  return reply;
-}
-
 store::QueueRecipient recipient(store::QueueRecipientId id, std::string address,
                                 unsigned notify = 0, std::string orcpt = {}) {
   store::QueueRecipient r;
@@ -82,19 +76,6 @@ Parcel parcel(std::vector<store::QueueRecipient> recipients, std::string text = 
   p.recipients = std::move(recipients);
   p.text = std::move(text);
   return p;
-}
-
-// The dialogue up to the first MAIL: greeting, EHLO and its reply.
-void greet(PeerConnection& peer, const std::vector<std::string>& extensions) {
-  peer.say("220 mx.example.org ESMTP\r\n");
-  peer.expect("EHLO client.example.test\r\n");
-  peer.say(ehlo_reply(extensions));
-}
-
-void quit(PeerConnection& peer) {
-  peer.expect("QUIT\r\n");
-  peer.say("221 2.0.0 Bye\r\n");
-  peer.expect_closed();
 }
 
 class SmtpClientTest : public ::testing::Test {

@@ -22,6 +22,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace std::string_literals;
 using testing::PeerConnection;
+using testing::quit;
 using testing::ScriptedPeer;
 using Kind = Fetched::Kind;
 
@@ -46,17 +47,8 @@ const std::string stuffed =
     "end\r\n"
     ".\r\n";
 
-void greet(PeerConnection& peer) {
-  peer.say("220 mx.origin.test ESMTP\r\n");
-  peer.expect("EHLO mx.dest.test\r\n");
-  peer.say("250-mx.origin.test\r\n250 SOURCE\r\n");
-}
-
-void quit(PeerConnection& peer) {
-  peer.expect("QUIT\r\n");
-  peer.say("221 2.0.0 Bye\r\n");
-  peer.expect_closed();
-}
+// The origin's greeting and EHLO, with SOURCE listed (scripted_peer.hpp).
+void greet(PeerConnection& peer) { testing::greet(peer, {"SOURCE"}); }
 
 struct Fetches {
   std::vector<Fetched> fetched;
@@ -77,7 +69,7 @@ class SmtpFetchTest : public ::testing::Test {
       const asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), peer_->port());
       co_await socket.async_connect(endpoint, asio::use_awaitable);
       ClientOptions options;
-      options.helo_name = "mx.dest.test";
+      options.helo_name = "client.example.test";
       options.server_name = "mx.origin.test";
       options.remote_host = "mx.origin.test[127.0.0.1]";
       options.timeouts = timeouts_;
