@@ -30,6 +30,7 @@
 #include "net/credential_cache.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
+#include "reverse/retriever.hpp"
 
 namespace asio = boost::asio;
 namespace po = boost::program_options;
@@ -165,12 +166,15 @@ class Daemon {
     pickups_.emplace(store_->reverse(), store_pool_->get_executor());
     courier_.emplace(settings_, *resolver_, io_.get_executor(), &*pickups_);
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
+    retriever_.emplace(settings_, *store_, store_pool_->get_executor(), *resolver_,
+                       io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
                                     unknown_token_throttle_, &*resolver_,
-                                    [this] { queue_->wake(); }});
+                                    [this] { queue_->wake(); }, [this] { retriever_->wake(); }});
     server_.start(*parts_);
     queue_->start();
+    retriever_->start();
     wait_for_signal();
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < settings_.server.threads; ++i)
@@ -215,6 +219,7 @@ class Daemon {
     server_.stop_accepting();
     server_.sessions().request_stop();
     queue_->stop();
+    retriever_->stop();
     shutdown_deadline_ = std::chrono::steady_clock::now() + settings_.server.shutdown_grace;
     poll_sessions();
   }
@@ -222,7 +227,7 @@ class Daemon {
   // Checks for the end of the sessions at a short interval until the deadline;
   // then closes what is left (phase two) and lets io_context run out.
   void poll_sessions() {
-    if (server_.sessions().size() == 0 && queue_->idle()) return finish();
+    if (server_.sessions().size() == 0 && queue_->idle() && retriever_->idle()) return finish();
     const auto now = std::chrono::steady_clock::now();
     if (now >= shutdown_deadline_) {
       if (!forced_) {
@@ -281,6 +286,7 @@ class Daemon {
   std::optional<delivery::StorePickupDesk> pickups_;  // SOURCE instead of DATA
   std::optional<delivery::Courier> courier_;
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
+  std::optional<reverse::Retriever> retriever_;  // GET for what SOURCE announced
   std::optional<net::ServerParts> parts_;
   bool stopping_ = false;
   bool forced_ = false;

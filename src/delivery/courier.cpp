@@ -19,7 +19,6 @@
 #include "maild/core/ids.hpp"
 #include "net/session_log.hpp"
 #include "net/tls.hpp"
-#include "net/watchdog.hpp"
 
 namespace maild::delivery {
 namespace asio = boost::asio;
@@ -29,12 +28,6 @@ using Kind = Outcome::Kind;
 namespace {
 
 const std::string stopping_reply = "451 4.3.0 delivery interrupted: maild is stopping";
-
-asio::ip::address to_asio(const IpAddress& address) {
-  const asio::ip::address_v6 v6(address.bytes);
-  if (address.is_v4()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
-  return v6;
-}
 
 // "451 4.4.1 connect to ...: refused" -> "connect to ...: refused"
 std::string text_of(const std::string& reply) {
@@ -152,8 +145,7 @@ Courier::Courier(const config::Settings& settings, dns::Resolver& resolver,
       logins_(RouteLogins::load(settings.delivery.route_auth_file)),
       tls_context_(net::make_client_tls_context()),
       slots_(std::make_unique<Slots>(settings.delivery.per_destination)) {
-  if (!settings.delivery.bind_address.empty())
-    bind_address_ = asio::ip::make_address(settings.delivery.bind_address);
+  bind_address_ = bind_address_of(settings.delivery);
   if (logins_.size() > 0) spdlog::info("{} smarthost logins loaded", logins_.size());
 }
 
@@ -309,26 +301,12 @@ asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
   net::RegisteredSession registration(sessions_, control);
   if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
 
-  const tcp::endpoint endpoint(to_asio(address), hop.port);
-  const auto connect_failed = [&](const std::string& why) {
+  const auto why =
+      co_await connect_from(socket, bind_address_, address, hop.port, timeouts_.connect);
+  if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
+  if (!why.empty()) {
     log.info("connect to {}: {}", remote_host, why);
-    return smtp::SessionTrouble{"451 4.4.1 connect to " + remote_host + ": " + why, "", false};
-  };
-  boost::system::error_code ec;
-  socket.open(endpoint.protocol(), ec);
-  if (!ec && bind_address_) {
-    if (bind_address_->is_v4() != endpoint.address().is_v4())
-      co_return connect_failed("no source address of its family ([delivery] bind_address)");
-    socket.bind(tcp::endpoint(*bind_address_, 0), ec);
-  }
-  if (ec) co_return connect_failed(ec.message());
-  {
-    net::Watchdog<tcp::socket> watchdog(socket);
-    watchdog.arm(timeouts_.connect);
-    co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
-    watchdog.disarm();
-    if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
-    if (ec) co_return connect_failed(watchdog.expired() ? "timed out" : ec.message());
+    co_return smtp::SessionTrouble{"451 4.4.1 connect to " + remote_host + ": " + why, "", false};
   }
   log.info("connected to {} for {}{}", remote_host, destination.domain,
            try_starttls ? "" : " (plain text after a failed TLS handshake)");

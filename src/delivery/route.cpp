@@ -2,13 +2,25 @@
 #include "delivery/route.hpp"
 
 #include <algorithm>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "net/watchdog.hpp"
+
 namespace maild::delivery {
 
 namespace {
+
+namespace asio = boost::asio;
+
+asio::ip::address to_asio(const IpAddress& address) {
+  const asio::ip::address_v6 v6(address.bytes);
+  if (address.is_v4()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+  return v6;
+}
 
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](char c) {
@@ -133,6 +145,32 @@ RouteLogins RouteLogins::load(const std::filesystem::path& file) {
 const smtp::Credentials* RouteLogins::find(const Endpoint& next_hop) const {
   const auto found = logins_.find(key_of(next_hop));
   return found == logins_.end() ? nullptr : &found->second;
+}
+
+asio::awaitable<std::string> connect_from(asio::ip::tcp::socket& socket,
+                                          const std::optional<asio::ip::address>& bind,
+                                          const IpAddress& address, std::uint16_t port,
+                                          Seconds timeout) {
+  const asio::ip::tcp::endpoint endpoint(to_asio(address), port);
+  boost::system::error_code ec;
+  socket.open(endpoint.protocol(), ec);
+  if (!ec && bind) {
+    if (bind->is_v4() != endpoint.address().is_v4())
+      co_return "no source address of its family ([delivery] bind_address)";
+    socket.bind(asio::ip::tcp::endpoint(*bind, 0), ec);
+  }
+  if (ec) co_return ec.message();
+  net::Watchdog<asio::ip::tcp::socket> watchdog(socket);
+  watchdog.arm(timeout);
+  co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+  watchdog.disarm();
+  if (ec) co_return watchdog.expired() ? "timed out" : ec.message();
+  co_return "";
+}
+
+std::optional<asio::ip::address> bind_address_of(const config::DeliverySettings& delivery) {
+  if (delivery.bind_address.empty()) return std::nullopt;
+  return asio::ip::make_address(delivery.bind_address);
 }
 
 }  // namespace maild::delivery

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -53,6 +55,16 @@ struct HopAddresses {
 };
 // An IP address as is; a name's A and AAAA records (no MX lookup).
 boost::asio::awaitable<HopAddresses> addresses_of(dns::Resolver& resolver, const Hop& hop);
+
+// Opens `socket`, binds it to `bind` when there is one ([delivery] bind_address),
+// and connects it to address:port within `timeout`. "" when connected, else
+// why not ("Connection refused", "timed out", ...). Shared by outbound delivery
+// and the GET callbacks, which connect alike.
+boost::asio::awaitable<std::string> connect_from(
+    boost::asio::ip::tcp::socket& socket, const std::optional<boost::asio::ip::address>& bind,
+    const IpAddress& address, std::uint16_t port, Seconds timeout);
+// [delivery] bind_address as an address; none when it is empty.
+std::optional<boost::asio::ip::address> bind_address_of(const config::DeliverySettings& delivery);
 
 // "mx.example.org[127.0.0.2]", with ":port" when the port is not 25.
 std::string remote_host_text(const std::string& host, const IpAddress& address, std::uint16_t port);

@@ -37,6 +37,8 @@ struct ServerParts {
   dns::Resolver* resolver = nullptr;     // GET authorisation by MX; null: trusted peers only
   // Tells the outbound queue that a message was just queued (may be empty).
   std::function<void()> queue_wakeup;
+  // Tells the retrieval worker that a SOURCE was just accepted (may be empty).
+  std::function<void()> retrieval_wakeup;
 };
 
 struct SessionEnv {

@@ -415,6 +415,110 @@ void ClientSession::note_relayed(const delivery::Parcel& parcel, Transfer& trans
     transfer.outcomes[index].dsn_relayed = true;
 }
 
+asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const DataLimits& limits) {
+  using FetchKind = Fetched::Kind;
+  const auto shown = reverse::shown_token(token);
+  if (!usable()) co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
+  if (!reverse::valid_token(token))
+    co_return Fetched{FetchKind::permanent, {}, "554 5.5.4 malformed token"};
+  secret_ = token;
+  struct Forget {
+    std::string& secret;
+    ~Forget() { secret.clear(); }
+  } forget{secret_};
+  log().debug("> GET {}", shown);
+  conn_.queue("GET " + token + "\r\n");
+  const auto ready = co_await read_reply(options_.timeouts.data, "the reply to GET");
+  if (!ready) co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
+  if (ready->code == 421) {
+    fail_with(*ready, "GET");
+    co_return Fetched{FetchKind::temporary, {}, as_temporary(*ready)};
+  }
+  if (ready->code != 354) {
+    const auto reply = reverse::redact_token(ready->summary(), token);
+    if (ready->kind() == 5) co_return Fetched{FetchKind::permanent, {}, reply};
+    if (ready->kind() == 4) co_return Fetched{FetchKind::temporary, {}, reply};
+    // A 2xx or 3xx other than 354 is no answer to GET: the dialogue is lost.
+    fail("451 4.5.0 unexpected reply from " + options_.remote_host + " to GET: " + reply);
+    co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
+  }
+
+  auto reader = DataReader::dot_terminated(limits);
+  const bool complete = co_await read_fetched(reader, shown);
+  if (!complete) {
+    if (reader.problem() == DataReader::Problem::too_big)
+      co_return Fetched{FetchKind::permanent,
+                        {},
+                        "552 5.3.4 message from " + options_.remote_host + " exceeds " +
+                            std::to_string(limits.max_size.bytes) + " octets: transfer aborted"};
+    co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
+  }
+  const auto end = co_await read_reply(options_.timeouts.end_of_data, "the end of the GET content");
+  if (!end) co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
+  if (end->code == 421) fail_with(*end, "the end of the GET content");
+  if (end->kind() != 2) {
+    const auto reply = reverse::redact_token(end->summary(), token);
+    co_return Fetched{end->kind() == 5 ? FetchKind::permanent : FetchKind::temporary, {}, reply};
+  }
+  switch (reader.problem()) {
+    case DataReader::Problem::none:
+      break;
+    case DataReader::Problem::too_big:  // read_fetched() stops at once; never here
+      co_return Fetched{FetchKind::permanent, {}, "552 5.3.4 message too big"};
+    case DataReader::Problem::bare_newline:
+      co_return Fetched{FetchKind::permanent, {}, "550 5.5.2 message contains a bare CR or LF"};
+    case DataReader::Problem::nul:
+      co_return Fetched{FetchKind::permanent, {}, "550 5.6.0 message contains a NUL character"};
+    case DataReader::Problem::line_too_long:
+      co_return Fetched{
+          FetchKind::permanent, {}, "550 5.6.0 message has a line longer than 1000 octets"};
+  }
+  co_return Fetched{FetchKind::content, reader.take_content(), {}};
+}
+
+// Feeds the reader until the content's end; bytes after it stay for the
+// final reply. False when the session broke, or the content grew over the
+// limit: then the transfer is abandoned (SOURCE-GET.md 6), and the session.
+asio::awaitable<bool> ClientSession::read_fetched(DataReader& reader, std::string_view shown) {
+  using Clock = net::Connection<Socket>::Clock;
+  const auto deadline = Clock::now() + options_.timeouts.fetch;
+  std::string bytes;
+  while (!reader.done()) {
+    const auto left = std::chrono::duration_cast<Seconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      fail("451 4.4.2 timeout after " + std::to_string(options_.timeouts.fetch.count()) +
+           "s receiving the message " + std::string(shown) + " from " + options_.remote_host);
+      co_return false;
+    }
+    bytes.clear();
+    const auto status =
+        co_await conn_.read_raw(bytes, std::min(left, options_.timeouts.data_block));
+    switch (status) {
+      case net::ReadStatus::line:
+        break;
+      case net::ReadStatus::timed_out:
+        fail("451 4.4.2 timeout receiving the message " + std::string(shown) + " from " +
+             options_.remote_host);
+        co_return false;
+      case net::ReadStatus::stopping:
+        fail("451 4.3.0 retrieval interrupted: maild is stopping");
+        co_return false;
+      default:
+        fail("451 4.4.2 lost connection with " + options_.remote_host +
+             " while receiving the message " + std::string(shown));
+        co_return false;
+    }
+    const auto used = reader.feed(bytes);
+    if (used < bytes.size()) conn_.unread(std::string_view(bytes).substr(used));
+    if (reader.problem() == DataReader::Problem::too_big) {
+      fail("451 4.3.4 transfer of " + std::string(shown) + " from " + options_.remote_host +
+           " aborted: over the size limit");
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
 asio::awaitable<void> ClientSession::quit() {
   if ((!usable() && !may_quit_) || conn_.stopping()) co_return;
   command("QUIT");
@@ -498,7 +602,7 @@ asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
            std::string(waiting_for) + ": " + parser.problem());
       co_return std::nullopt;
     }
-    // A reply to SOURCE may repeat the token, a secret (SOURCE-GET.md 6).
+    // A reply to SOURCE or GET may repeat the token, a secret (SOURCE-GET.md 6).
     if (secret_.empty())
       log().debug("< {}", input.text);
     else

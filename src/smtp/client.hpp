@@ -27,6 +27,7 @@
 #include "net/connection.hpp"
 #include "net/session.hpp"
 #include "net/session_log.hpp"
+#include "smtp/data_reader.hpp"
 #include "smtp/reply_parser.hpp"
 
 namespace maild::smtp {
@@ -46,6 +47,9 @@ struct ClientTimeouts {
   Seconds rset =
       std::chrono::seconds(20);  // RSET and QUIT (the RFC sets none; nothing is at stake)
   Seconds source = std::chrono::minutes(10);  // SOURCE's reply: as end_of_data, which it replaces
+  // The whole content of one GET (SOURCE-GET.md 6), however slowly it comes;
+  // each block of it also within data_block.
+  Seconds fetch = std::chrono::minutes(30);
 };
 
 // A smarthost login ([delivery] route_auth_file). The password is a secret.
@@ -74,6 +78,18 @@ struct SessionTrouble {
   bool tls_failed = false;  // the TLS handshake failed: with `may`, plain text may work
 };
 
+// What one GET brought (SOURCE-GET.md 3, 4).
+struct Fetched {
+  enum class Kind {
+    content,    // the message, unstuffed, after the final 250
+    permanent,  // a 5xx instead of 354, a refused final reply, or content we refuse
+    temporary,  // a 4xx reply, or the session broke (then trouble() says why, too)
+  };
+  Kind kind = Kind::temporary;
+  std::string content;  // Kind::content: CRLF lines, as the origin stored it
+  std::string reply;    // otherwise: the server's reply ("550 5.1.0 ...") or our own reason
+};
+
 // One message's progress, across sessions: an outcome per recipient, in order.
 // A session decides (settles) what it can; what stays unsettled carries the
 // session's trouble and may go to the next server.
@@ -98,6 +114,11 @@ class ClientSession {
   // One message to the transfer's unsettled recipients. Nothing is sent when
   // the peer cannot take it (SIZE, SMTPUTF8): those recipients fail at once.
   boost::asio::awaitable<void> send(const delivery::Parcel& parcel, Transfer& transfer);
+  // GET `token` (the SOURCE keyword was offered): the 354, the dot-stuffed
+  // content read with DATA's framing and checks under `limits`, the final
+  // 250. Content over the size limit aborts the session (unusable after it);
+  // other refused content is read to its end and the session goes on.
+  boost::asio::awaitable<Fetched> fetch(const std::string& token, const DataLimits& limits);
   // QUIT, unless the connection broke or the server closes it (421).
   boost::asio::awaitable<void> quit();
 
@@ -123,6 +144,7 @@ class ClientSession {
   void note_relayed(const delivery::Parcel& parcel, Transfer& transfer, std::size_t index) const;
   boost::asio::awaitable<void> reset();
   boost::asio::awaitable<bool> send_content(const std::string& text, bool& final_dot_sent);
+  boost::asio::awaitable<bool> read_fetched(DataReader& reader, std::string_view shown);
   boost::asio::awaitable<std::optional<ServerReply>> read_reply(Seconds timeout,
                                                                 std::string_view waiting_for);
 
@@ -145,7 +167,7 @@ class ClientSession {
   bool answered_ = false;  // the server sent something: its name goes into outcomes
   bool may_quit_ = false;  // unusable, but the connection is fine for QUIT
   std::optional<SessionTrouble> trouble_;
-  std::string secret_;  // the token while SOURCE's reply is read: shortened in the log
+  std::string secret_;  // the token while a reply to SOURCE or GET is read: shortened in the log
 };
 
 // "552 5.3.4 ..." -> "452 4.3.4 ...": a server's refusal kept as a deferral

@@ -538,6 +538,7 @@ class Session {
                retrieval.reverse_path, retrieval.recipients.size(), added.id,
                added.outcome == Outcome::already_added ? " (again)" : "");
     reply(250, "2.0.0", token + " accepted for retrieval", token);
+    if (env_.parts.retrieval_wakeup) env_.parts.retrieval_wakeup();
     co_return Flow::proceed;
   }
 

@@ -193,8 +193,10 @@ class MysqlStore:
 class Maild:
     """One maild process with its own folder, config and free ports."""
 
-    def __init__(self, test, config_extra="", tls=True, hostname="mx.example.test", mysql=None):
+    def __init__(self, test, config_extra="", tls=True, hostname="mx.example.test", mysql=None,
+                 host="127.0.0.1"):
         self.test = test
+        self.host = host  # the loopback address (127.x) every listener binds
         self.dir = tempfile.mkdtemp(prefix="maild-it-", dir=_tmp_root())
         # mysql: a MysqlStore; by default the environment chooses the backend.
         if mysql is None and BACKEND == "mysql":
@@ -202,7 +204,7 @@ class Maild:
         self.mysql = mysql
         self.hostname = hostname
         names = ("smtp", "submission", "submissions", "pop3", "pop3s")
-        self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names), host)))
         self.cert = self.key = None
         if tls:
             self.cert, self.key = make_certificate(self.dir, hostname)
@@ -221,10 +223,11 @@ class Maild:
             "log": {"level": "info", "file": "maild.log"},
             "store": {"path": "mail.db", "workers": "2"},
             "mysql": {},
-            "smtp": {"listen": "127.0.0.1:%d" % p["smtp"],
-                     "submission": "127.0.0.1:%d" % p["submission"],
-                     "submissions": "127.0.0.1:%d" % p["submissions"]},
-            "pop3": {"listen": "127.0.0.1:%d" % p["pop3"], "pop3s": "127.0.0.1:%d" % p["pop3s"]},
+            "smtp": {"listen": "%s:%d" % (self.host, p["smtp"]),
+                     "submission": "%s:%d" % (self.host, p["submission"]),
+                     "submissions": "%s:%d" % (self.host, p["submissions"])},
+            "pop3": {"listen": "%s:%d" % (self.host, p["pop3"]),
+                     "pop3s": "%s:%d" % (self.host, p["pop3s"])},
             "tls": {"cert": "cert.pem", "key": "key.pem"} if self.cert else {},
         }
         if self.mysql:
@@ -277,9 +280,9 @@ class Maild:
         """New free ports, written over the old ones in the config file as it is now."""
         with open(self.config_path) as f:
             text = f.read()
-        fresh = free_ports(len(self.ports))
+        fresh = free_ports(len(self.ports), self.host)
         for (name, old), port in zip(list(self.ports.items()), fresh):
-            text = text.replace("127.0.0.1:%d\n" % old, "127.0.0.1:%d\n" % port)
+            text = text.replace("%s:%d\n" % (self.host, old), "%s:%d\n" % (self.host, port))
             self.ports[name] = port
         with open(self.config_path, "w") as f:
             f.write(text)
@@ -292,7 +295,7 @@ class Maild:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError("maild exited with %s: %s" % (self.process.returncode, self.output()))
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                with socket.create_connection((self.host, port), timeout=1.0) as s:
                     s.settimeout(IO_TIMEOUT)
                     if s.recv(512).startswith(b"220 "):
                         s.sendall(b"QUIT\r\n")
@@ -340,7 +343,7 @@ class Maild:
 
     def dialogue(self, service="smtp", tls=False):
         context = client_tls_context(self.cert) if tls else None
-        dialogue = Dialogue.connect(self.ports[service], tls_context=context)
+        dialogue = Dialogue.connect(self.ports[service], host=self.host, tls_context=context)
         self.dialogues.append(dialogue)
         return dialogue
 

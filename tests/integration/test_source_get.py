@@ -43,7 +43,8 @@ def unstuff(lines):
 
 class SourceTest(unittest.TestCase):
     def test_smtplib_sees_the_keyword_and_source_is_recorded(self):
-        maild = started(self, "[log]\nlevel = debug")
+        # A DNS server that does not answer: the retrieval worker cannot fetch, it stays pending.
+        maild = started(self, "[log]\nlevel = debug\n[dns]\nservers = 127.0.0.1:9\ntimeout = 1s")
         with smtp(maild) as client:
             client.ehlo()
             self.assertTrue(client.has_extn("source"), client.esmtp_features)

@@ -189,7 +189,8 @@ class SessionFixture : public ::testing::Test {
     token_throttle_.emplace(settings_.reverse.max_unknown_tokens, std::chrono::minutes(1));
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
                                     *smtp_throttle_, *pop3_throttle_, *credentials_,
-                                    *token_throttle_, resolver_, [this] { ++queue_wakeups_; }});
+                                    *token_throttle_, resolver_, [this] { ++queue_wakeups_; },
+                                    [this] { ++retrieval_wakeups_; }});
     io_thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -233,6 +234,7 @@ class SessionFixture : public ::testing::Test {
 
   store::Store& store() { return *store_; }
   int queue_wakeups() const { return queue_wakeups_; }
+  int retrieval_wakeups() const { return retrieval_wakeups_; }
   bool world_started() const { return store_ != nullptr; }
   // Runs `work` on the sessions' I/O thread (e.g. to make a dns::Resolver there).
   asio::io_context& io() { return io_; }
@@ -258,7 +260,8 @@ class SessionFixture : public ::testing::Test {
   std::optional<net::CredentialCache> credentials_;
   std::optional<net::AuthThrottle> token_throttle_;
   std::optional<net::ServerParts> parts_;
-  std::atomic<int> queue_wakeups_{0};  // how often a session said it queued mail
+  std::atomic<int> queue_wakeups_{0};      // how often a session said it queued mail
+  std::atomic<int> retrieval_wakeups_{0};  // how often a session accepted a SOURCE
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;
   std::vector<std::shared_ptr<net::SessionControl>> controls_;
 };

@@ -1,0 +1,467 @@
+// The retrieval worker; see retriever.hpp. The loop and its bookkeeping run
+// on one strand, like the queue manager's; each group's connections run on a
+// strand of their own and record every outcome as soon as it is known.
+#include "reverse/retriever.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <map>
+
+#include "maild/core/ids.hpp"
+#include "net/session_log.hpp"
+#include "net/store_calls.hpp"
+#include "net/tls.hpp"
+#include "reverse/policy.hpp"
+#include "reverse/token.hpp"
+#include "smtp/limits.hpp"
+
+namespace maild::reverse {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const std::string stopping_reply = "451 4.3.0 retrieval interrupted: maild is stopping";
+
+// The stored SOURCE trace is Return-Path, then Received: the verification
+// result goes between them, where DATA's `tag` puts its own.
+std::string trace_with_result(const std::string& trace, const std::string& result) {
+  if (!trace.starts_with("Return-Path:")) return result + trace;
+  const auto end = trace.find("\r\n");
+  if (end == std::string::npos) return trace + "\r\n" + result;
+  return trace.substr(0, end + 2) + result + trace.substr(end + 2);
+}
+
+}  // namespace
+
+// One sender domain's retrievals, fetched over as few connections as possible.
+struct Retriever::Group {
+  std::string domain;
+  std::vector<store::PendingRetrieval> retrievals;
+  std::vector<bool> settled;
+  std::string problem;  // why what is left unsettled was not fetched
+
+  bool done() const { return std::all_of(settled.begin(), settled.end(), std::identity{}); }
+};
+
+Retriever::Retriever(const config::Settings& settings, store::Store& store,
+                     asio::any_io_executor store_pool, dns::Resolver& resolver,
+                     asio::any_io_executor io)
+    : settings_(settings),
+      store_(store),
+      store_pool_(std::move(store_pool)),
+      resolver_(resolver),
+      io_(io),
+      strand_(asio::make_strand(io)),
+      wakeup_(strand_),
+      owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
+             random_hex_128().substr(0, 8)),
+      bind_address_(delivery::bind_address_of(settings.delivery)),
+      tls_context_(net::make_client_tls_context()) {}
+
+Retriever::~Retriever() = default;
+
+void Retriever::start() {
+  idle_ = false;
+  running_ = true;
+  asio::co_spawn(strand_, run(), asio::detached);
+}
+
+void Retriever::wake() {
+  asio::post(strand_, [this] {
+    woken_ = true;
+    wakeup_.cancel();
+  });
+}
+
+void Retriever::stop() {
+  asio::post(strand_, [this] {
+    stopping_ = true;
+    stopped_ = true;
+    wakeup_.cancel();
+    for (auto& waiter : waiting_) waiter->cancel();
+    sessions_.request_stop();
+    sessions_.close_all();
+    idle_ = !running_ && groups_ == 0;
+  });
+}
+
+bool Retriever::idle() const { return idle_; }
+
+asio::awaitable<void> Retriever::run() {
+  spdlog::info("retrieval: fetching as {} every {}s, at most {} connections at once", owner_,
+               settings_.reverse.poll_interval.count(), settings_.delivery.workers);
+  while (!stopping_) {
+    woken_ = false;
+    try {
+      co_await claim_work();
+      co_await renew_leases();
+      co_await purge();
+    } catch (const std::exception& e) {
+      spdlog::warn("retrieval: store error: {}", e.what());
+    }
+    if (stopping_ || woken_) continue;
+    boost::system::error_code ec;
+    wakeup_.expires_after(settings_.reverse.poll_interval);
+    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  running_ = false;
+  idle_ = groups_ == 0;
+}
+
+asio::awaitable<void> Retriever::claim_work() {
+  const std::size_t capacity = settings_.delivery.workers * gets_per_connection_max;
+  if (in_flight_.size() >= capacity) co_return;
+  const std::size_t limit = capacity - in_flight_.size();
+  auto& reverse = store_.reverse();
+  const auto& owner = owner_;
+  const auto lease = settings_.delivery.lease_time;
+  auto claimed = co_await net::run_blocking(store_pool_, [&reverse, &owner, lease, limit] {
+    return reverse.claim_retrievals(owner, lease, limit);
+  });
+  if (claimed.empty()) co_return;
+  // Ordered by sender domain: consecutive runs make the groups.
+  std::vector<store::PendingRetrieval> group;
+  const auto start_group = [this, &group] {
+    if (group.empty()) return;
+    ++groups_;
+    auto domain = group.front().sender_domain;
+    asio::co_spawn(strand_, fetch_group(std::move(domain), std::move(group)), asio::detached);
+    group.clear();
+  };
+  const auto count = claimed.size();
+  for (auto& retrieval : claimed) {
+    in_flight_.insert(retrieval.id);
+    const bool other_domain =
+        !group.empty() && group.front().sender_domain != retrieval.sender_domain;
+    if (other_domain || group.size() == gets_per_connection_max) start_group();
+    group.push_back(std::move(retrieval));
+  }
+  start_group();
+  if (count == limit) woken_ = true;  // there may be more due: look again at once
+}
+
+asio::awaitable<void> Retriever::acquire_worker() {
+  if (busy_ < settings_.delivery.workers) {
+    ++busy_;
+    co_return;
+  }
+  auto slot = std::make_shared<asio::steady_timer>(strand_, asio::steady_timer::time_point::max());
+  waiting_.push_back(slot);
+  boost::system::error_code ec;
+  co_await slot->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // release_worker() handed its slot over (busy_ unchanged), or stop() woke every waiter.
+  if (stopping_) {
+    const auto it = std::find(waiting_.begin(), waiting_.end(), slot);
+    if (it != waiting_.end()) {
+      waiting_.erase(it);
+      ++busy_;
+    }
+  }
+}
+
+void Retriever::release_worker() {
+  if (!waiting_.empty()) {
+    auto next = std::move(waiting_.front());
+    waiting_.pop_front();
+    next->cancel();
+  } else {
+    --busy_;
+  }
+}
+
+asio::awaitable<void> Retriever::fetch_group(std::string domain,
+                                             std::vector<store::PendingRetrieval> retrievals) {
+  Group group{std::move(domain), std::move(retrievals), {}, {}};
+  group.settled.assign(group.retrievals.size(), false);
+  try {
+    co_await acquire_worker();
+    if (!stopping_) {
+      // A strand of its own, so that its connections never share this one.
+      auto task = run_group(group);
+      auto running = asio::co_spawn(asio::make_strand(io_), std::move(task), asio::use_awaitable);
+      co_await std::move(running);
+    }
+    release_worker();
+  } catch (const std::exception& e) {
+    spdlog::warn("retrieval: fetching from {} failed: {}", group.domain, e.what());
+  }
+  for (const auto& r : group.retrievals) in_flight_.erase(r.id);
+  --groups_;
+  if (stopping_) idle_ = !running_ && groups_ == 0;
+}
+
+// The sender domain's MX hosts in order, each of their addresses in order,
+// until every token of the group has an outcome.
+asio::awaitable<void> Retriever::run_group(Group& group) {
+  const delivery::Destination destination{group.domain, group.domain, std::nullopt};
+  const auto hops =
+      co_await delivery::find_hops(resolver_, destination, settings_.delivery.smtp_port);
+  if (hops.kind != delivery::Hops::Kind::ok) {
+    // SOURCE-GET.md 3: a null MX (or no such domain) cannot have sent it.
+    const bool gone = hops.kind == delivery::Hops::Kind::permanent;
+    for (std::size_t i = 0; i < group.retrievals.size(); ++i) {
+      if (gone)
+        co_await permanent(group, i, hops.reply);
+      else
+        co_await temporary(group, i, hops.reply);
+    }
+    co_return;
+  }
+  for (const auto& hop : hops.hops) {
+    if (group.done() || stopped_) break;
+    const auto found = co_await delivery::addresses_of(resolver_, hop);
+    if (found.addresses.empty()) {
+      group.problem = found.problem;
+      continue;
+    }
+    for (const auto& address : found.addresses) {
+      if (group.done() || stopped_) break;
+      co_await try_address(group, hop, address, true);
+    }
+  }
+  if (group.problem.empty()) group.problem = "451 4.4.1 no answer from any MX of " + group.domain;
+  if (stopped_) group.problem = stopping_reply;
+  for (std::size_t i = 0; i < group.retrievals.size(); ++i) {
+    if (group.settled[i]) continue;
+    const auto reason = group.problem;
+    co_await temporary(group, i, reason);
+  }
+}
+
+// One connection to one address: EHLO (STARTTLS when offered), then GET for
+// every token of the group that has no outcome yet.
+asio::awaitable<void> Retriever::try_address(Group& group, const delivery::Hop& hop,
+                                             const IpAddress& address, bool try_starttls) {
+  const auto remote_host = delivery::remote_host_text(hop.host, address, hop.port);
+  const net::SessionLog log(next_session_id());
+  const auto executor = co_await asio::this_coro::executor;
+  tcp::socket socket(executor);
+  auto control = std::make_shared<net::SessionControl>();
+  control->executor = executor;
+  // Until the session's Connection takes over: a stop closes the socket.
+  control->interrupt = [&socket](bool) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  };
+  struct Detach {
+    net::SessionControl& control;
+    ~Detach() { control.interrupt = nullptr; }  // before the socket goes
+  } detach{*control};
+  net::RegisteredSession registration(sessions_, control);
+  if (stopped_) co_return;
+
+  const auto why =
+      co_await delivery::connect_from(socket, bind_address_, address, hop.port, timeouts_.connect);
+  if (stopped_) co_return;
+  if (!why.empty()) {
+    log.info("retrieval: connect to {}: {}", remote_host, why);
+    group.problem = "451 4.4.1 connect to " + remote_host + ": " + why;
+    co_return;
+  }
+  log.info("retrieval: connected to {} for {}{}", remote_host, group.domain,
+           try_starttls ? "" : " (plain text after a failed TLS handshake)");
+
+  smtp::ClientOptions options;
+  options.helo_name = settings_.server.hostname;
+  options.server_name = hop.host;
+  options.remote_host = remote_host;
+  options.tls = config::TlsPolicy::may;
+  options.try_starttls = try_starttls;
+  options.tls_context = tls_context_.get();
+  options.timeouts = timeouts_;
+  bool tls_failed = false;
+  {
+    smtp::ClientSession session(socket, options, control, log);
+    const bool opened = co_await session.open();
+    if (opened && !session.extensions().source) {
+      // SOURCE-GET.md 4: the domain's MX does not know the extension.
+      const auto reason = "550 5.7.0 " + remote_host + ", an MX of " + group.domain +
+                          ", does not offer SOURCE: the message cannot be verified";
+      for (std::size_t i = 0; i < group.retrievals.size(); ++i)
+        if (!group.settled[i]) co_await permanent(group, i, reason);
+    }
+    for (std::size_t i = 0; i < group.retrievals.size() && opened && session.usable(); ++i) {
+      if (group.settled[i]) continue;
+      const auto& retrieval = group.retrievals[i];
+      const auto declared = retrieval.declared_size.value_or(settings_.smtp.max_message_size.bytes);
+      smtp::DataLimits limits{ByteSize{std::min(declared, settings_.smtp.max_message_size.bytes)},
+                              smtp::text_line_max,
+                              settings_.smtp.bare_newline == config::BareNewlinePolicy::reject
+                                  ? smtp::BareNewline::reject
+                                  : smtp::BareNewline::normalize};
+      auto fetched = co_await session.fetch(retrieval.token, limits);
+      const auto reason = fetched.reply + " (from " + remote_host + ")";
+      switch (fetched.kind) {
+        case smtp::Fetched::Kind::content:
+          co_await accept(group, i, fetched.content, remote_host);
+          break;
+        case smtp::Fetched::Kind::permanent:
+          co_await permanent(group, i, reason);
+          break;
+        case smtp::Fetched::Kind::temporary:
+          // A 4xx answer settles the token for now; a broken session leaves
+          // it to the next address.
+          if (session.usable()) co_await temporary(group, i, reason);
+          break;
+      }
+    }
+    co_await session.quit();
+    if (!session.usable()) {
+      group.problem = session.trouble().reply;
+      tls_failed = session.trouble().tls_failed;
+    }
+  }
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+  // A failed handshake: the same server once more, in plain text (as delivery does).
+  if (tls_failed && try_starttls && !stopped_ && !group.done())
+    co_await try_address(group, hop, address, false);
+}
+
+// SOURCE-GET.md 4: the fetched message, with the envelope of the SOURCE
+// transaction, stored and marked verified in one commit.
+asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::string& content,
+                                        const std::string& remote_host) {
+  const auto& retrieval = group.retrievals[index];
+  store::NewMessage message;
+  message.reverse_path = retrieval.reverse_path;
+  for (const auto& recipient : retrieval.recipients)
+    message.mailboxes.insert(message.mailboxes.end(), recipient.mailboxes.begin(),
+                             recipient.mailboxes.end());
+  message.trace = trace_with_result(
+      retrieval.trace, verified_result(settings_.server.hostname, retrieval.sender_domain));
+  message.content = std::move(content);
+  const auto size = message.content.size();
+  auto& reverse = store_.reverse();
+  const auto& owner = owner_;
+  const auto id = retrieval.id;
+  std::string refusal;
+  try {
+    const auto stored = co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &message] {
+      return reverse.finish_retrieval(owner, id, message);
+    });
+    group.settled[index] = true;
+    spdlog::info(
+        "retrieval {} {} from <{}>: fetched from {}, {} octets, stored {} verified for {} "
+        "mailboxes",
+        id, shown_token(retrieval.token), retrieval.reverse_path, remote_host, size,
+        stored.content_hash.substr(0, 16), stored.deliveries.size());
+    co_return;
+  } catch (const store::StoreConflict& e) {
+    // Not ours any more (the lease was lost), or a mailbox is gone.
+    spdlog::warn("retrieval {} {}: fetched, but not stored: {}", id, shown_token(retrieval.token),
+                 e.what());
+    refusal = std::string("550 5.3.0 not stored: ") + e.what();
+  } catch (const std::exception& e) {
+    spdlog::warn("retrieval {} {}: store error: {}", id, shown_token(retrieval.token), e.what());
+  }
+  if (!refusal.empty()) {
+    co_await permanent(group, index, refusal);
+  } else {
+    const std::string reason = "451 4.3.0 store error";
+    co_await temporary(group, index, reason);
+  }
+}
+
+asio::awaitable<void> Retriever::permanent(Group& group, std::size_t index,
+                                           const std::string& reason) {
+  group.settled[index] = true;
+  const auto& retrieval = group.retrievals[index];
+  auto& reverse = store_.reverse();
+  const auto& owner = owner_;
+  const auto id = retrieval.id;
+  spdlog::info("retrieval {} {} from <{}>: failed, not delivered: {}", id,
+               shown_token(retrieval.token), retrieval.reverse_path, reason);
+  try {
+    co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &reason] {
+      return reverse.fail_retrieval(owner, id, store::RetrievalFailure::permanent, reason);
+    });
+  } catch (const std::exception& e) {
+    spdlog::warn("retrieval {}: recording the failure: {}", id, e.what());
+  }
+}
+
+// Tried again after the next step of [delivery] retry_schedule, until
+// [reverse] pending_max_age; then given up.
+asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
+                                           const std::string& reason) {
+  group.settled[index] = true;
+  const auto& retrieval = group.retrievals[index];
+  auto& reverse = store_.reverse();
+  const auto& owner = owner_;
+  const auto id = retrieval.id;
+  const auto now = unix_now();
+  const auto max_age = settings_.reverse.pending_max_age;
+  const auto expires = retrieval.received_at + max_age.count();
+  try {
+    if (now >= expires) {
+      const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
+                       "s; last problem: " + reason;
+      spdlog::info("retrieval {} {} from <{}>: given up: {}", id, shown_token(retrieval.token),
+                   retrieval.reverse_path, why);
+      co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &why] {
+        return reverse.fail_retrieval(owner, id, store::RetrievalFailure::expired, why);
+      });
+      co_return;
+    }
+    const auto& schedule = settings_.delivery.retry_schedule;
+    const auto step = std::min<std::size_t>(
+        static_cast<std::size_t>(std::max(retrieval.attempts, 0)), schedule.size() - 1);
+    // Cut short by a stop: due again at once, for whichever node runs next.
+    const auto next = stopped_ ? now : std::min(now + schedule[step].count(), expires);
+    spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
+                 shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
+    co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
+      return reverse.defer_retrieval(owner, id, next, reason);
+    });
+  } catch (const std::exception& e) {
+    spdlog::warn("retrieval {}: recording the deferral: {}", id, e.what());
+  }
+}
+
+asio::awaitable<void> Retriever::renew_leases() {
+  const auto now = std::chrono::steady_clock::now();
+  if (in_flight_.empty() || now - last_renewal_ < settings_.delivery.lease_time / 3) co_return;
+  last_renewal_ = now;
+  auto& reverse = store_.reverse();
+  const std::vector<store::RetrievalId> ids(in_flight_.begin(), in_flight_.end());
+  const auto& owner = owner_;
+  const auto lease = settings_.delivery.lease_time;
+  const bool kept = co_await net::run_blocking(store_pool_, [&reverse, &owner, &ids, lease] {
+    return reverse.renew_retrievals(owner, ids, lease);
+  });
+  if (!kept) spdlog::warn("retrieval: a lease on retrievals in flight was lost");
+}
+
+// Fetched and failed retrievals are kept for `mailctl` a while, then deleted.
+asio::awaitable<void> Retriever::purge() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_purge_ != std::chrono::steady_clock::time_point{} &&
+      now - last_purge_ < retrieval_purge_interval)
+    co_return;
+  last_purge_ = now;
+  auto& reverse = store_.reverse();
+  const auto before = unix_now() - settings_.reverse.pending_max_age.count();
+  const auto purged = co_await net::run_blocking(
+      store_pool_, [&reverse, before] { return reverse.purge_retrievals(before); });
+  if (purged > 0) spdlog::info("retrieval: {} finished retrievals purged", purged);
+}
+
+}  // namespace maild::reverse

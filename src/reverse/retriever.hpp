@@ -1,0 +1,118 @@
+// The retrieval worker (SOURCE-GET.md 3, 4): fetches by GET what SOURCE
+// announced. It takes due pending retrievals from the store by lease, groups
+// them by sender domain, connects to that domain's MX hosts (one connection
+// per group, MX fallback on connection trouble), sends one GET per token and
+// stores each message as verified, or defers or fails it. Any number of maild
+// nodes on one store run one each; leases keep two from fetching one token.
+// Talks to: the store (on the store worker pool), DNS, and the sender
+// domain's MX hosts (untrusted: see smtp/client.hpp; their content passes
+// DATA's checks). Tokens are secrets: the log shows them shortened.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "delivery/route.hpp"
+#include "dns/resolver.hpp"
+#include "maild/config/settings.hpp"
+#include "maild/store/store.hpp"
+#include "net/session.hpp"
+#include "smtp/client.hpp"
+
+namespace maild::reverse {
+
+// At most this many tokens of one sender domain go over one connection; more
+// make further groups.
+inline constexpr std::size_t gets_per_connection_max = 50;
+// How often finished retrievals older than [reverse] pending_max_age are deleted.
+inline constexpr std::chrono::hours retrieval_purge_interval{1};
+
+class Retriever {
+ public:
+  // `settings`, `store` and `resolver` must outlive it. Concurrent callbacks
+  // (connections) are at most [delivery] workers.
+  Retriever(const config::Settings& settings, store::Store& store,
+            boost::asio::any_io_executor store_pool, dns::Resolver& resolver,
+            boost::asio::any_io_executor io);
+  ~Retriever();
+  Retriever(const Retriever&) = delete;
+  Retriever& operator=(const Retriever&) = delete;
+
+  const std::string& owner() const { return owner_; }
+  void start();
+  // A SOURCE was accepted: look now instead of at the next poll. Any thread.
+  void wake();
+  // Shutdown: no more claims; connections are closed, what they did not
+  // finish is deferred (or left to its lease). Any thread.
+  void stop();
+  // True once stopped and every group has recorded its outcomes. Any thread.
+  bool idle() const;
+
+  // Test hook: shorter waits than RFC 5321's.
+  void set_timeouts(const smtp::ClientTimeouts& timeouts) { timeouts_ = timeouts; }
+
+ private:
+  struct Group;
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> claim_work();
+  boost::asio::awaitable<void> renew_leases();
+  boost::asio::awaitable<void> purge();
+  boost::asio::awaitable<void> fetch_group(std::string domain,
+                                           std::vector<store::PendingRetrieval> retrievals);
+  boost::asio::awaitable<void> acquire_worker();
+  void release_worker();
+
+  // On a strand of the group's own: DNS, connections, outcomes.
+  boost::asio::awaitable<void> run_group(Group& group);
+  boost::asio::awaitable<void> try_address(Group& group, const delivery::Hop& hop,
+                                           const IpAddress& address, bool try_starttls);
+  boost::asio::awaitable<void> accept(Group& group, std::size_t index, std::string& content,
+                                      const std::string& remote_host);
+  boost::asio::awaitable<void> permanent(Group& group, std::size_t index,
+                                         const std::string& reason);
+  boost::asio::awaitable<void> temporary(Group& group, std::size_t index,
+                                         const std::string& reason);
+
+  const config::Settings& settings_;
+  store::Store& store_;
+  boost::asio::any_io_executor store_pool_;
+  dns::Resolver& resolver_;
+  boost::asio::any_io_executor io_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  boost::asio::steady_timer wakeup_;
+  std::string owner_;
+  std::optional<boost::asio::ip::address> bind_address_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;
+  net::SessionRegistry sessions_;
+  smtp::ClientTimeouts timeouts_;
+  std::atomic<bool> stopped_{false};
+
+  // On the strand only.
+  bool stopping_ = false;
+  bool running_ = false;
+  std::size_t groups_ = 0;  // started and not yet finished
+  std::size_t busy_ = 0;    // groups holding a worker slot
+  std::deque<std::shared_ptr<boost::asio::steady_timer>> waiting_;
+  std::set<store::RetrievalId> in_flight_;
+  bool woken_ = false;
+  std::chrono::steady_clock::time_point last_renewal_;
+  std::chrono::steady_clock::time_point last_purge_;
+  std::atomic<bool> idle_{true};
+};
+
+}  // namespace maild::reverse
