@@ -71,7 +71,8 @@ QueueManager::QueueManager(const config::Settings& settings, store::Store& store
       strand_(asio::make_strand(io)),
       wakeup_(strand_),
       owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
-             random_hex_128().substr(0, 8)) {}
+             random_hex_128().substr(0, 8)),
+      workers_(strand_, settings.delivery.workers) {}
 
 void QueueManager::start() {
   idle_ = false;
@@ -90,7 +91,7 @@ void QueueManager::stop() {
   asio::post(strand_, [this] {
     stopping_ = true;
     wakeup_.cancel();
-    for (auto& waiter : waiting_) waiter->cancel();
+    workers_.stop();
     courier_.stop();
     idle_ = !running_ && batches_ == 0;
   });
@@ -162,41 +163,12 @@ asio::awaitable<void> QueueManager::claim_work() {
   if (claimed == limit) woken_ = true;  // there may be more due: look again at once
 }
 
-asio::awaitable<void> QueueManager::acquire_worker() {
-  if (busy_ < settings_.delivery.workers) {
-    ++busy_;
-    co_return;
-  }
-  auto slot = std::make_shared<asio::steady_timer>(strand_, asio::steady_timer::time_point::max());
-  waiting_.push_back(slot);
-  boost::system::error_code ec;
-  co_await slot->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  // release_worker() handed its slot over (busy_ unchanged), or stop() woke every waiter.
-  if (stopping_) {
-    const auto it = std::find(waiting_.begin(), waiting_.end(), slot);
-    if (it != waiting_.end()) {
-      waiting_.erase(it);
-      ++busy_;
-    }
-  }
-}
-
-void QueueManager::release_worker() {
-  if (!waiting_.empty()) {
-    auto next = std::move(waiting_.front());
-    waiting_.pop_front();
-    next->cancel();
-  } else {
-    --busy_;
-  }
-}
-
 asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                                                   std::vector<store::DeliveryJob> jobs) {
   auto& queue = store_.queue();
   std::vector<Outcome> outcomes;
   try {
-    co_await acquire_worker();
+    const auto slot = co_await workers_.acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
     // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
     const auto load = [&store = store_, &queue, &jobs, &domain] {
@@ -221,7 +193,6 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       outcomes = co_await courier_.deliver(domain, parcels, tls);
     }
-    release_worker();
   } catch (const std::exception& e) {
     spdlog::warn("queue: delivery to {} failed: {}", domain, e.what());
   }

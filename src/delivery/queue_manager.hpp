@@ -26,6 +26,7 @@
 #include "delivery/dsn.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
+#include "net/worker_slots.hpp"
 
 namespace maild::delivery {
 
@@ -62,9 +63,6 @@ class QueueManager {
                                              std::vector<store::DeliveryJob> jobs);
   boost::asio::awaitable<void> send_notices();
   boost::asio::awaitable<void> renew_leases();
-  boost::asio::awaitable<void> acquire_worker();
-  void release_worker();
-
   std::vector<store::RecipientResult> results_for(const std::vector<store::DeliveryJob>& jobs,
                                                   const std::vector<Outcome>& outcomes) const;
   boost::asio::awaitable<void> tend_pickups();
@@ -85,9 +83,8 @@ class QueueManager {
   // On the strand only.
   bool stopping_ = false;
   bool running_ = false;
-  std::size_t batches_ = 0;                                         // started and not yet recorded
-  std::size_t busy_ = 0;                                            // batches holding a worker slot
-  std::deque<std::shared_ptr<boost::asio::steady_timer>> waiting_;  // batches waiting for a slot
+  std::size_t batches_ = 0;                      // started and not yet recorded
+  net::WorkerSlots workers_;                     // [delivery] workers: batches at once
   std::set<store::QueueRecipientId> in_flight_;  // leased by this node, being delivered
   bool woken_ = false;
   std::chrono::steady_clock::time_point last_renewal_;

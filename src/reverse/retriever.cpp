@@ -72,7 +72,8 @@ Retriever::Retriever(const config::Settings& settings, store::Store& store,
       owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
              random_hex_128().substr(0, 8)),
       bind_address_(delivery::bind_address_of(settings.delivery)),
-      tls_context_(net::make_client_tls_context()) {}
+      tls_context_(net::make_client_tls_context()),
+      workers_(strand_, settings.delivery.workers) {}
 
 Retriever::~Retriever() = default;
 
@@ -94,7 +95,7 @@ void Retriever::stop() {
     stopping_ = true;
     stopped_ = true;
     wakeup_.cancel();
-    for (auto& waiter : waiting_) waiter->cancel();
+    workers_.stop();
     sessions_.request_stop();
     sessions_.close_all();
     idle_ = !running_ && groups_ == 0;
@@ -156,48 +157,18 @@ asio::awaitable<void> Retriever::claim_work() {
   if (count == limit) woken_ = true;  // there may be more due: look again at once
 }
 
-asio::awaitable<void> Retriever::acquire_worker() {
-  if (busy_ < settings_.delivery.workers) {
-    ++busy_;
-    co_return;
-  }
-  auto slot = std::make_shared<asio::steady_timer>(strand_, asio::steady_timer::time_point::max());
-  waiting_.push_back(slot);
-  boost::system::error_code ec;
-  co_await slot->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  // release_worker() handed its slot over (busy_ unchanged), or stop() woke every waiter.
-  if (stopping_) {
-    const auto it = std::find(waiting_.begin(), waiting_.end(), slot);
-    if (it != waiting_.end()) {
-      waiting_.erase(it);
-      ++busy_;
-    }
-  }
-}
-
-void Retriever::release_worker() {
-  if (!waiting_.empty()) {
-    auto next = std::move(waiting_.front());
-    waiting_.pop_front();
-    next->cancel();
-  } else {
-    --busy_;
-  }
-}
-
 asio::awaitable<void> Retriever::fetch_group(std::string domain,
                                              std::vector<store::PendingRetrieval> retrievals) {
   Group group{std::move(domain), std::move(retrievals), {}, {}};
   group.settled.assign(group.retrievals.size(), false);
   try {
-    co_await acquire_worker();
+    const auto slot = co_await workers_.acquire();  // given back when the try block ends
     if (!stopping_) {
       // A strand of its own, so that its connections never share this one.
       auto task = run_group(group);
       auto running = asio::co_spawn(asio::make_strand(io_), std::move(task), asio::use_awaitable);
       co_await std::move(running);
     }
-    release_worker();
   } catch (const std::exception& e) {
     spdlog::warn("retrieval: fetching from {} failed: {}", group.domain, e.what());
   }

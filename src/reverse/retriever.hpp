@@ -31,6 +31,7 @@
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
 #include "net/session.hpp"
+#include "net/worker_slots.hpp"
 #include "smtp/client.hpp"
 
 namespace maild::reverse {
@@ -74,8 +75,6 @@ class Retriever {
   boost::asio::awaitable<void> purge();
   boost::asio::awaitable<void> fetch_group(std::string domain,
                                            std::vector<store::PendingRetrieval> retrievals);
-  boost::asio::awaitable<void> acquire_worker();
-  void release_worker();
 
   // On a strand of the group's own: DNS, connections, outcomes.
   boost::asio::awaitable<void> run_group(Group& group);
@@ -105,9 +104,8 @@ class Retriever {
   // On the strand only.
   bool stopping_ = false;
   bool running_ = false;
-  std::size_t groups_ = 0;  // started and not yet finished
-  std::size_t busy_ = 0;    // groups holding a worker slot
-  std::deque<std::shared_ptr<boost::asio::steady_timer>> waiting_;
+  std::size_t groups_ = 0;    // started and not yet finished
+  net::WorkerSlots workers_;  // [delivery] workers: groups at once
   std::set<store::RetrievalId> in_flight_;
   bool woken_ = false;
   std::chrono::steady_clock::time_point last_renewal_;
