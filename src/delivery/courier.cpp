@@ -286,19 +286,9 @@ asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
   const auto remote_host = remote_host_text(hop.host, address, hop.port);
   const net::SessionLog log(next_session_id());
   const auto executor = co_await asio::this_coro::executor;
-  tcp::socket socket(executor);
-  auto control = std::make_shared<net::SessionControl>();
-  control->executor = executor;
-  // Until the session's Connection takes over: a stop closes the socket.
-  control->interrupt = [&socket](bool) {
-    boost::system::error_code ignored;
-    socket.close(ignored);
-  };
-  struct Detach {
-    net::SessionControl& control;
-    ~Detach() { control.interrupt = nullptr; }  // before the socket goes
-  } detach{*control};
-  net::RegisteredSession registration(sessions_, control);
+  OutgoingSocket outgoing(sessions_, executor);
+  auto& socket = outgoing.socket;
+  const auto& control = outgoing.control;
   if (stopped_) co_return smtp::SessionTrouble{stopping_reply, "", false};
 
   const auto why =

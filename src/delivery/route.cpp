@@ -147,6 +147,28 @@ const smtp::Credentials* RouteLogins::find(const Endpoint& next_hop) const {
   return found == logins_.end() ? nullptr : &found->second;
 }
 
+namespace {
+
+std::shared_ptr<net::SessionControl> control_for(asio::ip::tcp::socket& socket,
+                                                 asio::any_io_executor executor) {
+  auto control = std::make_shared<net::SessionControl>();
+  control->executor = std::move(executor);
+  control->interrupt = [&socket](bool) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  };
+  return control;
+}
+
+}  // namespace
+
+OutgoingSocket::OutgoingSocket(net::SessionRegistry& sessions, asio::any_io_executor executor)
+    : socket(executor), control(control_for(socket, executor)), registration_(sessions, control) {}
+
+// The interrupt names the socket: it goes first (a session's Connection, if
+// one took over, has set its own by then and removed it when it ended).
+OutgoingSocket::~OutgoingSocket() { control->interrupt = nullptr; }
+
 asio::awaitable<std::string> connect_from(asio::ip::tcp::socket& socket,
                                           const std::optional<asio::ip::address>& bind,
                                           const IpAddress& address, std::uint16_t port,

@@ -20,6 +20,7 @@
 #include "dns/resolver.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/core/net_types.hpp"
+#include "net/session.hpp"
 #include "smtp/client.hpp"
 
 namespace maild::delivery {
@@ -63,6 +64,24 @@ boost::asio::awaitable<HopAddresses> addresses_of(dns::Resolver& resolver, const
 boost::asio::awaitable<std::string> connect_from(
     boost::asio::ip::tcp::socket& socket, const std::optional<boost::asio::ip::address>& bind,
     const IpAddress& address, std::uint16_t port, Seconds timeout);
+// A socket for one outgoing connection, registered with `sessions` so that a
+// stop reaches it: until a session's Connection takes the socket over, a stop
+// closes it. The registration ends with this object. Shared by outbound
+// delivery and the GET callbacks.
+class OutgoingSocket {
+ public:
+  OutgoingSocket(net::SessionRegistry& sessions, boost::asio::any_io_executor executor);
+  ~OutgoingSocket();
+  OutgoingSocket(const OutgoingSocket&) = delete;
+  OutgoingSocket& operator=(const OutgoingSocket&) = delete;
+
+  boost::asio::ip::tcp::socket socket;
+  std::shared_ptr<net::SessionControl> control;
+
+ private:
+  net::RegisteredSession registration_;
+};
+
 // [delivery] bind_address as an address; none when it is empty.
 std::optional<boost::asio::ip::address> bind_address_of(const config::DeliverySettings& delivery);
 
