@@ -108,8 +108,9 @@ class SourceClientTest : public ::testing::Test {
 
   std::vector<Outcome> deliver(std::vector<Parcel>& parcels) {
     if (!courier_) courier_.emplace(settings_, *resolver_, io_.get_executor(), &*desk_);
-    auto result = asio::co_spawn(
-        io_, courier_->deliver("example.org", parcels, config::TlsPolicy::may), asio::use_future);
+    const std::string domain = "example.org";  // deliver() keeps a reference: it must outlive run()
+    auto result = asio::co_spawn(io_, courier_->deliver(domain, parcels, config::TlsPolicy::may),
+                                 asio::use_future);
     io_.restart();
     io_.run();
     peer_->finish();  // every script has ended: what they saw can be read
