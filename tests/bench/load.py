@@ -48,11 +48,11 @@ def _children_map():
 def process_tree(pid):
     """pid and all its live descendants."""
     children = _children_map()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    out, unvisited = [], [pid]
+    while unvisited:
+        p = unvisited.pop()
         out.append(p)
-        todo.extend(children.get(p, ()))
+        unvisited.extend(children.get(p, ()))
     return out
 
 

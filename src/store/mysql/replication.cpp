@@ -394,9 +394,9 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
       s->exec("SET GLOBAL gtid_slave_pos = " + sql_literal(standby_pos));
       steps.push_back(standby.to_string() + ": set gtid_slave_pos = " + standby_pos);
     }
-    s->exec("CHANGE MASTER TO MASTER_HOST = " + sql_literal(primary.host) + ", MASTER_PORT = " +
-            std::to_string(primary.port) + ", MASTER_USER = " + sql_literal(options.replication_user) +
-            ", MASTER_PASSWORD = " + sql_literal(password) +
+    s->exec("CHANGE MASTER TO MASTER_HOST = " + sql_literal(primary.host) +
+            ", MASTER_PORT = " + std::to_string(primary.port) + ", MASTER_USER = " +
+            sql_literal(options.replication_user) + ", MASTER_PASSWORD = " + sql_literal(password) +
             ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 2");
     s->exec("START SLAVE");
     steps.push_back(standby.to_string() + ": replicating " + primary.to_string() +
