@@ -31,6 +31,7 @@
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
 #include "reverse/retriever.hpp"
+#include "reverse/source_get.hpp"
 
 namespace asio = boost::asio;
 namespace po = boost::program_options;
@@ -170,9 +171,11 @@ class Daemon {
                        io_.get_executor());
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
-                                    unknown_token_throttle_, &*resolver_,
-                                    [this] { queue_->wake(); }, [this] { retriever_->wake(); }});
-    server_.start(*parts_);
+                                    [this] { queue_->wake(); }});
+    source_get_.emplace(settings_, *store_, unknown_token_throttle_, &*resolver_,
+                        [this] { retriever_->wake(); });
+    smtp_extensions_ = {&*source_get_};
+    server_.start(*parts_, smtp_extensions_);
     queue_->start();
     retriever_->start();
     wait_for_signal();
@@ -288,6 +291,8 @@ class Daemon {
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<reverse::Retriever> retriever_;  // GET for what SOURCE announced
   std::optional<net::ServerParts> parts_;
+  std::optional<reverse::SourceGet> source_get_;  // SOURCE and GET in SMTP sessions
+  smtp::SessionExtensions smtp_extensions_;
   bool stopping_ = false;
   bool forced_ = false;
   std::chrono::steady_clock::time_point shutdown_deadline_;

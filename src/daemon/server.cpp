@@ -112,8 +112,9 @@ void Server::bind() {
   }
 }
 
-void Server::start(const net::ServerParts& parts) {
+void Server::start(const net::ServerParts& parts, const smtp::SessionExtensions& smtp_extensions) {
   parts_ = &parts;
+  smtp_extensions_ = &smtp_extensions;
   for (auto& listener : listeners_)
     asio::co_spawn(listener.acceptor.get_executor(), accept_loop(listener),
                    log_failure("accept loop"));
@@ -190,7 +191,7 @@ asio::awaitable<void> Server::run_session(tcp::socket socket, net::Service servi
   if (is_pop3(service))
     co_await pop3::serve(socket, env, control);
   else
-    co_await smtp::serve(socket, env, control);
+    co_await smtp::serve(socket, env, *smtp_extensions_, control);
   { auto released = std::move(place); }  // free before the client can see the close
   boost::system::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);

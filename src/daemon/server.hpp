@@ -15,6 +15,7 @@
 #include "net/session.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
+#include "smtp/extension.hpp"
 
 namespace maild::daemon {
 
@@ -26,7 +27,9 @@ class Server {
   // Throws std::runtime_error naming the setting and endpoint that failed.
   void bind();
   // Starts the accept loops; sessions get `parts` (which must outlive them).
-  void start(const net::ServerParts& parts);
+  // `smtp_extensions`: what plugs into every SMTP session (SOURCE/GET, checks); outlives the
+  // server.
+  void start(const net::ServerParts& parts, const smtp::SessionExtensions& smtp_extensions);
   // Shutdown phase one: no new connections.
   void stop_accepting();
 
@@ -53,6 +56,7 @@ class Server {
   const config::Settings& settings_;
   net::TlsContext& tls_;
   const net::ServerParts* parts_ = nullptr;
+  const smtp::SessionExtensions* smtp_extensions_ = nullptr;
   net::Admission admission_;
   net::SessionRegistry registry_;
   std::list<Listener> listeners_;  // stable addresses for the accept loops

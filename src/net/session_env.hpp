@@ -10,10 +10,6 @@
 #include "maild/core/net_types.hpp"
 #include "maild/store/store.hpp"
 
-namespace maild::dns {
-class Resolver;
-}
-
 namespace maild::net {
 
 class AuthThrottle;
@@ -32,13 +28,9 @@ struct ServerParts {
   boost::asio::any_io_executor store_pool;  // where blocking store calls run
   AuthThrottle& smtp_auth_throttle;
   AuthThrottle& pop3_auth_throttle;
-  CredentialCache& credentials;          // verified passwords, for POP3 and SMTP AUTH
-  AuthThrottle& unknown_token_throttle;  // GETs of unknown tokens per client address
-  dns::Resolver* resolver = nullptr;     // GET authorisation by MX; null: trusted peers only
+  CredentialCache& credentials;  // verified passwords, for POP3 and SMTP AUTH
   // Tells the outbound queue that a message was just queued (may be empty).
   std::function<void()> queue_wakeup;
-  // Tells the retrieval worker that a SOURCE was just accepted (may be empty).
-  std::function<void()> retrieval_wakeup;
 };
 
 struct SessionEnv {

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "maild/core/password.hpp"
@@ -34,6 +35,8 @@
 #include "net/session.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
+#include "reverse/source_get.hpp"
+#include "smtp/extension.hpp"
 
 namespace maild::testing {
 
@@ -189,12 +192,16 @@ class SessionFixture : public ::testing::Test {
     token_throttle_.emplace(settings_.reverse.max_unknown_tokens, std::chrono::minutes(1));
     parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
                                     *smtp_throttle_, *pop3_throttle_, *credentials_,
-                                    *token_throttle_, resolver_, [this] { ++queue_wakeups_; },
-                                    [this] { ++retrieval_wakeups_; }});
+                                    [this] { ++queue_wakeups_; }});
+    source_get_.emplace(settings_, *store_, *token_throttle_, resolver_,
+                        [this] { ++retrieval_wakeups_; });
+    smtp_extensions_ = {&*source_get_};
+    for (const auto* extension : extra_extensions_) smtp_extensions_.push_back(extension);
     io_thread_ = std::thread([this] { io_.run(); });
   }
 
-  // Connects a client to a new session of `serve` (smtp::serve<LocalSocket> or pop3's).
+  // Connects a client to a new session of `serve` (smtp::serve<LocalSocket>, with the
+  // SOURCE/GET extension as maild registers it, or pop3's).
   template <class Serve>
   Client connect(Serve serve, net::Service service, const char* remote = "127.0.0.1",
                  const std::string& early_bytes = {}) {
@@ -213,8 +220,13 @@ class SessionFixture : public ::testing::Test {
     controls_.push_back(control);
     asio::co_spawn(
         strand,
-        [server, env, control, serve]() -> asio::awaitable<void> {
-          co_await serve(*server, *env, control);
+        [this, server, env, control, serve]() -> asio::awaitable<void> {
+          if constexpr (std::is_invocable_v<Serve, LocalSocket&, const net::SessionEnv&,
+                                            const smtp::SessionExtensions&,
+                                            std::shared_ptr<net::SessionControl>>)
+            co_await serve(*server, *env, smtp_extensions_, control);
+          else
+            co_await serve(*server, *env, control);
           boost::system::error_code ignored;
           server->shutdown(LocalSocket::shutdown_both, ignored);
         },
@@ -239,6 +251,11 @@ class SessionFixture : public ::testing::Test {
   // Runs `work` on the sessions' I/O thread (e.g. to make a dns::Resolver there).
   asio::io_context& io() { return io_; }
 
+  // Plugs `extension` into every SMTP session after SOURCE/GET; before the first connect().
+  void add_smtp_extension(const smtp::Extension& extension) {
+    extra_extensions_.push_back(&extension);
+  }
+
   // The resolver sessions use for GET authorisation; set before the first connect().
   dns::Resolver* resolver_ = nullptr;
 
@@ -260,6 +277,9 @@ class SessionFixture : public ::testing::Test {
   std::optional<net::CredentialCache> credentials_;
   std::optional<net::AuthThrottle> token_throttle_;
   std::optional<net::ServerParts> parts_;
+  std::optional<reverse::SourceGet> source_get_;
+  smtp::SessionExtensions smtp_extensions_;
+  std::vector<const smtp::Extension*> extra_extensions_;
   std::atomic<int> queue_wakeups_{0};      // how often a session said it queued mail
   std::atomic<int> retrieval_wakeups_{0};  // how often a session accepted a SOURCE
   std::vector<std::shared_ptr<net::SessionEnv>> envs_;
