@@ -15,10 +15,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "maild/store/store.hpp"
+#include "net/session_log.hpp"
 
 namespace maild::net {
 
@@ -74,6 +77,34 @@ auto run_blocking(const boost::asio::any_io_executor& pool, const Call& call)
         },
         boost::asio::use_awaitable);
   }
+}
+
+// What try_blocking() gives: the call's result, or (for a void call) true;
+// nothing (false) when the store failed.
+template <class Result>
+using StoreOutcome = std::conditional_t<std::is_void_v<Result>, bool, std::optional<Result>>;
+
+// run_blocking() for sessions: a store failure is logged ("store error
+// <what>: <reason>") and gives nothing, and the session answers with its
+// protocol's temporary reply. The one place sessions turn a store failure
+// into "try again later".
+template <class Call>
+auto try_blocking(const boost::asio::any_io_executor& pool, const Call& call, const SessionLog& log,
+                  std::string_view what)
+    -> boost::asio::awaitable<StoreOutcome<std::invoke_result_t<Call&>>> {
+  using Result = std::invoke_result_t<Call&>;
+  try {
+    if constexpr (std::is_void_v<Result>) {
+      co_await run_blocking(pool, call);
+      co_return true;
+    } else {
+      auto result = co_await run_blocking(pool, call);
+      co_return std::optional<Result>(std::move(result));
+    }
+  } catch (const std::exception& e) {
+    log.warn("store error {}: {}", what, e.what());
+  }
+  co_return StoreOutcome<Result>{};
 }
 
 // Delivers through the group-commit writer (moving `message` there); returns

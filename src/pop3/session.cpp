@@ -79,11 +79,8 @@ class Session {
       // Gone without QUIT: nothing is deleted (RFC 1939 6); the maildrop is freed.
       const auto release = [&store = env_.parts.store, mailbox = transaction->mailbox,
                             owner = owner_] { store.maildrops().unlock(mailbox, owner); };
-      try {
-        co_await net::run_blocking(env_.parts.store_pool, release);
-      } catch (const std::exception& e) {
-        log().warn("maildrop lock not released (it expires): {}", e.what());
-      }
+      co_await net::try_blocking(env_.parts.store_pool, release, log(),
+                                 "releasing the maildrop lock (it expires)");
     }
     co_await io_.flush(settings_.pop3.idle_timeout);
     log().info("disconnect from {}", env_.remote_text);
@@ -265,14 +262,10 @@ class Session {
       if (!credentials.check(account->address, secret, account->password_hash)) return std::nullopt;
       return account;
     };
-    std::optional<store::Account> account;
-    try {
-      account = co_await net::run_blocking(env_.parts.store_pool, check);
-    } catch (const std::exception& e) {
-      log().warn("store error at login: {}", e.what());
-      err("[SYS/TEMP] temporary failure, try again later");
-      co_return Flow::proceed;
-    }
+    const auto checked =
+        co_await net::try_blocking(env_.parts.store_pool, check, log(), "at login");
+    if (!checked) co_return temporary_failure();
+    const auto& account = *checked;
     if (!account) {
       throttle.record_failure(env_.remote);
       log().info("login failed");
@@ -289,14 +282,10 @@ class Session {
         throw;
       }
     };
-    std::optional<std::vector<store::MaildropEntry>> entries;
-    try {
-      entries = co_await net::run_blocking(env_.parts.store_pool, open);
-    } catch (const std::exception& e) {
-      log().warn("store error opening the maildrop: {}", e.what());
-      err("[SYS/TEMP] temporary failure, try again later");
-      co_return Flow::proceed;
-    }
+    auto opened =
+        co_await net::try_blocking(env_.parts.store_pool, open, log(), "opening the maildrop");
+    if (!opened) co_return temporary_failure();
+    auto& entries = *opened;
     if (!entries) {
       log().info("maildrop of {} is in use", account->address);
       err("[IN-USE] maildrop already in use");
@@ -405,10 +394,8 @@ class Session {
     }
     const auto apply = [&store = env_.parts.store, mailbox = t->mailbox, owner = owner_, retrieved,
                         deleted] { store.maildrops().finish(mailbox, owner, retrieved, deleted); };
-    try {
-      co_await net::run_blocking(env_.parts.store_pool, apply);
-    } catch (const std::exception& e) {
-      log().warn("store error at QUIT: {}", e.what());
+    const bool applied = co_await net::try_blocking(env_.parts.store_pool, apply, log(), "at QUIT");
+    if (!applied) {
       err("[SYS/TEMP] some deleted messages not removed, try again later");
       co_return Flow::close;  // run() releases the lock
     }
@@ -435,14 +422,10 @@ class Session {
         for (const store::DeliveryId id : ids) texts.push_back(store.maildrops().text(mailbox, id));
         return texts;
       };
-      std::vector<std::optional<store::MessageText>> texts;
-      try {
-        texts = co_await net::run_blocking(env_.parts.store_pool, fetch);
-      } catch (const std::exception& e) {
-        log().warn("store error reading a message: {}", e.what());
-        err("[SYS/TEMP] temporary failure, try again later");
-        co_return Flow::proceed;
-      }
+      auto fetched =
+          co_await net::try_blocking(env_.parts.store_pool, fetch, log(), "reading a message");
+      if (!fetched) co_return temporary_failure();
+      auto& texts = *fetched;
       text = std::move(texts.front());
       t.ahead.clear();
       for (std::size_t k = 1; k < texts.size(); ++k) {
@@ -551,13 +534,9 @@ class Session {
     if (now - t.locked_at < lock_ttl() / 2) co_return true;
     const auto renew = [&store = env_.parts.store, mailbox = t.mailbox, owner = owner_,
                         ttl = lock_ttl()] { return store.maildrops().lock(mailbox, owner, ttl); };
-    bool held = false;
-    try {
-      held = co_await net::run_blocking(env_.parts.store_pool, renew);
-    } catch (const std::exception& e) {
-      log().warn("store error renewing the maildrop lock: {}", e.what());
-    }
-    if (!held) {
+    const auto renewed = co_await net::try_blocking(env_.parts.store_pool, renew, log(),
+                                                    "renewing the maildrop lock");
+    if (!renewed || !*renewed) {
       err("[SYS/TEMP] lost the maildrop lock, try again later");
       state_ = Authorization{};  // another session may own it now: release nothing
       co_return false;
@@ -589,6 +568,11 @@ class Session {
 
   void ok(const std::string& text) { io_.queue(text.empty() ? "+OK\r\n" : "+OK " + text + "\r\n"); }
   void err(const std::string& text) { io_.queue("-ERR " + text + "\r\n"); }
+  // The store failed (logged by net::try_blocking): the client may try again.
+  Flow temporary_failure() {
+    err("[SYS/TEMP] temporary failure, try again later");
+    return Flow::proceed;
+  }
 
   // A refused command; too many of them end the session.
   Flow bad(const std::string& text) {

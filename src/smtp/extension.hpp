@@ -158,34 +158,25 @@ using SessionExtensions = std::vector<const Extension*>;
 
 // Runs `call` (a blocking store call) on the store's worker pool; a store
 // failure is logged with `what` and answered with `on_failure` and `text`
-// (a temporary reply), and gives nothing. The one place that maps a store
-// error to a reply for verbs. (string_view, not string: GCC 12 destroys
-// temporaries in a co_await expression twice, PR 99576.)
+// (a temporary reply), and gives nothing (net::try_blocking). The one place
+// that maps a store error to a reply for verbs. (string_view, not string:
+// GCC 12 destroys temporaries in a co_await expression twice, PR 99576.)
 template <class Call>
-boost::asio::awaitable<std::optional<std::invoke_result_t<Call&>>> store_call(
+boost::asio::awaitable<net::StoreOutcome<std::invoke_result_t<Call&>>> store_call(
     VerbContext& context, const Call& call, std::string_view what, Status on_failure,
     std::string_view text) {
-  try {
-    auto result = co_await net::run_blocking(context.env().parts.store_pool, call);
-    co_return std::optional<std::invoke_result_t<Call&>>(std::move(result));
-  } catch (const std::exception& e) {
-    context.log().warn("store error {}: {}", what, e.what());
-  }
-  context.reply(on_failure, std::string(text));
-  co_return std::nullopt;
+  auto outcome =
+      co_await net::try_blocking(context.env().parts.store_pool, call, context.log(), what);
+  if (!outcome) context.reply(on_failure, std::string(text));
+  co_return outcome;
 }
 
-// The same for checks: a store failure becomes a deferral.
+// The same for checks, which answer a failure with a deferral of their own.
 template <class Call>
-boost::asio::awaitable<std::optional<std::invoke_result_t<Call&>>> store_call(
+boost::asio::awaitable<net::StoreOutcome<std::invoke_result_t<Call&>>> store_call(
     const SessionView& view, const Call& call, std::string_view what) {
-  try {
-    auto result = co_await net::run_blocking(view.env().parts.store_pool, call);
-    co_return std::optional<std::invoke_result_t<Call&>>(std::move(result));
-  } catch (const std::exception& e) {
-    view.log().warn("store error {}: {}", what, e.what());
-  }
-  co_return std::nullopt;
+  auto outcome = co_await net::try_blocking(view.env().parts.store_pool, call, view.log(), what);
+  co_return outcome;
 }
 
 }  // namespace maild::smtp
