@@ -20,6 +20,7 @@
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
+#include "net/sasl.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "reverse/get_authorization.hpp"
@@ -31,7 +32,6 @@
 #include "smtp/limits.hpp"
 #include "smtp/received.hpp"
 #include "smtp/reply.hpp"
-#include "smtp/sasl.hpp"
 
 namespace maild::smtp {
 namespace asio = boost::asio;
@@ -690,7 +690,7 @@ class Session {
         if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
         response = std::move(*answer);
       }
-      auto credentials = decode_plain(response);
+      auto credentials = net::decode_plain(response);
       if (!credentials) co_return fail(501, "5.5.2", "malformed PLAIN response");
       user = std::move(credentials->authcid);
       secret = std::move(credentials->password);
@@ -699,18 +699,18 @@ class Session {
     if (request.mechanism == "LOGIN") {
       std::optional<std::string> name;
       if (request.initial_response) {
-        name = decode_login_field(*request.initial_response);
+        name = net::decode_login_field(*request.initial_response);
       } else {
-        auto answer = co_await challenge(login_username_challenge);
+        auto answer = co_await challenge(net::login_username_challenge);
         if (!answer) co_return Flow::close;
         if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
-        name = decode_login_field(*answer);
+        name = net::decode_login_field(*answer);
       }
       if (!name) co_return fail(501, "5.5.2", "malformed LOGIN response");
-      auto answer = co_await challenge(login_password_challenge);
+      auto answer = co_await challenge(net::login_password_challenge);
       if (!answer) co_return Flow::close;
       if (*answer == "*") co_return fail(501, "5.0.0", "authentication cancelled");
-      auto password = decode_login_field(*answer);
+      auto password = net::decode_login_field(*answer);
       if (!password) co_return fail(501, "5.5.2", "malformed LOGIN response");
       user = std::move(*name);
       secret = std::move(*password);

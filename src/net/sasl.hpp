@@ -1,5 +1,5 @@
 // SASL PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login) client
-// responses, as carried by SMTP AUTH (RFC 4954).
+// responses, as carried by SMTP AUTH (RFC 4954) and POP3 AUTH (RFC 5034).
 // Trust: none; responses are base64 from the client and are checked strictly.
 // Decoded passwords are secrets: never log them.
 #pragma once
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace maild::smtp {
+namespace maild::net {
 
 // LOGIN's challenges: base64 of "Username:" and "Password:".
 inline constexpr std::string_view login_username_challenge = "VXNlcm5hbWU6";
@@ -31,4 +31,4 @@ std::optional<PlainCredentials> decode_plain(std::string_view base64);
 // One LOGIN answer (user name or password): non-empty, no NUL, at most 255 octets.
 std::optional<std::string> decode_login_field(std::string_view base64);
 
-}  // namespace maild::smtp
+}  // namespace maild::net
