@@ -14,12 +14,9 @@
 #include <map>
 #include <optional>
 
-#include "config/settings_table.hpp"
 #include "delivery/dsn.hpp"
-#include "delivery/pickup_desk.hpp"
 #include "maild/core/ids.hpp"
 #include "net/store_calls.hpp"
-#include "reverse/token.hpp"
 
 namespace maild::delivery {
 namespace asio = boost::asio;
@@ -107,7 +104,6 @@ asio::awaitable<void> QueueManager::run() {
       co_await send_notices();
       co_await claim_work();
       co_await renew_leases();
-      co_await tend_pickups();  // last: its store trouble never holds up deliveries
     } catch (const std::exception& e) {
       spdlog::warn("queue: store error: {}", e.what());
     }
@@ -304,48 +300,24 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
   for (const auto& r : message.recipients)
     in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
   in.original = original;
-  return notice_to(in, "message " + std::to_string(message.id));
+  return notice_message(in, settings_, store_.directory(), "message " + std::to_string(message.id));
 }
 
-// A failure notice for a pickup never fetched within pickup_max_age, for the
-// recipients that want one; nothing when none does or it can go nowhere.
-std::optional<store::NewMessage> QueueManager::pickup_notice(const store::Pickup& pickup,
-                                                             const std::string& original) const {
-  const std::string reply = "450 4.4.7 not fetched by the receiving server within " +
-                            config::table::format_duration(settings_.reverse.pickup_max_age);
-  NoticeInput in;
-  in.reverse_path = pickup.reverse_path;
-  in.envid = pickup.envid;
-  in.ret = pickup.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(pickup.arrival));
-  in.retry_until = in.arrival;  // never retried: only delayed recipients show it
-  for (const auto& r : pickup.recipients)
-    if (wants_failure_notice(pickup.reverse_path, r.notify))
-      in.recipients.push_back(
-          {r.address, r.orcpt, store::RecipientState::failed, reply, pickup.peer});
-  if (in.recipients.empty()) return std::nullopt;
-  in.original = original;
-  auto notice = notice_to(in, "pickup " + std::to_string(pickup.id));
-  if (notice.mailboxes.empty() && notice.outbound.empty()) return std::nullopt;
-  return notice;
-}
-
-// The notice `in` describes, from us to its reverse path: to the sender's own
-// mailboxes when they are ours, else queued to its server. `about` names it in the log.
-store::NewMessage QueueManager::notice_to(NoticeInput& in, const std::string& about) const {
-  in.hostname = settings_.server.hostname;
+store::NewMessage notice_message(NoticeInput& in, const config::Settings& settings,
+                                 store::Directory& directory, const std::string& about) {
+  in.hostname = settings.server.hostname;
   in.now = std::chrono::system_clock::now();
   in.token = random_hex_128();
 
   store::NewMessage notice;
   notice.reverse_path = "";  // a notice never gets a notice back (RFC 3461 6.1)
   const std::string received =
-      "Received: by " + settings_.server.hostname + " (maild); " + rfc5322_now() + "\r\n";
+      "Received: by " + settings.server.hostname + " (maild); " + rfc5322_now() + "\r\n";
   notice.trace = "Return-Path: <>\r\n" + received;
   notice.outbound_trace = received;
   notice.content = compose_notice(in);
 
-  const auto resolution = store_.directory().resolve(in.reverse_path);
+  const auto resolution = directory.resolve(in.reverse_path);
   switch (resolution.kind) {
     case store::Resolution::Kind::mailboxes:
       notice.mailboxes = resolution.mailboxes;
@@ -380,43 +352,6 @@ asio::awaitable<void> QueueManager::send_notices() {
                  message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
     if (stored.queued) woken_ = true;
   }
-}
-
-// Pickups (docs/source-get.md): one failure notice per pickup the receiving
-// server never fetched, then the content of those done with goes.
-asio::awaitable<void> QueueManager::tend_pickups() {
-  // Every [reverse] poll_interval, not at every look at the queue: the purge is a write.
-  const auto started = std::chrono::steady_clock::now();
-  if (started - last_tending_ < settings_.reverse.poll_interval) co_return;
-  last_tending_ = started;
-  auto& reverse = store_.reverse();
-  const std::int64_t now = unix_now();
-  const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();
-  const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
-    return reverse.expired_pickups(confirmed_before, notices_per_round);
-  });
-  for (const auto& pickup : expired) {
-    bool noticed = false;
-    const auto expire = [this, &reverse, &pickup, &noticed] {
-      const auto text = reverse.pickup_text(pickup.id);
-      const auto notice = pickup_notice(pickup, text ? text->trace + text->content : "");
-      noticed = notice.has_value();
-      return reverse.expire_pickup(pickup.id, notice);
-    };
-    const bool done = co_await net::run_blocking(store_pool_, expire);
-    if (!done) continue;  // fetched or expired meanwhile (another node)
-    spdlog::info("queue: pickup {} ({}) from <{}> never fetched by {}: expired, {}", pickup.id,
-                 reverse::shown_token(pickup.token), pickup.reverse_path, pickup.peer,
-                 noticed ? "notice sent" : "no notice");
-    if (noticed) woken_ = true;  // it may be queued for another server
-  }
-  const std::int64_t fetched_before = now - settings_.reverse.retain_after_fetch.count();
-  const std::int64_t offered_before = now - offered_pickup_max_age.count();
-  const auto purged =
-      co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
-        return reverse.purge_pickups(fetched_before, offered_before);
-      });
-  if (purged > 0) spdlog::info("queue: {} pickups purged", purged);
 }
 
 asio::awaitable<void> QueueManager::renew_leases() {

@@ -1,8 +1,7 @@
 // The outbound queue's manager: takes due recipients from the store by lease,
 // hands them to the courier per destination domain, records each outcome
 // (delivered, retry later, failed for good), and sends the notices senders
-// are owed (RFC 3464), also for SOURCE pickups never fetched, which it purges
-// once done with. Any number of maild nodes on one store run one each;
+// are owed (RFC 3464). Any number of maild nodes on one store run one each;
 // leases keep them from delivering a recipient twice at the same time.
 // Talks to: the store (on the store worker pool, never on an I/O thread) and
 // the courier. Trust: the store is ours; outcomes arrive classified.
@@ -40,6 +39,12 @@ inline constexpr std::size_t batch_messages_max = 50;
 // The reply recorded when max_queue_age is over.
 std::string expired_reply(const std::string& last_reply, std::chrono::seconds max_age);
 
+// The notice `in` describes, from us to its reverse path: to the sender's own
+// mailboxes when they are ours, else queued to its server. `about` names it in
+// the log. Reads the directory: only on the store worker pool.
+store::NewMessage notice_message(NoticeInput& in, const config::Settings& settings,
+                                 store::Directory& directory, const std::string& about);
+
 class QueueManager {
  public:
   QueueManager(const config::Settings& settings, store::Store& store,
@@ -65,12 +70,8 @@ class QueueManager {
   boost::asio::awaitable<void> renew_leases();
   std::vector<store::RecipientResult> results_for(const std::vector<store::DeliveryJob>& jobs,
                                                   const std::vector<Outcome>& outcomes) const;
-  boost::asio::awaitable<void> tend_pickups();
   store::NewMessage notice_for(const store::QueuedMessage& message,
                                const std::string& original) const;
-  std::optional<store::NewMessage> pickup_notice(const store::Pickup& pickup,
-                                                 const std::string& original) const;
-  store::NewMessage notice_to(NoticeInput& in, const std::string& about) const;
 
   const config::Settings& settings_;
   store::Store& store_;
@@ -88,7 +89,6 @@ class QueueManager {
   std::set<store::QueueRecipientId> in_flight_;  // leased by this node, being delivered
   bool woken_ = false;
   std::chrono::steady_clock::time_point last_renewal_;
-  std::chrono::steady_clock::time_point last_tending_;  // of tend_pickups()
   std::atomic<bool> idle_{true};
 };
 

@@ -21,8 +21,8 @@
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "reverse/policy.hpp"
-#include "reverse/token.hpp"
 #include "smtp/limits.hpp"
+#include "smtp/token.hpp"
 
 namespace maild::reverse {
 namespace asio = boost::asio;
@@ -322,16 +322,17 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
     spdlog::info(
         "retrieval {} {} from <{}>: fetched from {}, {} octets, stored {} verified for {} "
         "mailboxes",
-        id, shown_token(retrieval.token), retrieval.reverse_path, remote_host, size,
+        id, smtp::shown_token(retrieval.token), retrieval.reverse_path, remote_host, size,
         stored.content_hash.substr(0, 16), stored.deliveries.size());
     co_return;
   } catch (const store::StoreConflict& e) {
     // Not ours any more (the lease was lost), or a mailbox is gone.
-    spdlog::warn("retrieval {} {}: fetched, but not stored: {}", id, shown_token(retrieval.token),
-                 e.what());
+    spdlog::warn("retrieval {} {}: fetched, but not stored: {}", id,
+                 smtp::shown_token(retrieval.token), e.what());
     refusal = std::string("550 5.3.0 not stored: ") + e.what();
   } catch (const std::exception& e) {
-    spdlog::warn("retrieval {} {}: store error: {}", id, shown_token(retrieval.token), e.what());
+    spdlog::warn("retrieval {} {}: store error: {}", id, smtp::shown_token(retrieval.token),
+                 e.what());
   }
   if (!refusal.empty()) {
     co_await permanent(group, index, refusal);
@@ -349,7 +350,7 @@ asio::awaitable<void> Retriever::permanent(Group& group, std::size_t index,
   const auto& owner = owner_;
   const auto id = retrieval.id;
   spdlog::info("retrieval {} {} from <{}>: failed, not delivered: {}", id,
-               shown_token(retrieval.token), retrieval.reverse_path, reason);
+               smtp::shown_token(retrieval.token), retrieval.reverse_path, reason);
   try {
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &reason] {
       return reverse.fail_retrieval(owner, id, store::RetrievalFailure::permanent, reason);
@@ -375,8 +376,8 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     if (now >= expires) {
       const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
                        "s; last problem: " + reason;
-      spdlog::info("retrieval {} {} from <{}>: given up: {}", id, shown_token(retrieval.token),
-                   retrieval.reverse_path, why);
+      spdlog::info("retrieval {} {} from <{}>: given up: {}", id,
+                   smtp::shown_token(retrieval.token), retrieval.reverse_path, why);
       co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &why] {
         return reverse.fail_retrieval(owner, id, store::RetrievalFailure::expired, why);
       });
@@ -388,7 +389,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     // Cut short by a stop: due again at once, for whichever node runs next.
     const auto next = stopped_ ? now : std::min(now + schedule[step].count(), expires);
     spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
-                 shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
+                 smtp::shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
       return reverse.defer_retrieval(owner, id, next, reason);
     });

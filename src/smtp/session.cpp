@@ -25,13 +25,13 @@
 #include "net/tls.hpp"
 #include "reverse/get_authorization.hpp"
 #include "reverse/policy.hpp"
-#include "reverse/token.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/dot_stuffer.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/received.hpp"
 #include "smtp/reply.hpp"
+#include "smtp/token.hpp"
 
 namespace maild::smtp {
 namespace asio = boost::asio;
@@ -515,7 +515,7 @@ class Session {
     try {
       added = co_await net::run_blocking(env_.parts.store_pool, add);
     } catch (const std::exception& e) {
-      log().warn("store error recording SOURCE {}: {}", reverse::shown_token(token), e.what());
+      log().warn("store error recording SOURCE {}: {}", shown_token(token), e.what());
       reply(451, "4.3.0", "temporary failure recording the retrieval, try again later");
       co_return Flow::proceed;
     }
@@ -525,16 +525,16 @@ class Session {
       case Outcome::already_added:
         break;
       case Outcome::token_taken:
-        log().info("SOURCE {} from <{}> refused: the token is taken", reverse::shown_token(token),
+        log().info("SOURCE {} from <{}> refused: the token is taken", shown_token(token),
                    retrieval.reverse_path);
         co_return fail(550, "5.7.1", "token refused: send the message with DATA");
       case Outcome::domain_full:
         log().info("SOURCE {} from <{}> deferred: too many pending retrievals for {}",
-                   reverse::shown_token(token), retrieval.reverse_path, from.domain);
+                   shown_token(token), retrieval.reverse_path, from.domain);
         reply(452, "4.3.1", "too many pending retrievals for your domain, try again later");
         co_return Flow::proceed;
     }
-    log().info("SOURCE {} from <{}>: {} recipients, retrieval {}{}", reverse::shown_token(token),
+    log().info("SOURCE {} from <{}>: {} recipients, retrieval {}{}", shown_token(token),
                retrieval.reverse_path, retrieval.recipients.size(), added.id,
                added.outcome == Outcome::already_added ? " (again)" : "");
     reply(250, "2.0.0", token + " accepted for retrieval", token);
@@ -563,7 +563,7 @@ class Session {
     try {
       pickup = co_await net::run_blocking(env_.parts.store_pool, find);
     } catch (const std::exception& e) {
-      log().warn("store error looking up GET {}: {}", reverse::shown_token(token), e.what());
+      log().warn("store error looking up GET {}: {}", shown_token(token), e.what());
       reply(450, "4.3.0", "temporarily unavailable, try again later");
       co_return Flow::proceed;
     }
@@ -592,11 +592,11 @@ class Session {
       case reverse::Authorization::Verdict::granted:
         break;
       case reverse::Authorization::Verdict::refused:
-        log().info("GET {} from {} refused: {}", reverse::shown_token(token), env_.remote_address,
+        log().info("GET {} from {} refused: {}", shown_token(token), env_.remote_address,
                    authorization.detail);
         co_return fail(550, "5.7.1", "you are not authorised to fetch this message");
       case reverse::Authorization::Verdict::unknown:
-        log().info("GET {} from {} deferred: {}", reverse::shown_token(token), env_.remote_address,
+        log().info("GET {} from {} deferred: {}", shown_token(token), env_.remote_address,
                    authorization.detail);
         reply(450, "4.3.0", "cannot check your authorisation now, try again later");
         co_return Flow::proceed;
@@ -609,7 +609,7 @@ class Session {
     try {
       text = co_await net::run_blocking(env_.parts.store_pool, read);
     } catch (const std::exception& e) {
-      log().warn("store error reading GET {}: {}", reverse::shown_token(token), e.what());
+      log().warn("store error reading GET {}: {}", shown_token(token), e.what());
       reply(450, "4.3.0", "temporarily unavailable, try again later");
       co_return Flow::proceed;
     }
@@ -626,7 +626,7 @@ class Session {
         conn_.queue(stuffer.stuff(std::string_view(*part).substr(at, get_chunk)));
         const bool sent = co_await conn_.flush(settings_.smtp.data_timeout);
         if (!sent) {
-          log().info("GET {}: the connection failed while sending", reverse::shown_token(token));
+          log().info("GET {}: the connection failed while sending", shown_token(token));
           co_return Flow::close;
         }
       }
@@ -635,8 +635,7 @@ class Session {
     reply(250, "2.0.0", token + " transferred", token);
     const bool sent = co_await conn_.flush(settings_.smtp.data_timeout);
     if (!sent) {
-      log().info("GET {}: the connection failed before the final reply",
-                 reverse::shown_token(token));
+      log().info("GET {}: the connection failed before the final reply", shown_token(token));
       co_return Flow::close;
     }
     // Only now, after the final 250 went out, is the message the receiver's.
@@ -645,12 +644,12 @@ class Session {
     };
     try {
       const bool marked = co_await net::run_blocking(env_.parts.store_pool, mark);
-      log().info("GET {} from {} ({}): {} octets transferred{}", reverse::shown_token(token),
+      log().info("GET {} from {} ({}): {} octets transferred{}", shown_token(token),
                  env_.remote_address, authorization.detail, pickup->size,
                  marked ? "" : " (the pickup had expired meanwhile)");
     } catch (const std::exception& e) {
-      log().warn("GET {}: transferred, but the store did not record it: {}",
-                 reverse::shown_token(token), e.what());
+      log().warn("GET {}: transferred, but the store did not record it: {}", shown_token(token),
+                 e.what());
     }
     co_return Flow::proceed;
   }
@@ -662,7 +661,7 @@ class Session {
   asio::awaitable<Flow> unknown_token(const std::string& token) {
     auto& throttle = env_.parts.unknown_token_throttle;
     throttle.record_failure(env_.remote);
-    log().info("GET {} from {}: unknown token", reverse::shown_token(token), env_.remote_address);
+    log().info("GET {} from {}: unknown token", shown_token(token), env_.remote_address);
     if (throttle.blocked(env_.remote)) {
       reply(550, "5.1.0", "unknown token");
       reply(421, "4.7.0", hostname() + " too many unknown tokens, closing connection");
@@ -879,8 +878,7 @@ class Session {
              std::string_view token = {}) {
     const auto wire = format_reply(code, enhanced, text);
     if (spdlog::should_log(spdlog::level::debug))
-      log().debug("> {}",
-                  reverse::redact_token(std::string_view(wire).substr(0, wire.size() - 2), token));
+      log().debug("> {}", redact_token(std::string_view(wire).substr(0, wire.size() - 2), token));
     conn_.queue(wire);
   }
 
@@ -915,7 +913,7 @@ class Session {
       if (!starts_with(verb)) continue;
       const auto argument = line.find_first_not_of(" \t", verb.size());
       if (argument == std::string::npos) return line;
-      return line.substr(0, argument) + reverse::shown_token(line.substr(argument));
+      return line.substr(0, argument) + shown_token(line.substr(argument));
     }
     return line;
   }
