@@ -2,12 +2,10 @@
 #include "delivery/queue_manager.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
@@ -61,73 +59,38 @@ std::string expired_reply(const std::string& last_reply, std::chrono::seconds ma
 QueueManager::QueueManager(const config::Settings& settings, store::Store& store,
                            asio::any_io_executor store_pool, Courier& courier,
                            asio::any_io_executor io)
-    : settings_(settings),
+    : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers, queue_poll,
+                   settings.delivery.lease_time),
+      settings_(settings),
       store_(store),
       store_pool_(std::move(store_pool)),
-      courier_(courier),
-      strand_(asio::make_strand(io)),
-      wakeup_(strand_),
-      owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
-             random_hex_128().substr(0, 8)),
-      workers_(strand_, settings.delivery.workers) {}
+      courier_(courier) {}
 
-void QueueManager::start() {
-  idle_ = false;
-  running_ = true;
-  asio::co_spawn(strand_, run(), asio::detached);
+void QueueManager::on_start() {
+  spdlog::info("queue: delivering as {} with {} workers", owner(), settings_.delivery.workers);
 }
 
-void QueueManager::wake() {
-  asio::post(strand_, [this] {
-    woken_ = true;
-    wakeup_.cancel();
-  });
+asio::awaitable<void> QueueManager::round() {
+  co_await send_notices();
+  co_await claim_work();
+  co_await renew_leases();
 }
 
-void QueueManager::stop() {
-  asio::post(strand_, [this] {
-    stopping_ = true;
-    wakeup_.cancel();
-    workers_.stop();
-    courier_.stop();
-    idle_ = !running_ && batches_ == 0;
-  });
-}
-
-bool QueueManager::idle() const { return idle_; }
-
-asio::awaitable<void> QueueManager::run() {
-  spdlog::info("queue: delivering as {} with {} workers", owner_, settings_.delivery.workers);
-  while (!stopping_) {
-    woken_ = false;
-    try {
-      co_await send_notices();
-      co_await claim_work();
-      co_await renew_leases();
-    } catch (const std::exception& e) {
-      spdlog::warn("queue: store error: {}", e.what());
-    }
-    if (stopping_ || woken_) continue;
-    boost::system::error_code ec;
-    wakeup_.expires_after(queue_poll);
-    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  running_ = false;
-  idle_ = batches_ == 0;
-}
+void QueueManager::on_stop() { courier_.stop(); }
 
 asio::awaitable<void> QueueManager::claim_work() {
+  auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * batch_messages_max;
-  if (in_flight_.size() >= capacity) co_return;
+  if (in_flight.size() >= capacity) co_return;
   auto& queue = store_.queue();
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
   if (!next || *next > unix_now()) co_return;
-  const std::size_t limit = capacity - in_flight_.size();
+  const std::size_t limit = capacity - in_flight.size();
   const auto lease = settings_.delivery.lease_time;
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   auto jobs = co_await net::run_blocking(
       store_pool_, [&queue, &owner, lease, limit] { return queue.claim(owner, lease, limit); });
-  if (stopping_) {
+  if (stopping()) {
     // Claimed while stopping: give them back at once rather than after the lease.
     std::vector<store::RecipientResult> back;
     for (const auto& job : jobs)
@@ -141,22 +104,22 @@ asio::awaitable<void> QueueManager::claim_work() {
   std::size_t claimed = 0;
   std::map<std::string, std::vector<store::DeliveryJob>> by_domain;
   for (auto& job : jobs) {
-    for (const auto& r : job.message.recipients) in_flight_.insert(r.id);
+    for (const auto& r : job.message.recipients) in_flight.insert(r.id);
     claimed += job.message.recipients.size();
     auto& batch = by_domain[job.domain];
     if (batch.size() == batch_messages_max) {
-      ++batches_;
-      asio::co_spawn(strand_, deliver_batch(job.domain, std::move(batch)), asio::detached);
+      job_started();
+      asio::co_spawn(strand(), deliver_batch(job.domain, std::move(batch)), asio::detached);
       batch.clear();
     }
     batch.push_back(std::move(job));
   }
   for (auto& [domain, batch] : by_domain) {
     if (batch.empty()) continue;
-    ++batches_;
-    asio::co_spawn(strand_, deliver_batch(domain, std::move(batch)), asio::detached);
+    job_started();
+    asio::co_spawn(strand(), deliver_batch(domain, std::move(batch)), asio::detached);
   }
-  if (claimed == limit) woken_ = true;  // there may be more due: look again at once
+  if (claimed == limit) look_again();  // there may be more due: look again at once
 }
 
 asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
@@ -164,7 +127,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   auto& queue = store_.queue();
   std::vector<Outcome> outcomes;
   try {
-    const auto slot = co_await workers_.acquire();  // given back when the try block ends
+    const auto slot = co_await workers().acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
     // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
     const auto load = [&store = store_, &queue, &jobs, &domain] {
@@ -185,7 +148,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       kept.push_back(std::move(jobs[i]));
     }
     jobs = std::move(kept);
-    if (!stopping_ && !parcels.empty()) {
+    if (!stopping() && !parcels.empty()) {
       const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       outcomes = co_await courier_.deliver(domain, parcels, tls);
     }
@@ -194,7 +157,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   }
 
   const auto results = results_for(jobs, outcomes);
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   for (int attempt = 1; attempt <= record_tries; ++attempt) {
     bool recorded = false;
     try {
@@ -209,16 +172,14 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                    e.what());
     }
     if (recorded || attempt == record_tries) break;
-    asio::steady_timer pause(strand_, record_retry_wait);
+    asio::steady_timer pause(strand(), record_retry_wait);
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   for (const auto& job : jobs)
-    for (const auto& r : job.message.recipients) in_flight_.erase(r.id);
-  --batches_;
-  if (stopping_) idle_ = !running_ && batches_ == 0;
-  woken_ = true;  // notices may be owed now
-  wakeup_.cancel();
+    for (const auto& r : job.message.recipients) in_flight().erase(r.id);
+  job_finished();
+  look_again();  // notices may be owed now
 }
 
 std::vector<store::RecipientResult> QueueManager::results_for(
@@ -237,8 +198,8 @@ std::vector<store::RecipientResult> QueueManager::results_for(
       const auto found = by_id.find(r.id);
       const Outcome fallback{r.id,
                              Outcome::Kind::temporary,
-                             stopping_ ? "451 4.3.2 maild was shutting down"
-                                       : "451 4.3.0 the delivery attempt did not finish",
+                             stopping() ? "451 4.3.2 maild was shutting down"
+                                        : "451 4.3.0 the delivery attempt did not finish",
                              "",
                              false,
                              false};
@@ -350,17 +311,13 @@ asio::awaitable<void> QueueManager::send_notices() {
     const auto stored = co_await net::run_blocking(store_pool_, send);
     spdlog::info("queue: notice for message {} to <{}>: {} recipients{}", message.id,
                  message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
-    if (stored.queued) woken_ = true;
+    if (stored.queued) look_again();
   }
 }
 
-asio::awaitable<void> QueueManager::renew_leases() {
-  const auto now = std::chrono::steady_clock::now();
-  if (in_flight_.empty() || now - last_renewal_ < settings_.delivery.lease_time / 3) co_return;
-  last_renewal_ = now;
+asio::awaitable<void> QueueManager::renew(const std::vector<Id>& ids) {
   auto& queue = store_.queue();
-  const std::vector<store::QueueRecipientId> ids(in_flight_.begin(), in_flight_.end());
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(
       store_pool_, [&queue, &owner, &ids, lease] { return queue.renew(owner, ids, lease); });
