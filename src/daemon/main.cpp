@@ -30,6 +30,8 @@
 #include "net/credential_cache.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
+#include "reverse/pickup_desk.hpp"
+#include "reverse/pickup_keeper.hpp"
 #include "reverse/retriever.hpp"
 #include "reverse/source_get.hpp"
 
@@ -169,6 +171,8 @@ class Daemon {
     queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
     retriever_.emplace(settings_, *store_, store_pool_->get_executor(), *resolver_,
                        io_.get_executor());
+    pickup_keeper_.emplace(settings_, *store_, store_pool_->get_executor(), io_.get_executor(),
+                           [this] { queue_->wake(); });
     parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
                                     [this] { queue_->wake(); }});
@@ -178,6 +182,7 @@ class Daemon {
     server_.start(*parts_, smtp_extensions_);
     queue_->start();
     retriever_->start();
+    pickup_keeper_->start();
     wait_for_signal();
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < settings_.server.threads; ++i)
@@ -223,6 +228,7 @@ class Daemon {
     server_.sessions().request_stop();
     queue_->stop();
     retriever_->stop();
+    pickup_keeper_->stop();
     shutdown_deadline_ = std::chrono::steady_clock::now() + settings_.server.shutdown_grace;
     poll_sessions();
   }
@@ -230,7 +236,9 @@ class Daemon {
   // Checks for the end of the sessions at a short interval until the deadline;
   // then closes what is left (phase two) and lets io_context run out.
   void poll_sessions() {
-    if (server_.sessions().size() == 0 && queue_->idle() && retriever_->idle()) return finish();
+    if (server_.sessions().size() == 0 && queue_->idle() && retriever_->idle() &&
+        pickup_keeper_->idle())
+      return finish();
     const auto now = std::chrono::steady_clock::now();
     if (now >= shutdown_deadline_) {
       if (!forced_) {
@@ -286,10 +294,11 @@ class Daemon {
   net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
   std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
-  std::optional<delivery::StorePickupDesk> pickups_;  // SOURCE instead of DATA
+  std::optional<reverse::StorePickupDesk> pickups_;  // SOURCE instead of DATA
   std::optional<delivery::Courier> courier_;
   std::optional<delivery::QueueManager> queue_;  // outbound delivery
   std::optional<reverse::Retriever> retriever_;  // GET for what SOURCE announced
+  std::optional<reverse::PickupKeeper> pickup_keeper_;  // expiry and purge of pickups
   std::optional<net::ServerParts> parts_;
   std::optional<reverse::SourceGet> source_get_;  // SOURCE and GET in SMTP sessions
   smtp::SessionExtensions smtp_extensions_;

@@ -137,7 +137,7 @@ struct Courier::Problem {
 };
 
 Courier::Courier(const config::Settings& settings, dns::Resolver& resolver,
-                 asio::any_io_executor executor, PickupDesk* pickups)
+                 asio::any_io_executor executor, smtp::SourceOffers* pickups)
     : settings_(settings),
       resolver_(resolver),
       executor_(std::move(executor)),

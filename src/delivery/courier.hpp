@@ -17,15 +17,19 @@
 #include <string>
 #include <vector>
 
-#include "delivery/parcel.hpp"
-#include "delivery/pickup_desk.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
 #include "maild/config/settings.hpp"
 #include "net/session.hpp"
 #include "smtp/client.hpp"
+#include "smtp/outbound.hpp"
+#include "smtp/source_offers.hpp"
 
 namespace maild::delivery {
+
+// A parcel and its outcomes are the SMTP client's own types.
+using Parcel = smtp::OutboundMessage;
+using Outcome = smtp::RecipientOutcome;
 
 // How long deliver() waits for one of a destination's per_destination
 // connections to come free; then its recipients are deferred (451 4.4.5).
@@ -39,7 +43,7 @@ class Courier {
   // first). With `pickups` and [reverse] use_source, peers that offer SOURCE
   // get a token instead of the content.
   Courier(const config::Settings& settings, dns::Resolver& resolver,
-          boost::asio::any_io_executor executor, PickupDesk* pickups = nullptr);
+          boost::asio::any_io_executor executor, smtp::SourceOffers* pickups = nullptr);
   ~Courier();
   Courier(const Courier&) = delete;
   Courier& operator=(const Courier&) = delete;
@@ -77,7 +81,7 @@ class Courier {
   const config::Settings& settings_;
   dns::Resolver& resolver_;
   boost::asio::any_io_executor executor_;
-  PickupDesk* pickups_;  // null: always DATA
+  smtp::SourceOffers* pickups_;  // null: always DATA
   RouteLogins logins_;
   std::optional<boost::asio::ip::address> bind_address_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;

@@ -2,24 +2,19 @@
 #include "delivery/queue_manager.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
 #include <map>
 #include <optional>
 
-#include "config/settings_table.hpp"
 #include "delivery/dsn.hpp"
-#include "delivery/pickup_desk.hpp"
 #include "maild/core/ids.hpp"
 #include "net/store_calls.hpp"
-#include "reverse/token.hpp"
 
 namespace maild::delivery {
 namespace asio = boost::asio;
@@ -64,74 +59,38 @@ std::string expired_reply(const std::string& last_reply, std::chrono::seconds ma
 QueueManager::QueueManager(const config::Settings& settings, store::Store& store,
                            asio::any_io_executor store_pool, Courier& courier,
                            asio::any_io_executor io)
-    : settings_(settings),
+    : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers, queue_poll,
+                   settings.delivery.lease_time),
+      settings_(settings),
       store_(store),
       store_pool_(std::move(store_pool)),
-      courier_(courier),
-      strand_(asio::make_strand(io)),
-      wakeup_(strand_),
-      owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
-             random_hex_128().substr(0, 8)),
-      workers_(strand_, settings.delivery.workers) {}
+      courier_(courier) {}
 
-void QueueManager::start() {
-  idle_ = false;
-  running_ = true;
-  asio::co_spawn(strand_, run(), asio::detached);
+void QueueManager::on_start() {
+  spdlog::info("queue: delivering as {} with {} workers", owner(), settings_.delivery.workers);
 }
 
-void QueueManager::wake() {
-  asio::post(strand_, [this] {
-    woken_ = true;
-    wakeup_.cancel();
-  });
+asio::awaitable<void> QueueManager::round() {
+  co_await send_notices();
+  co_await claim_work();
+  co_await renew_leases();
 }
 
-void QueueManager::stop() {
-  asio::post(strand_, [this] {
-    stopping_ = true;
-    wakeup_.cancel();
-    workers_.stop();
-    courier_.stop();
-    idle_ = !running_ && batches_ == 0;
-  });
-}
-
-bool QueueManager::idle() const { return idle_; }
-
-asio::awaitable<void> QueueManager::run() {
-  spdlog::info("queue: delivering as {} with {} workers", owner_, settings_.delivery.workers);
-  while (!stopping_) {
-    woken_ = false;
-    try {
-      co_await send_notices();
-      co_await claim_work();
-      co_await renew_leases();
-      co_await tend_pickups();  // last: its store trouble never holds up deliveries
-    } catch (const std::exception& e) {
-      spdlog::warn("queue: store error: {}", e.what());
-    }
-    if (stopping_ || woken_) continue;
-    boost::system::error_code ec;
-    wakeup_.expires_after(queue_poll);
-    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  running_ = false;
-  idle_ = batches_ == 0;
-}
+void QueueManager::on_stop() { courier_.stop(); }
 
 asio::awaitable<void> QueueManager::claim_work() {
+  auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * batch_messages_max;
-  if (in_flight_.size() >= capacity) co_return;
+  if (in_flight.size() >= capacity) co_return;
   auto& queue = store_.queue();
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
   if (!next || *next > unix_now()) co_return;
-  const std::size_t limit = capacity - in_flight_.size();
+  const std::size_t limit = capacity - in_flight.size();
   const auto lease = settings_.delivery.lease_time;
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   auto jobs = co_await net::run_blocking(
       store_pool_, [&queue, &owner, lease, limit] { return queue.claim(owner, lease, limit); });
-  if (stopping_) {
+  if (stopping()) {
     // Claimed while stopping: give them back at once rather than after the lease.
     std::vector<store::RecipientResult> back;
     for (const auto& job : jobs)
@@ -145,22 +104,22 @@ asio::awaitable<void> QueueManager::claim_work() {
   std::size_t claimed = 0;
   std::map<std::string, std::vector<store::DeliveryJob>> by_domain;
   for (auto& job : jobs) {
-    for (const auto& r : job.message.recipients) in_flight_.insert(r.id);
+    for (const auto& r : job.message.recipients) in_flight.insert(r.id);
     claimed += job.message.recipients.size();
     auto& batch = by_domain[job.domain];
     if (batch.size() == batch_messages_max) {
-      ++batches_;
-      asio::co_spawn(strand_, deliver_batch(job.domain, std::move(batch)), asio::detached);
+      job_started();
+      asio::co_spawn(strand(), deliver_batch(job.domain, std::move(batch)), asio::detached);
       batch.clear();
     }
     batch.push_back(std::move(job));
   }
   for (auto& [domain, batch] : by_domain) {
     if (batch.empty()) continue;
-    ++batches_;
-    asio::co_spawn(strand_, deliver_batch(domain, std::move(batch)), asio::detached);
+    job_started();
+    asio::co_spawn(strand(), deliver_batch(domain, std::move(batch)), asio::detached);
   }
-  if (claimed == limit) woken_ = true;  // there may be more due: look again at once
+  if (claimed == limit) look_again();  // there may be more due: look again at once
 }
 
 asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
@@ -168,7 +127,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   auto& queue = store_.queue();
   std::vector<Outcome> outcomes;
   try {
-    const auto slot = co_await workers_.acquire();  // given back when the try block ends
+    const auto slot = co_await workers().acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
     // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
     const auto load = [&store = store_, &queue, &jobs, &domain] {
@@ -189,7 +148,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       kept.push_back(std::move(jobs[i]));
     }
     jobs = std::move(kept);
-    if (!stopping_ && !parcels.empty()) {
+    if (!stopping() && !parcels.empty()) {
       const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       outcomes = co_await courier_.deliver(domain, parcels, tls);
     }
@@ -198,7 +157,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   }
 
   const auto results = results_for(jobs, outcomes);
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   for (int attempt = 1; attempt <= record_tries; ++attempt) {
     bool recorded = false;
     try {
@@ -213,16 +172,14 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                    e.what());
     }
     if (recorded || attempt == record_tries) break;
-    asio::steady_timer pause(strand_, record_retry_wait);
+    asio::steady_timer pause(strand(), record_retry_wait);
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   for (const auto& job : jobs)
-    for (const auto& r : job.message.recipients) in_flight_.erase(r.id);
-  --batches_;
-  if (stopping_) idle_ = !running_ && batches_ == 0;
-  woken_ = true;  // notices may be owed now
-  wakeup_.cancel();
+    for (const auto& r : job.message.recipients) in_flight().erase(r.id);
+  job_finished();
+  look_again();  // notices may be owed now
 }
 
 std::vector<store::RecipientResult> QueueManager::results_for(
@@ -241,8 +198,8 @@ std::vector<store::RecipientResult> QueueManager::results_for(
       const auto found = by_id.find(r.id);
       const Outcome fallback{r.id,
                              Outcome::Kind::temporary,
-                             stopping_ ? "451 4.3.2 maild was shutting down"
-                                       : "451 4.3.0 the delivery attempt did not finish",
+                             stopping() ? "451 4.3.2 maild was shutting down"
+                                        : "451 4.3.0 the delivery attempt did not finish",
                              "",
                              false,
                              false};
@@ -304,48 +261,24 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
   for (const auto& r : message.recipients)
     in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
   in.original = original;
-  return notice_to(in, "message " + std::to_string(message.id));
+  return notice_message(in, settings_, store_.directory(), "message " + std::to_string(message.id));
 }
 
-// A failure notice for a pickup never fetched within pickup_max_age, for the
-// recipients that want one; nothing when none does or it can go nowhere.
-std::optional<store::NewMessage> QueueManager::pickup_notice(const store::Pickup& pickup,
-                                                             const std::string& original) const {
-  const std::string reply = "450 4.4.7 not fetched by the receiving server within " +
-                            config::table::format_duration(settings_.reverse.pickup_max_age);
-  NoticeInput in;
-  in.reverse_path = pickup.reverse_path;
-  in.envid = pickup.envid;
-  in.ret = pickup.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(pickup.arrival));
-  in.retry_until = in.arrival;  // never retried: only delayed recipients show it
-  for (const auto& r : pickup.recipients)
-    if (wants_failure_notice(pickup.reverse_path, r.notify))
-      in.recipients.push_back(
-          {r.address, r.orcpt, store::RecipientState::failed, reply, pickup.peer});
-  if (in.recipients.empty()) return std::nullopt;
-  in.original = original;
-  auto notice = notice_to(in, "pickup " + std::to_string(pickup.id));
-  if (notice.mailboxes.empty() && notice.outbound.empty()) return std::nullopt;
-  return notice;
-}
-
-// The notice `in` describes, from us to its reverse path: to the sender's own
-// mailboxes when they are ours, else queued to its server. `about` names it in the log.
-store::NewMessage QueueManager::notice_to(NoticeInput& in, const std::string& about) const {
-  in.hostname = settings_.server.hostname;
+store::NewMessage notice_message(NoticeInput& in, const config::Settings& settings,
+                                 store::Directory& directory, const std::string& about) {
+  in.hostname = settings.server.hostname;
   in.now = std::chrono::system_clock::now();
   in.token = random_hex_128();
 
   store::NewMessage notice;
   notice.reverse_path = "";  // a notice never gets a notice back (RFC 3461 6.1)
   const std::string received =
-      "Received: by " + settings_.server.hostname + " (maild); " + rfc5322_now() + "\r\n";
+      "Received: by " + settings.server.hostname + " (maild); " + rfc5322_now() + "\r\n";
   notice.trace = "Return-Path: <>\r\n" + received;
   notice.outbound_trace = received;
   notice.content = compose_notice(in);
 
-  const auto resolution = store_.directory().resolve(in.reverse_path);
+  const auto resolution = directory.resolve(in.reverse_path);
   switch (resolution.kind) {
     case store::Resolution::Kind::mailboxes:
       notice.mailboxes = resolution.mailboxes;
@@ -378,54 +311,13 @@ asio::awaitable<void> QueueManager::send_notices() {
     const auto stored = co_await net::run_blocking(store_pool_, send);
     spdlog::info("queue: notice for message {} to <{}>: {} recipients{}", message.id,
                  message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
-    if (stored.queued) woken_ = true;
+    if (stored.queued) look_again();
   }
 }
 
-// Pickups (docs/source-get.md): one failure notice per pickup the receiving
-// server never fetched, then the content of those done with goes.
-asio::awaitable<void> QueueManager::tend_pickups() {
-  // Every [reverse] poll_interval, not at every look at the queue: the purge is a write.
-  const auto started = std::chrono::steady_clock::now();
-  if (started - last_tending_ < settings_.reverse.poll_interval) co_return;
-  last_tending_ = started;
-  auto& reverse = store_.reverse();
-  const std::int64_t now = unix_now();
-  const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();
-  const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
-    return reverse.expired_pickups(confirmed_before, notices_per_round);
-  });
-  for (const auto& pickup : expired) {
-    bool noticed = false;
-    const auto expire = [this, &reverse, &pickup, &noticed] {
-      const auto text = reverse.pickup_text(pickup.id);
-      const auto notice = pickup_notice(pickup, text ? text->trace + text->content : "");
-      noticed = notice.has_value();
-      return reverse.expire_pickup(pickup.id, notice);
-    };
-    const bool done = co_await net::run_blocking(store_pool_, expire);
-    if (!done) continue;  // fetched or expired meanwhile (another node)
-    spdlog::info("queue: pickup {} ({}) from <{}> never fetched by {}: expired, {}", pickup.id,
-                 reverse::shown_token(pickup.token), pickup.reverse_path, pickup.peer,
-                 noticed ? "notice sent" : "no notice");
-    if (noticed) woken_ = true;  // it may be queued for another server
-  }
-  const std::int64_t fetched_before = now - settings_.reverse.retain_after_fetch.count();
-  const std::int64_t offered_before = now - offered_pickup_max_age.count();
-  const auto purged =
-      co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
-        return reverse.purge_pickups(fetched_before, offered_before);
-      });
-  if (purged > 0) spdlog::info("queue: {} pickups purged", purged);
-}
-
-asio::awaitable<void> QueueManager::renew_leases() {
-  const auto now = std::chrono::steady_clock::now();
-  if (in_flight_.empty() || now - last_renewal_ < settings_.delivery.lease_time / 3) co_return;
-  last_renewal_ = now;
+asio::awaitable<void> QueueManager::renew(const std::vector<Id>& ids) {
   auto& queue = store_.queue();
-  const std::vector<store::QueueRecipientId> ids(in_flight_.begin(), in_flight_.end());
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(
       store_pool_, [&queue, &owner, &ids, lease] { return queue.renew(owner, ids, lease); });

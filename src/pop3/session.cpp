@@ -17,10 +17,10 @@
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
+#include "net/sasl.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "pop3/command.hpp"
-#include "smtp/sasl.hpp"
 
 namespace maild::pop3 {
 namespace asio = boost::asio;
@@ -224,7 +224,7 @@ class Session {
       if (answer.text == "*") co_return bad("authentication cancelled");
       response = std::move(answer.text);
     }
-    const auto credentials = smtp::decode_plain(response);
+    const auto credentials = net::decode_plain(response);
     if (!credentials) co_return bad("malformed PLAIN response");
     const auto flow = co_await login(credentials->authcid, credentials->password);
     co_return flow;

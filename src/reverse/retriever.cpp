@@ -4,14 +4,11 @@
 #include "reverse/retriever.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <map>
@@ -21,8 +18,8 @@
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "reverse/policy.hpp"
-#include "reverse/token.hpp"
 #include "smtp/limits.hpp"
+#include "smtp/token.hpp"
 
 namespace maild::reverse {
 namespace asio = boost::asio;
@@ -62,75 +59,42 @@ struct Retriever::Group {
 Retriever::Retriever(const config::Settings& settings, store::Store& store,
                      asio::any_io_executor store_pool, dns::Resolver& resolver,
                      asio::any_io_executor io)
-    : settings_(settings),
+    : LeasedWorker(io, "retrieval", settings.server.hostname, settings.delivery.workers,
+                   settings.reverse.poll_interval, settings.delivery.lease_time),
+      settings_(settings),
       store_(store),
       store_pool_(std::move(store_pool)),
       resolver_(resolver),
       io_(io),
-      strand_(asio::make_strand(io)),
-      wakeup_(strand_),
-      owner_(settings.server.hostname + "/" + std::to_string(::getpid()) + "/" +
-             random_hex_128().substr(0, 8)),
       bind_address_(delivery::bind_address_of(settings.delivery)),
-      tls_context_(net::make_client_tls_context()),
-      workers_(strand_, settings.delivery.workers) {}
+      tls_context_(net::make_client_tls_context()) {}
 
 Retriever::~Retriever() = default;
 
-void Retriever::start() {
-  idle_ = false;
-  running_ = true;
-  asio::co_spawn(strand_, run(), asio::detached);
-}
-
-void Retriever::wake() {
-  asio::post(strand_, [this] {
-    woken_ = true;
-    wakeup_.cancel();
-  });
-}
-
-void Retriever::stop() {
-  asio::post(strand_, [this] {
-    stopping_ = true;
-    stopped_ = true;
-    wakeup_.cancel();
-    workers_.stop();
-    sessions_.request_stop();
-    sessions_.close_all();
-    idle_ = !running_ && groups_ == 0;
-  });
-}
-
-bool Retriever::idle() const { return idle_; }
-
-asio::awaitable<void> Retriever::run() {
-  spdlog::info("retrieval: fetching as {} every {}s, at most {} connections at once", owner_,
+void Retriever::on_start() {
+  spdlog::info("retrieval: fetching as {} every {}s, at most {} connections at once", owner(),
                settings_.reverse.poll_interval.count(), settings_.delivery.workers);
-  while (!stopping_) {
-    woken_ = false;
-    try {
-      co_await claim_work();
-      co_await renew_leases();
-      co_await purge();
-    } catch (const std::exception& e) {
-      spdlog::warn("retrieval: store error: {}", e.what());
-    }
-    if (stopping_ || woken_) continue;
-    boost::system::error_code ec;
-    wakeup_.expires_after(settings_.reverse.poll_interval);
-    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  running_ = false;
-  idle_ = groups_ == 0;
+}
+
+asio::awaitable<void> Retriever::round() {
+  co_await claim_work();
+  co_await renew_leases();
+  co_await purge();
+}
+
+void Retriever::on_stop() {
+  stopped_ = true;
+  sessions_.request_stop();
+  sessions_.close_all();
 }
 
 asio::awaitable<void> Retriever::claim_work() {
+  auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * gets_per_connection_max;
-  if (in_flight_.size() >= capacity) co_return;
-  const std::size_t limit = capacity - in_flight_.size();
+  if (in_flight.size() >= capacity) co_return;
+  const std::size_t limit = capacity - in_flight.size();
   auto& reverse = store_.reverse();
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   auto claimed = co_await net::run_blocking(store_pool_, [&reverse, &owner, lease, limit] {
     return reverse.claim_retrievals(owner, lease, limit);
@@ -140,21 +104,21 @@ asio::awaitable<void> Retriever::claim_work() {
   std::vector<store::PendingRetrieval> group;
   const auto start_group = [this, &group] {
     if (group.empty()) return;
-    ++groups_;
+    job_started();
     auto domain = group.front().sender_domain;
-    asio::co_spawn(strand_, fetch_group(std::move(domain), std::move(group)), asio::detached);
+    asio::co_spawn(strand(), fetch_group(std::move(domain), std::move(group)), asio::detached);
     group.clear();
   };
   const auto count = claimed.size();
   for (auto& retrieval : claimed) {
-    in_flight_.insert(retrieval.id);
+    in_flight.insert(retrieval.id);
     const bool other_domain =
         !group.empty() && group.front().sender_domain != retrieval.sender_domain;
     if (other_domain || group.size() == gets_per_connection_max) start_group();
     group.push_back(std::move(retrieval));
   }
   start_group();
-  if (count == limit) woken_ = true;  // there may be more due: look again at once
+  if (count == limit) look_again();  // there may be more due: look again at once
 }
 
 asio::awaitable<void> Retriever::fetch_group(std::string domain,
@@ -162,8 +126,8 @@ asio::awaitable<void> Retriever::fetch_group(std::string domain,
   Group group{std::move(domain), std::move(retrievals), {}, {}};
   group.settled.assign(group.retrievals.size(), false);
   try {
-    const auto slot = co_await workers_.acquire();  // given back when the try block ends
-    if (!stopping_) {
+    const auto slot = co_await workers().acquire();  // given back when the try block ends
+    if (!stopping()) {
       // A strand of its own, so that its connections never share this one.
       auto task = run_group(group);
       auto running = asio::co_spawn(asio::make_strand(io_), std::move(task), asio::use_awaitable);
@@ -172,9 +136,8 @@ asio::awaitable<void> Retriever::fetch_group(std::string domain,
   } catch (const std::exception& e) {
     spdlog::warn("retrieval: fetching from {} failed: {}", group.domain, e.what());
   }
-  for (const auto& r : group.retrievals) in_flight_.erase(r.id);
-  --groups_;
-  if (stopping_) idle_ = !running_ && groups_ == 0;
+  for (const auto& r : group.retrievals) in_flight().erase(r.id);
+  job_finished();
 }
 
 // The sender domain's MX hosts in order, each of their addresses in order,
@@ -311,7 +274,7 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
   message.content = std::move(content);
   const auto size = message.content.size();
   auto& reverse = store_.reverse();
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto id = retrieval.id;
   std::string refusal;
   try {
@@ -322,16 +285,17 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
     spdlog::info(
         "retrieval {} {} from <{}>: fetched from {}, {} octets, stored {} verified for {} "
         "mailboxes",
-        id, shown_token(retrieval.token), retrieval.reverse_path, remote_host, size,
+        id, smtp::shown_token(retrieval.token), retrieval.reverse_path, remote_host, size,
         stored.content_hash.substr(0, 16), stored.deliveries.size());
     co_return;
   } catch (const store::StoreConflict& e) {
     // Not ours any more (the lease was lost), or a mailbox is gone.
-    spdlog::warn("retrieval {} {}: fetched, but not stored: {}", id, shown_token(retrieval.token),
-                 e.what());
+    spdlog::warn("retrieval {} {}: fetched, but not stored: {}", id,
+                 smtp::shown_token(retrieval.token), e.what());
     refusal = std::string("550 5.3.0 not stored: ") + e.what();
   } catch (const std::exception& e) {
-    spdlog::warn("retrieval {} {}: store error: {}", id, shown_token(retrieval.token), e.what());
+    spdlog::warn("retrieval {} {}: store error: {}", id, smtp::shown_token(retrieval.token),
+                 e.what());
   }
   if (!refusal.empty()) {
     co_await permanent(group, index, refusal);
@@ -346,10 +310,10 @@ asio::awaitable<void> Retriever::permanent(Group& group, std::size_t index,
   group.settled[index] = true;
   const auto& retrieval = group.retrievals[index];
   auto& reverse = store_.reverse();
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto id = retrieval.id;
   spdlog::info("retrieval {} {} from <{}>: failed, not delivered: {}", id,
-               shown_token(retrieval.token), retrieval.reverse_path, reason);
+               smtp::shown_token(retrieval.token), retrieval.reverse_path, reason);
   try {
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &reason] {
       return reverse.fail_retrieval(owner, id, store::RetrievalFailure::permanent, reason);
@@ -366,7 +330,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
   group.settled[index] = true;
   const auto& retrieval = group.retrievals[index];
   auto& reverse = store_.reverse();
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto id = retrieval.id;
   const auto now = unix_now();
   const auto max_age = settings_.reverse.pending_max_age;
@@ -375,8 +339,8 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     if (now >= expires) {
       const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
                        "s; last problem: " + reason;
-      spdlog::info("retrieval {} {} from <{}>: given up: {}", id, shown_token(retrieval.token),
-                   retrieval.reverse_path, why);
+      spdlog::info("retrieval {} {} from <{}>: given up: {}", id,
+                   smtp::shown_token(retrieval.token), retrieval.reverse_path, why);
       co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &why] {
         return reverse.fail_retrieval(owner, id, store::RetrievalFailure::expired, why);
       });
@@ -388,7 +352,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     // Cut short by a stop: due again at once, for whichever node runs next.
     const auto next = stopped_ ? now : std::min(now + schedule[step].count(), expires);
     spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
-                 shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
+                 smtp::shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
       return reverse.defer_retrieval(owner, id, next, reason);
     });
@@ -397,13 +361,9 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
   }
 }
 
-asio::awaitable<void> Retriever::renew_leases() {
-  const auto now = std::chrono::steady_clock::now();
-  if (in_flight_.empty() || now - last_renewal_ < settings_.delivery.lease_time / 3) co_return;
-  last_renewal_ = now;
+asio::awaitable<void> Retriever::renew(const std::vector<Id>& ids) {
   auto& reverse = store_.reverse();
-  const std::vector<store::RetrievalId> ids(in_flight_.begin(), in_flight_.end());
-  const auto& owner = owner_;
+  const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(store_pool_, [&reverse, &owner, &ids, lease] {
     return reverse.renew_retrievals(owner, ids, lease);

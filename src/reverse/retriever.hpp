@@ -4,6 +4,7 @@
 // per group, MX fallback on connection trouble), sends one GET per token and
 // stores each message as verified, or defers or fails it. Any number of maild
 // nodes on one store run one each; leases keep two from fetching one token.
+// Its loop, leases and worker slots are net::LeasedWorker's.
 // Talks to: the store (on the store worker pool), DNS, and the sender
 // domain's MX hosts (untrusted: see smtp/client.hpp; their content passes
 // DATA's checks). Tokens are secrets: the log shows them shortened.
@@ -14,15 +15,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -30,8 +27,8 @@
 #include "dns/resolver.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
+#include "net/leased_worker.hpp"
 #include "net/session.hpp"
-#include "net/worker_slots.hpp"
 #include "smtp/client.hpp"
 
 namespace maild::reverse {
@@ -42,26 +39,17 @@ inline constexpr std::size_t gets_per_connection_max = 50;
 // How often finished retrievals older than [reverse] pending_max_age are deleted.
 inline constexpr std::chrono::hours retrieval_purge_interval{1};
 
-class Retriever {
+// wake(): a SOURCE was accepted. stop(): connections are closed, what they
+// did not finish is deferred (or left to its lease). idle(): every group has
+// recorded its outcomes.
+class Retriever final : public net::LeasedWorker {
  public:
   // `settings`, `store` and `resolver` must outlive it. Concurrent callbacks
   // (connections) are at most [delivery] workers.
   Retriever(const config::Settings& settings, store::Store& store,
             boost::asio::any_io_executor store_pool, dns::Resolver& resolver,
             boost::asio::any_io_executor io);
-  ~Retriever();
-  Retriever(const Retriever&) = delete;
-  Retriever& operator=(const Retriever&) = delete;
-
-  const std::string& owner() const { return owner_; }
-  void start();
-  // A SOURCE was accepted: look now instead of at the next poll. Any thread.
-  void wake();
-  // Shutdown: no more claims; connections are closed, what they did not
-  // finish is deferred (or left to its lease). Any thread.
-  void stop();
-  // True once stopped and every group has recorded its outcomes. Any thread.
-  bool idle() const;
+  ~Retriever() override;
 
   // Test hook: shorter waits than RFC 5321's.
   void set_timeouts(const smtp::ClientTimeouts& timeouts) { timeouts_ = timeouts; }
@@ -69,9 +57,11 @@ class Retriever {
  private:
   struct Group;
 
-  boost::asio::awaitable<void> run();
+  void on_start() override;
+  boost::asio::awaitable<void> round() override;
+  boost::asio::awaitable<void> renew(const std::vector<Id>& ids) override;
+  void on_stop() override;
   boost::asio::awaitable<void> claim_work();
-  boost::asio::awaitable<void> renew_leases();
   boost::asio::awaitable<void> purge();
   boost::asio::awaitable<void> fetch_group(std::string domain,
                                            std::vector<store::PendingRetrieval> retrievals);
@@ -92,25 +82,14 @@ class Retriever {
   boost::asio::any_io_executor store_pool_;
   dns::Resolver& resolver_;
   boost::asio::any_io_executor io_;
-  boost::asio::strand<boost::asio::any_io_executor> strand_;
-  boost::asio::steady_timer wakeup_;
-  std::string owner_;
   std::optional<boost::asio::ip::address> bind_address_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   net::SessionRegistry sessions_;
   smtp::ClientTimeouts timeouts_;
-  std::atomic<bool> stopped_{false};
+  std::atomic<bool> stopped_{false};  // stop() arrived: read by the groups' strands
 
   // On the strand only.
-  bool stopping_ = false;
-  bool running_ = false;
-  std::size_t groups_ = 0;    // started and not yet finished
-  net::WorkerSlots workers_;  // [delivery] workers: groups at once
-  std::set<store::RetrievalId> in_flight_;
-  bool woken_ = false;
-  std::chrono::steady_clock::time_point last_renewal_;
   std::chrono::steady_clock::time_point last_purge_;
-  std::atomic<bool> idle_{true};
 };
 
 }  // namespace maild::reverse

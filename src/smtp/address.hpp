@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "maild/core/utf8.hpp"  // valid_utf8, which the parsers use
+
 namespace maild::smtp {
 
 // RFC 5321 4.5.3.1.
@@ -43,8 +45,5 @@ std::optional<Path> parse_path(std::string_view text, PathKind kind);
 
 // An EHLO/HELO argument: a domain (LDH or U-labels) or an address literal.
 bool valid_domain(std::string_view text);
-
-// Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool valid_utf8(std::string_view text);
 
 }  // namespace maild::smtp

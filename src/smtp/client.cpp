@@ -5,13 +5,13 @@
 #include <algorithm>
 
 #include "maild/core/base64.hpp"
-#include "reverse/token.hpp"
 #include "smtp/command.hpp"
 #include "smtp/limits.hpp"
+#include "smtp/token.hpp"
 
 namespace maild::smtp {
 namespace asio = boost::asio;
-using Kind = delivery::Outcome::Kind;
+using Kind = RecipientOutcome::Kind;
 
 namespace {
 
@@ -61,10 +61,10 @@ std::string as_temporary(const ServerReply& reply) {
   return "451 4.5.0 unexpected reply: " + summary;
 }
 
-Transfer::Transfer(const delivery::Parcel& parcel)
-    : outcomes(parcel.recipients.size()), settled(parcel.recipients.size(), false) {
+Transfer::Transfer(const OutboundMessage& message)
+    : outcomes(message.recipients.size()), settled(message.recipients.size(), false) {
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    outcomes[i].recipient = parcel.recipients[i].id;
+    outcomes[i].recipient = message.recipients[i].id;
     outcomes[i].reply = "451 4.4.0 not attempted yet";
   }
 }
@@ -191,23 +191,23 @@ asio::awaitable<bool> ClientSession::authenticate() {
   co_return true;
 }
 
-asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transfer& transfer) {
+asio::awaitable<void> ClientSession::send(const OutboundMessage& message, Transfer& transfer) {
   std::vector<std::size_t> wanted;  // this session's recipients: the unsettled ones
-  for (std::size_t i = 0; i < parcel.recipients.size(); ++i)
+  for (std::size_t i = 0; i < message.recipients.size(); ++i)
     if (!transfer.settled[i]) wanted.push_back(i);
   if (wanted.empty() || !usable()) co_return;
 
   // Check: what the peer cannot take fails now, and nothing is sent.
-  const auto size = parcel.text.size();
+  const auto size = message.text.size();
   const auto limit = extensions_.size.value_or(0);
   std::optional<std::string> refusal;
   if (limit > 0 && size > limit)
     refusal = "552 5.3.4 message size " + std::to_string(size) + " exceeds the limit " +
               std::to_string(limit) + " of " + options_.remote_host;
-  else if (parcel.smtputf8 && !extensions_.smtputf8)
+  else if (message.smtputf8 && !extensions_.smtputf8)
     refusal =
         "553 5.6.7 " + options_.remote_host + " does not support SMTPUTF8, which the message needs";
-  else if (!safe_path(parcel.reverse_path))
+  else if (!safe_path(message.reverse_path))
     refusal = "553 5.1.7 bad sender address syntax";
   if (refusal) {
     for (const auto i : wanted) settle(transfer, i, Kind::permanent, *refusal);
@@ -215,7 +215,7 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
   }
   std::vector<std::size_t> sendable;
   for (const auto i : wanted) {
-    if (safe_path(parcel.recipients[i].address))
+    if (safe_path(message.recipients[i].address))
       sendable.push_back(i);
     else
       settle(transfer, i, Kind::permanent, "553 5.1.3 bad recipient address syntax");
@@ -225,9 +225,9 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
   // Proceed: SOURCE instead of DATA where the peer offers it, never for a
   // bounce (it cannot be fetched back); after a 5xx to SOURCE, DATA.
   bool by_source =
-      options_.pickups != nullptr && extensions_.source && !parcel.reverse_path.empty();
+      options_.pickups != nullptr && extensions_.source && !message.reverse_path.empty();
   for (;;) {
-    const bool source_refused = co_await transact(parcel, transfer, sendable, by_source);
+    const bool source_refused = co_await transact(message, transfer, sendable, by_source);
     if (!source_refused) co_return;
     co_await reset();  // SOURCE-GET.md 2: RSET, then MAIL, RCPT and DATA again
     if (!usable()) {
@@ -243,14 +243,14 @@ asio::awaitable<void> ClientSession::send(const delivery::Parcel& parcel, Transf
 // One mail transaction for `sendable`: MAIL, RCPT..., then DATA (in one write
 // when the peer pipelines) or SOURCE (alone, the last command of its group).
 // True when SOURCE got a 5xx: the caller falls back to DATA.
-asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Transfer& transfer,
+asio::awaitable<bool> ClientSession::transact(const OutboundMessage& message, Transfer& transfer,
                                               const std::vector<std::size_t>& sendable,
                                               bool by_source) {
   const bool pipelined = extensions_.pipelining;
   bool data_queued = false;
-  command(mail_command(parcel));
+  command(mail_command(message));
   if (pipelined) {
-    for (const auto i : sendable) command(rcpt_command(parcel.recipients[i]));
+    for (const auto i : sendable) command(rcpt_command(message.recipients[i]));
     if (!by_source) {
       command("DATA");
       data_queued = true;
@@ -269,7 +269,7 @@ asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Tr
   }
   std::vector<std::size_t> accepted;
   for (const auto i : sendable) {
-    if (!pipelined) command(rcpt_command(parcel.recipients[i]));
+    if (!pipelined) command(rcpt_command(message.recipients[i]));
     const auto rcpt = co_await read_reply(options_.timeouts.rcpt, "RCPT TO");
     if (!rcpt || rcpt->code == 421) {
       if (rcpt) fail_with(*rcpt, "RCPT TO");
@@ -290,7 +290,7 @@ asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Tr
     co_return false;
   }
   if (by_source) {
-    const auto step = co_await offer_source(parcel, transfer, accepted);
+    const auto step = co_await offer_source(message, transfer, accepted);
     if (step != SourceStep::unrecorded) co_return step == SourceStep::refused;
     // The pickup could not be recorded: the content goes by DATA in this transaction.
   }
@@ -321,7 +321,7 @@ asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Tr
   }
 
   bool final_dot_sent = false;
-  const bool sent = co_await send_content(parcel.text, final_dot_sent);
+  const bool sent = co_await send_content(message.text, final_dot_sent);
   if (!sent && !final_dot_sent) {
     leave_unsettled(transfer);
     co_return false;
@@ -345,7 +345,7 @@ asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Tr
   if (end->code == 421) fail_with(*end, "the end of data");  // settled all the same
   for (const auto i : accepted) {
     settle_by(transfer, i, *end);
-    note_relayed(parcel, transfer, i);
+    note_relayed(message, transfer, i);
   }
   co_return false;
 }
@@ -354,11 +354,11 @@ asio::awaitable<bool> ClientSession::transact(const delivery::Parcel& parcel, Tr
 // pickup is recorded before the token goes out, so GET answers as soon as
 // the peer may ask; it is confirmed before the recipients count as delivered.
 asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
-    const delivery::Parcel& parcel, Transfer& transfer, const std::vector<std::size_t>& accepted) {
+    const OutboundMessage& message, Transfer& transfer, const std::vector<std::size_t>& accepted) {
   const auto& peer = options_.remote_host;
-  const auto offer = co_await options_.pickups->offer(parcel, accepted, peer);
+  const auto offer = co_await options_.pickups->offer(message, accepted, peer);
   if (!offer) co_return SourceStep::unrecorded;
-  const auto shown = reverse::shown_token(offer->token);
+  const auto shown = shown_token(offer->token);
   secret_ = offer->token;
   log().debug("> SOURCE {}", shown);
   conn_.queue("SOURCE " + offer->token + "\r\n");
@@ -368,7 +368,7 @@ asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
     // As a lost reply to the end of data: the peer may have taken it, and
     // GET answers until the pickup is purged; the queue retries later.
     log().info("SOURCE {} for message {}: no reply; the pickup stays offered", shown,
-               parcel.queue_id);
+               message.queue_id);
     for (const auto i : accepted) {
       settle(transfer, i, Kind::temporary,
              "451 4.4.2 no reply from " + peer + " to SOURCE, which may have been accepted");
@@ -376,7 +376,7 @@ asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
     }
     co_return SourceStep::settled;
   }
-  for (auto& line : reply->lines) line = reverse::redact_token(line, offer->token);
+  for (auto& line : reply->lines) line = redact_token(line, offer->token);
   const bool taken = reply->kind() == 2;
   const bool recorded = co_await options_.pickups->settle(*offer, taken);
   if (taken) {
@@ -386,15 +386,15 @@ asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
                "451 4.3.0 " + peer + " accepted SOURCE but the pickup could not be confirmed");
       co_return SourceStep::settled;
     }
-    log().info("SOURCE {} for message {} to {}: {} recipients, pickup {}", shown, parcel.queue_id,
+    log().info("SOURCE {} for message {} to {}: {} recipients, pickup {}", shown, message.queue_id,
                peer, accepted.size(), offer->id);
     for (const auto i : accepted) {
       settle_by(transfer, i, *reply);
-      note_relayed(parcel, transfer, i);
+      note_relayed(message, transfer, i);
     }
     co_return SourceStep::settled;
   }
-  log().info("SOURCE {} for message {} refused by {}: {}", shown, parcel.queue_id, peer,
+  log().info("SOURCE {} for message {} refused by {}: {}", shown, message.queue_id, peer,
              reply->summary());
   if (reply->code == 421) {
     fail_with(*reply, "SOURCE");
@@ -408,19 +408,18 @@ asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
 }
 
 // Delivered, but NOTIFY=SUCCESS could not be passed on: the sender is owed a relay notice.
-void ClientSession::note_relayed(const delivery::Parcel& parcel, Transfer& transfer,
+void ClientSession::note_relayed(const OutboundMessage& message, Transfer& transfer,
                                  std::size_t index) const {
-  const bool wants_success = (parcel.recipients[index].notify & store::notify_success) != 0;
+  const bool wants_success = (message.recipients[index].notify & store::notify_success) != 0;
   if (transfer.outcomes[index].kind == Kind::delivered && wants_success && !extensions_.dsn)
     transfer.outcomes[index].dsn_relayed = true;
 }
 
 asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const DataLimits& limits) {
   using FetchKind = Fetched::Kind;
-  const auto shown = reverse::shown_token(token);
+  const auto shown = shown_token(token);
   if (!usable()) co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
-  if (!reverse::valid_token(token))
-    co_return Fetched{FetchKind::permanent, {}, "554 5.5.4 malformed token"};
+  if (!valid_token(token)) co_return Fetched{FetchKind::permanent, {}, "554 5.5.4 malformed token"};
   secret_ = token;
   struct Forget {
     std::string& secret;
@@ -435,7 +434,7 @@ asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const Da
     co_return Fetched{FetchKind::temporary, {}, as_temporary(*ready)};
   }
   if (ready->code != 354) {
-    const auto reply = reverse::redact_token(ready->summary(), token);
+    const auto reply = redact_token(ready->summary(), token);
     if (ready->kind() == 5) co_return Fetched{FetchKind::permanent, {}, reply};
     if (ready->kind() == 4) co_return Fetched{FetchKind::temporary, {}, reply};
     // A 2xx or 3xx other than 354 is no answer to GET: the dialogue is lost.
@@ -457,7 +456,7 @@ asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const Da
   if (!end) co_return Fetched{FetchKind::temporary, {}, trouble_->reply};
   if (end->code == 421) fail_with(*end, "the end of the GET content");
   if (end->kind() != 2) {
-    const auto reply = reverse::redact_token(end->summary(), token);
+    const auto reply = redact_token(end->summary(), token);
     co_return Fetched{end->kind() == 5 ? FetchKind::permanent : FetchKind::temporary, {}, reply};
   }
   switch (reader.problem()) {
@@ -606,7 +605,7 @@ asio::awaitable<std::optional<ServerReply>> ClientSession::read_reply(
     if (secret_.empty())
       log().debug("< {}", input.text);
     else
-      log().debug("< {}", reverse::redact_token(input.text, secret_));
+      log().debug("< {}", redact_token(input.text, secret_));
     if (status == ReplyParser::Status::complete) co_return parser.take();
   }
 }
@@ -634,15 +633,15 @@ void ClientSession::decline(std::string reply) {
   may_quit_ = true;  // our own refusal: the connection is fine for a goodbye
 }
 
-std::string ClientSession::mail_command(const delivery::Parcel& parcel) const {
-  std::string line = "MAIL FROM:<" + parcel.reverse_path + ">";
-  if (extensions_.size) line += " SIZE=" + std::to_string(parcel.text.size());
-  if (parcel.eight_bit && extensions_.eight_bit_mime) line += " BODY=8BITMIME";
-  if (parcel.smtputf8) line += " SMTPUTF8";
+std::string ClientSession::mail_command(const OutboundMessage& message) const {
+  std::string line = "MAIL FROM:<" + message.reverse_path + ">";
+  if (extensions_.size) line += " SIZE=" + std::to_string(message.text.size());
+  if (message.eight_bit && extensions_.eight_bit_mime) line += " BODY=8BITMIME";
+  if (message.smtputf8) line += " SMTPUTF8";
   if (extensions_.dsn) {
-    if (parcel.ret == store::DsnReturn::full) line += " RET=FULL";
-    if (parcel.ret == store::DsnReturn::headers) line += " RET=HDRS";
-    if (!parcel.envid.empty()) line += " ENVID=" + xtext_encode(parcel.envid);
+    if (message.ret == store::DsnReturn::full) line += " RET=FULL";
+    if (message.ret == store::DsnReturn::headers) line += " RET=HDRS";
+    if (!message.envid.empty()) line += " ENVID=" + xtext_encode(message.envid);
   }
   return line;
 }

@@ -20,15 +20,15 @@
 #include <string_view>
 #include <vector>
 
-#include "delivery/parcel.hpp"
-#include "delivery/pickup_desk.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/core/units.hpp"
 #include "net/connection.hpp"
 #include "net/session.hpp"
 #include "net/session_log.hpp"
 #include "smtp/data_reader.hpp"
+#include "smtp/outbound.hpp"
 #include "smtp/reply_parser.hpp"
+#include "smtp/source_offers.hpp"
 
 namespace maild::smtp {
 
@@ -67,7 +67,7 @@ struct ClientOptions {
   boost::asio::ssl::context* tls_context = nullptr;  // null: never STARTTLS
   const Credentials* credentials = nullptr;          // AUTH PLAIN, only under TLS
   // Pickups for SOURCE ([reverse] use_source); null: always DATA.
-  delivery::PickupDesk* pickups = nullptr;
+  SourceOffers* pickups = nullptr;
   ClientTimeouts timeouts;
 };
 
@@ -94,10 +94,10 @@ struct Fetched {
 // A session decides (settles) what it can; what stays unsettled carries the
 // session's trouble and may go to the next server.
 struct Transfer {
-  explicit Transfer(const delivery::Parcel& parcel);
+  explicit Transfer(const OutboundMessage& message);
   bool done() const;
 
-  std::vector<delivery::Outcome> outcomes;
+  std::vector<RecipientOutcome> outcomes;
   std::vector<bool> settled;
 };
 
@@ -113,7 +113,7 @@ class ClientSession {
   boost::asio::awaitable<bool> open();
   // One message to the transfer's unsettled recipients. Nothing is sent when
   // the peer cannot take it (SIZE, SMTPUTF8): those recipients fail at once.
-  boost::asio::awaitable<void> send(const delivery::Parcel& parcel, Transfer& transfer);
+  boost::asio::awaitable<void> send(const OutboundMessage& message, Transfer& transfer);
   // GET `token` (the SOURCE keyword was offered): the 354, the dot-stuffed
   // content read with DATA's framing and checks under `limits`, the final
   // 250. Content over the size limit aborts the session (unusable after it);
@@ -136,12 +136,12 @@ class ClientSession {
     refused,     // 5xx: RSET and send the message with DATA
     unrecorded,  // no pickup could be recorded: DATA in the same transaction
   };
-  boost::asio::awaitable<bool> transact(const delivery::Parcel& parcel, Transfer& transfer,
+  boost::asio::awaitable<bool> transact(const OutboundMessage& message, Transfer& transfer,
                                         const std::vector<std::size_t>& sendable, bool by_source);
-  boost::asio::awaitable<SourceStep> offer_source(const delivery::Parcel& parcel,
+  boost::asio::awaitable<SourceStep> offer_source(const OutboundMessage& message,
                                                   Transfer& transfer,
                                                   const std::vector<std::size_t>& accepted);
-  void note_relayed(const delivery::Parcel& parcel, Transfer& transfer, std::size_t index) const;
+  void note_relayed(const OutboundMessage& message, Transfer& transfer, std::size_t index) const;
   boost::asio::awaitable<void> reset();
   boost::asio::awaitable<bool> send_content(const std::string& text, bool& final_dot_sent);
   boost::asio::awaitable<bool> read_fetched(DataReader& reader, std::string_view shown);
@@ -152,9 +152,9 @@ class ClientSession {
   void fail(std::string reply);
   void fail_with(const ServerReply& reply, std::string_view in_reply_to);
   void decline(std::string reply);
-  std::string mail_command(const delivery::Parcel& parcel) const;
+  std::string mail_command(const OutboundMessage& message) const;
   std::string rcpt_command(const store::QueueRecipient& recipient) const;
-  void settle(Transfer& transfer, std::size_t index, delivery::Outcome::Kind kind,
+  void settle(Transfer& transfer, std::size_t index, RecipientOutcome::Kind kind,
               std::string reply) const;
   void settle_by(Transfer& transfer, std::size_t index, const ServerReply& reply) const;
   void leave_unsettled(Transfer& transfer) const;

@@ -9,6 +9,7 @@
 #include "reverse/policy.hpp"
 #include "reverse/token.hpp"
 #include "smtp/dot_stuffer.hpp"
+#include "smtp/token.hpp"
 
 namespace maild {
 namespace {
@@ -16,19 +17,19 @@ namespace {
 using config::UnverifiedPolicy;
 
 TEST(ReverseToken, ValidTokensAre32LowercaseHexCharacters) {
-  EXPECT_TRUE(reverse::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a"));
-  EXPECT_FALSE(reverse::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8"));
-  EXPECT_FALSE(reverse::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a0"));
-  EXPECT_FALSE(reverse::valid_token("5F0C2E8A9B1D4C7E8F6A3B2C1D0E9F8A"));
-  EXPECT_FALSE(reverse::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8g"));
-  EXPECT_FALSE(reverse::valid_token(""));
+  EXPECT_TRUE(smtp::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a"));
+  EXPECT_FALSE(smtp::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8"));
+  EXPECT_FALSE(smtp::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a0"));
+  EXPECT_FALSE(smtp::valid_token("5F0C2E8A9B1D4C7E8F6A3B2C1D0E9F8A"));
+  EXPECT_FALSE(smtp::valid_token("5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8g"));
+  EXPECT_FALSE(smtp::valid_token(""));
 }
 
 TEST(ReverseToken, NewTokensAreValidAndDistinct) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     const auto token = reverse::new_token();
-    EXPECT_TRUE(reverse::valid_token(token)) << token;
+    EXPECT_TRUE(smtp::valid_token(token)) << token;
     seen.insert(token);
   }
   EXPECT_EQ(seen.size(), 1000u);
@@ -36,12 +37,12 @@ TEST(ReverseToken, NewTokensAreValidAndDistinct) {
 
 TEST(ReverseToken, LogsShowEightCharacters) {
   const std::string token = "5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a";
-  EXPECT_EQ(reverse::shown_token(token), "5f0c2e8a...");
-  EXPECT_EQ(reverse::shown_token("abc"), "abc");
-  EXPECT_EQ(reverse::redact_token("250 2.0.0 " + token + " accepted, " + token, token),
+  EXPECT_EQ(smtp::shown_token(token), "5f0c2e8a...");
+  EXPECT_EQ(smtp::shown_token("abc"), "abc");
+  EXPECT_EQ(smtp::redact_token("250 2.0.0 " + token + " accepted, " + token, token),
             "250 2.0.0 5f0c2e8a... accepted, 5f0c2e8a...");
-  EXPECT_EQ(reverse::redact_token("no token here", token), "no token here");
-  EXPECT_EQ(reverse::redact_token("kept", ""), "kept");
+  EXPECT_EQ(smtp::redact_token("no token here", token), "no token here");
+  EXPECT_EQ(smtp::redact_token("kept", ""), "kept");
 }
 
 TEST(ReversePolicy, TheStricterPolicyWins) {

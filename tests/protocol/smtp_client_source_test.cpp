@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "delivery/courier.hpp"
-#include "delivery/pickup_desk.hpp"
 #include "maild/store/store.hpp"
+#include "reverse/pickup_desk.hpp"
 #include "scripted_peer.hpp"
 
 namespace maild::delivery {
@@ -125,7 +125,7 @@ class SourceClientTest : public ::testing::Test {
   config::Settings settings_;
   std::unique_ptr<store::Store> store_;
   std::optional<asio::thread_pool> pool_;
-  std::optional<StorePickupDesk> desk_;
+  std::optional<reverse::StorePickupDesk> desk_;
   std::optional<ScriptedPeer> peer_;
   asio::io_context io_;
   std::optional<dns::Resolver> resolver_;

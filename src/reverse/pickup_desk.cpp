@@ -1,5 +1,5 @@
 // Pickups for SOURCE over the store; see pickup_desk.hpp.
-#include "delivery/pickup_desk.hpp"
+#include "reverse/pickup_desk.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -7,43 +7,45 @@
 
 #include "net/store_calls.hpp"
 #include "reverse/token.hpp"
+#include "smtp/token.hpp"
 
-namespace maild::delivery {
+namespace maild::reverse {
 namespace asio = boost::asio;
 
 StorePickupDesk::StorePickupDesk(store::ReverseStore& reverse, asio::any_io_executor store_pool)
     : reverse_(reverse), store_pool_(std::move(store_pool)) {}
 
-asio::awaitable<std::optional<PickupOffer>> StorePickupDesk::offer(
-    const Parcel& parcel, const std::vector<std::size_t>& recipients, const std::string& peer) {
+asio::awaitable<std::optional<smtp::SourceOffer>> StorePickupDesk::offer(
+    const smtp::OutboundMessage& message, const std::vector<std::size_t>& recipients,
+    const std::string& peer) {
   store::NewPickup pickup;
-  pickup.token = reverse::new_token();
-  pickup.reverse_path = parcel.reverse_path;
-  pickup.envid = parcel.envid;
-  pickup.ret = parcel.ret;
-  pickup.smtputf8 = parcel.smtputf8;
-  pickup.arrival = parcel.arrival;
+  pickup.token = new_token();
+  pickup.reverse_path = message.reverse_path;
+  pickup.envid = message.envid;
+  pickup.ret = message.ret;
+  pickup.smtputf8 = message.smtputf8;
+  pickup.arrival = message.arrival;
   pickup.peer = peer;
   for (const auto i : recipients) {
-    const auto& r = parcel.recipients[i];
+    const auto& r = message.recipients[i];
     pickup.recipients.push_back({r.address, r.domain, r.notify, r.orcpt});
   }
-  const auto trace_size = std::min(parcel.trace_size, parcel.text.size());
-  pickup.outbound_trace = parcel.text.substr(0, trace_size);
-  pickup.content = parcel.text.substr(trace_size);
+  const auto trace_size = std::min(message.trace_size, message.text.size());
+  pickup.outbound_trace = message.text.substr(0, trace_size);
+  pickup.content = message.text.substr(trace_size);
   auto& reverse = reverse_;
   try {
     const auto id = co_await net::run_blocking(
         store_pool_, [&reverse, &pickup] { return reverse.create_pickup(pickup); });
-    co_return PickupOffer{id, std::move(pickup.token)};
+    co_return smtp::SourceOffer{id, std::move(pickup.token)};
   } catch (const std::exception& e) {
-    spdlog::warn("pickup for message {} not recorded, sending it with DATA: {}", parcel.queue_id,
+    spdlog::warn("pickup for message {} not recorded, sending it with DATA: {}", message.queue_id,
                  e.what());
   }
   co_return std::nullopt;
 }
 
-asio::awaitable<bool> StorePickupDesk::settle(const PickupOffer& offer, bool accepted) {
+asio::awaitable<bool> StorePickupDesk::settle(const smtp::SourceOffer& offer, bool accepted) {
   auto& reverse = reverse_;
   const auto id = offer.id;
   try {
@@ -65,10 +67,10 @@ asio::awaitable<bool> StorePickupDesk::settle(const PickupOffer& offer, bool acc
     (void)cancelled;
     co_return true;
   } catch (const std::exception& e) {
-    spdlog::warn("pickup {} ({}): {} failed: {}", id, reverse::shown_token(offer.token),
+    spdlog::warn("pickup {} ({}): {} failed: {}", id, smtp::shown_token(offer.token),
                  accepted ? "confirming" : "cancelling", e.what());
   }
   co_return false;
 }
 
-}  // namespace maild::delivery
+}  // namespace maild::reverse

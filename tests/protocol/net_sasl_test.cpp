@@ -5,9 +5,9 @@
 #include <string>
 
 #include "maild/core/base64.hpp"
-#include "smtp/sasl.hpp"
+#include "net/sasl.hpp"
 
-namespace maild::smtp {
+namespace maild::net {
 namespace {
 
 struct PlainCase {
@@ -74,4 +74,4 @@ TEST(Login, Fields) {
 }
 
 }  // namespace
-}  // namespace maild::smtp
+}  // namespace maild::net

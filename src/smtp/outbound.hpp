@@ -1,6 +1,6 @@
-// What the queue manager hands the courier (a Parcel: one message for some
-// recipients at one domain) and what it gets back (an Outcome per recipient).
-// Shared by the courier and the SMTP client; courier.hpp is where to look.
+// What the SMTP client sends (an OutboundMessage: one message for some
+// recipients at one domain) and what it reports (a RecipientOutcome per
+// recipient). The courier hands it these; client.hpp is where to look.
 // Trust: plain data; the queue produced it from validated envelopes.
 #pragma once
 
@@ -11,10 +11,10 @@
 
 #include "maild/store/types.hpp"
 
-namespace maild::delivery {
+namespace maild::smtp {
 
 // One message for one or more recipients, all at one domain.
-struct Parcel {
+struct OutboundMessage {
   store::QueueId queue_id = 0;
   std::string reverse_path;  // "" = null sender
   std::string envid;         // RFC 3461 ENVID, decoded; "" when absent
@@ -27,7 +27,7 @@ struct Parcel {
   std::int64_t arrival = 0;    // when the message was queued (unix seconds)
 };
 
-struct Outcome {
+struct RecipientOutcome {
   enum class Kind { delivered, temporary, permanent };
   store::QueueRecipientId recipient = 0;
   Kind kind = Kind::temporary;
@@ -41,4 +41,4 @@ struct Outcome {
   bool unconfirmed = false;
 };
 
-}  // namespace maild::delivery
+}  // namespace maild::smtp

@@ -1,13 +1,13 @@
 // Decodes SASL PLAIN and LOGIN responses into credentials.
 // Trust: none; the base64 and the decoded fields are validated before use.
-#include "smtp/sasl.hpp"
+#include "net/sasl.hpp"
 
 #include <algorithm>
 
 #include "maild/core/base64.hpp"
-#include "smtp/address.hpp"
+#include "maild/core/utf8.hpp"
 
-namespace maild::smtp {
+namespace maild::net {
 namespace {
 
 constexpr std::size_t field_max = 255;  // RFC 4616 2: 1*SAFE up to 255 octets
@@ -54,4 +54,4 @@ std::optional<std::string> decode_login_field(std::string_view base64) {
   return decoded;
 }
 
-}  // namespace maild::smtp
+}  // namespace maild::net

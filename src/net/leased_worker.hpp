@@ -1,0 +1,97 @@
+// The loop the queue manager and the retrieval worker share: one coroutine on
+// a strand of its own looks at the store every poll (at once when woken),
+// where its owner claims work by lease and runs it in worker slots; the
+// leases of what is in flight are renewed every third of the lease time; on
+// stop nothing more is claimed and what runs may finish.
+// Talks to: nothing itself; its owner's round() and renew() reach the store.
+// Trust: everything but start(), wake(), stop() and idle() is on the strand.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "maild/core/units.hpp"
+#include "net/worker_slots.hpp"
+
+namespace maild::net {
+
+class LeasedWorker {
+ public:
+  using Id = std::int64_t;  // a leased row: a queue recipient, a pending retrieval
+  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+
+  LeasedWorker(const LeasedWorker&) = delete;
+  LeasedWorker& operator=(const LeasedWorker&) = delete;
+
+  // The name its leases go by: "<hostname>/<pid>/<random>", unique per process.
+  const std::string& owner() const { return owner_; }
+  void start();
+  // Something is due: look now instead of at the next poll. Any thread.
+  void wake();
+  // Shutdown: no more claims, waiting jobs get no slot, on_stop() cancels what
+  // runs. Any thread.
+  void stop();
+  // True once stopped and every job has finished. Any thread.
+  bool idle() const;
+
+ protected:
+  // `name` starts its log lines ("queue"); `workers` jobs run at once.
+  LeasedWorker(boost::asio::any_io_executor io, std::string name, const std::string& hostname,
+               std::size_t workers, Seconds poll, Seconds lease_time);
+  virtual ~LeasedWorker() = default;
+
+  // Once, when the loop starts: says how it works, in the log.
+  virtual void on_start() = 0;
+  // One look at the store: claims and the like. Store trouble throws; the
+  // loop logs it and looks again at the next poll.
+  virtual boost::asio::awaitable<void> round() = 0;
+  // Renews the leases on `ids` (in flight), warning when one was lost.
+  virtual boost::asio::awaitable<void> renew(const std::vector<Id>& ids) = 0;
+  // On the strand when stop() arrives: cancel what runs.
+  virtual void on_stop() = 0;
+
+  // What follows is for round() and the jobs, on the strand only.
+  // renew() for what is in flight when a third of the lease time has passed.
+  boost::asio::awaitable<void> renew_leases();
+  // Look again right after this round (or now, when waiting).
+  void look_again();
+  // A job (a batch, a group) was spawned / has ended.
+  void job_started() { ++jobs_; }
+  void job_finished();
+
+  Strand& strand() { return strand_; }
+  WorkerSlots& workers() { return workers_; }
+  std::set<Id>& in_flight() { return in_flight_; }  // leased by this node, being worked on
+  bool stopping() const { return stopping_; }
+
+ private:
+  boost::asio::awaitable<void> run();
+
+  std::string name_;
+  Strand strand_;
+  boost::asio::steady_timer wakeup_;
+  std::string owner_;
+  Seconds poll_;
+  Seconds lease_time_;
+
+  // On the strand only.
+  bool stopping_ = false;
+  bool running_ = false;
+  bool woken_ = false;
+  std::size_t jobs_ = 0;  // started and not yet finished
+  WorkerSlots workers_;
+  std::set<Id> in_flight_;
+  std::chrono::steady_clock::time_point last_renewal_;
+  std::atomic<bool> idle_{true};
+};
+
+}  // namespace maild::net
