@@ -46,3 +46,19 @@ if(MAILD_FUZZ)
     -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
   target_link_options(maild_flags INTERFACE -fsanitize=address,undefined)
 endif()
+
+# maild_asio_module(name LIBS ... [PRIVATE_LIBS ...] [EXCLUDE ...]): a maild_module whose code
+# includes Asio. The first one made owns the precompiled header (Asio, Asio's SSL, spdlog);
+# the others reuse it, so the 2-core build compiles those headers once.
+function(maild_asio_module name)
+  maild_module(${name} ${ARGN})
+  target_link_libraries(${name} PUBLIC Boost::headers spdlog::spdlog OpenSSL::SSL OpenSSL::Crypto)
+  get_property(owner GLOBAL PROPERTY MAILD_ASIO_PCH_OWNER)
+  if(owner)
+    target_precompile_headers(${name} REUSE_FROM ${owner})
+  else()
+    target_precompile_headers(${name} PRIVATE
+      <boost/asio.hpp> <boost/asio/ssl.hpp> <spdlog/spdlog.h>)
+    set_property(GLOBAL PROPERTY MAILD_ASIO_PCH_OWNER ${name})
+  endif()
+endfunction()
