@@ -22,7 +22,7 @@ asio::awaitable<std::optional<PickupOffer>> StorePickupDesk::offer(
   pickup.envid = parcel.envid;
   pickup.ret = parcel.ret;
   pickup.smtputf8 = parcel.smtputf8;
-  pickup.arrival = parcel.arrival;
+  pickup.arrival = store::UnixTime{std::chrono::seconds{parcel.arrival}};
   pickup.peer = peer;
   for (const auto i : recipients) {
     const auto& r = parcel.recipients[i];

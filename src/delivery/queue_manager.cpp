@@ -125,7 +125,7 @@ asio::awaitable<void> QueueManager::claim_work() {
   if (in_flight_.size() >= capacity) co_return;
   auto& queue = store_.queue();
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
-  if (!next || *next > unix_now()) co_return;
+  if (!next || next->time_since_epoch().count() > unix_now()) co_return;
   const std::size_t limit = capacity - in_flight_.size();
   const auto lease = settings_.delivery.lease_time;
   const auto& owner = owner_;
@@ -136,7 +136,8 @@ asio::awaitable<void> QueueManager::claim_work() {
     std::vector<store::RecipientResult> back;
     for (const auto& job : jobs)
       for (const auto& r : job.message.recipients)
-        back.push_back({r.id, store::RecipientResult::Kind::deferred, unix_now(),
+        back.push_back({r.id, store::RecipientResult::Kind::deferred,
+                        store::UnixTime{std::chrono::seconds{unix_now()}},
                         "451 4.3.2 maild was shutting down", "", false, false});
     co_await net::run_blocking(store_pool_,
                                [&queue, &owner, &back] { return queue.record(owner, back); });
@@ -185,7 +186,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       const auto& m = jobs[i].message;
       parcels.push_back(Parcel{m.id, m.reverse_path, m.envid, m.ret, m.smtputf8, m.eight_bit,
                                m.recipients, texts[i]->trace + texts[i]->content,
-                               texts[i]->trace.size(), m.queued_at});
+                               texts[i]->trace.size(), m.queued_at.time_since_epoch().count()});
       kept.push_back(std::move(jobs[i]));
     }
     jobs = std::move(kept);
@@ -262,8 +263,9 @@ std::vector<store::RecipientResult> QueueManager::results_for(
           result.notice = wants_failure_notice(m.reverse_path, r.notify);
           break;
         case Outcome::Kind::temporary: {
-          const std::int64_t age = now - m.queued_at;
-          const std::int64_t expires = m.queued_at + d.max_queue_age.count();
+          const std::int64_t queued_at = m.queued_at.time_since_epoch().count();
+          const std::int64_t age = now - queued_at;
+          const std::int64_t expires = queued_at + d.max_queue_age.count();
           if (now >= expires) {
             result.kind = Kind::failed;
             result.reply = expired_reply(o.reply, d.max_queue_age);
@@ -273,7 +275,8 @@ std::vector<store::RecipientResult> QueueManager::results_for(
           const auto step = std::min<std::size_t>(static_cast<std::size_t>(r.attempts),
                                                   d.retry_schedule.size() - 1);
           result.kind = Kind::deferred;
-          result.next_attempt = std::min(now + d.retry_schedule[step].count(), expires);
+          result.next_attempt = store::UnixTime{
+              std::chrono::seconds{std::min(now + d.retry_schedule[step].count(), expires)}};
           if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning.count() &&
               wants_delay_notice(m.reverse_path, r.notify)) {
             result.notice = true;
@@ -299,7 +302,7 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
   in.reverse_path = message.reverse_path;
   in.envid = message.envid;
   in.ret = message.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(message.queued_at));
+  in.arrival = message.queued_at;
   in.retry_until = in.arrival + settings_.delivery.max_queue_age;
   for (const auto& r : message.recipients)
     in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
@@ -317,7 +320,7 @@ std::optional<store::NewMessage> QueueManager::pickup_notice(const store::Pickup
   in.reverse_path = pickup.reverse_path;
   in.envid = pickup.envid;
   in.ret = pickup.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(pickup.arrival));
+  in.arrival = pickup.arrival;
   in.retry_until = in.arrival;  // never retried: only delayed recipients show it
   for (const auto& r : pickup.recipients)
     if (wants_failure_notice(pickup.reverse_path, r.notify))
@@ -391,7 +394,8 @@ asio::awaitable<void> QueueManager::tend_pickups() {
   last_tending_ = started;
   auto& reverse = store_.reverse();
   const std::int64_t now = unix_now();
-  const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();
+  const store::UnixTime confirmed_before{
+      std::chrono::seconds{now - settings_.reverse.pickup_max_age.count()}};
   const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
     return reverse.expired_pickups(confirmed_before, notices_per_round);
   });
@@ -410,8 +414,9 @@ asio::awaitable<void> QueueManager::tend_pickups() {
                  noticed ? "notice sent" : "no notice");
     if (noticed) woken_ = true;  // it may be queued for another server
   }
-  const std::int64_t fetched_before = now - settings_.reverse.retain_after_fetch.count();
-  const std::int64_t offered_before = now - offered_pickup_max_age.count();
+  const store::UnixTime fetched_before{
+      std::chrono::seconds{now - settings_.reverse.retain_after_fetch.count()}};
+  const store::UnixTime offered_before{std::chrono::seconds{now - offered_pickup_max_age.count()}};
   const auto purged =
       co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
         return reverse.purge_pickups(fetched_before, offered_before);

@@ -370,7 +370,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
   const auto id = retrieval.id;
   const auto now = unix_now();
   const auto max_age = settings_.reverse.pending_max_age;
-  const auto expires = retrieval.received_at + max_age.count();
+  const auto expires = retrieval.received_at.time_since_epoch().count() + max_age.count();
   try {
     if (now >= expires) {
       const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
@@ -390,7 +390,8 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
                  shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
-      return reverse.defer_retrieval(owner, id, next, reason);
+      return reverse.defer_retrieval(owner, id, store::UnixTime{std::chrono::seconds{next}},
+                                     reason);
     });
   } catch (const std::exception& e) {
     spdlog::warn("retrieval {}: recording the deferral: {}", id, e.what());
@@ -419,7 +420,8 @@ asio::awaitable<void> Retriever::purge() {
     co_return;
   last_purge_ = now;
   auto& reverse = store_.reverse();
-  const auto before = unix_now() - settings_.reverse.pending_max_age.count();
+  const store::UnixTime before{
+      std::chrono::seconds{unix_now() - settings_.reverse.pending_max_age.count()}};
   const auto purged = co_await net::run_blocking(
       store_pool_, [&reverse, before] { return reverse.purge_retrievals(before); });
   if (purged > 0) spdlog::info("retrieval: {} finished retrievals purged", purged);

@@ -164,10 +164,10 @@ TEST_F(SourceClientTest, APeerOfferingSourceGetsATokenAndNoData) {
   const auto after = pickup(token);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->state, store::PickupState::awaiting);
-  EXPECT_NE(after->confirmed_at, 0);
+  EXPECT_NE(after->confirmed_at, store::UnixTime{});
   EXPECT_EQ(after->reverse_path, "alice@example.net");
   EXPECT_EQ(after->envid, "env-1");
-  EXPECT_EQ(after->arrival, 1700000000);
+  EXPECT_EQ(after->arrival, store::UnixTime{std::chrono::seconds{1700000000}});
   EXPECT_EQ(after->peer, outcomes[0].remote_host);
   ASSERT_EQ(after->recipients.size(), 1u);  // only what RCPT accepted
   EXPECT_EQ(after->recipients[0].address, "bob@example.org");

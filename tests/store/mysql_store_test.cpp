@@ -506,7 +506,7 @@ TEST_F(MysqlStore, SendNoticeIsAtomic) {
   for (const DeliveryJob& job : store_->queue().claim("owner", 60s, 10)) {
     for (const QueueRecipient& recipient : job.message.recipients) {
       results.push_back(
-          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+          {recipient.id, RecipientResult::Kind::failed, UnixTime{}, "550 no", "mx", true, false});
     }
   }
   ASSERT_EQ(store_->queue().record("owner", results), 2u);
@@ -535,7 +535,7 @@ TEST_F(MysqlStore, QueuedEnvelopesAndRepliesKeepTheirOctets) {
   const auto leased = store_->queue().claim("owner", 60s, 10).at(0).message.recipients.at(0);
   RecipientResult failed{leased.id,
                          RecipientResult::Kind::failed,
-                         0,
+                         UnixTime{},
                          "550 5.1.1 \xe9"
                          "chec \xff\r\n",
                          "mx.remote.test",
@@ -733,7 +733,7 @@ TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
   const RetrievalId id = store_->reverse().add_retrieval(retrieval, 10).id;
   ASSERT_EQ(store_->reverse().claim_retrievals("w", 60s, 10).size(), 1u);
   const std::string reply = "451 4.3.0 \xe9tat \xff\r\n";
-  ASSERT_TRUE(store_->reverse().defer_retrieval("w", id, 0, reply));
+  ASSERT_TRUE(store_->reverse().defer_retrieval("w", id, UnixTime{}, reply));
   const PendingRetrieval stored = store_->reverse().list_retrievals(1).at(0);
   EXPECT_EQ(stored.helo, retrieval.helo);
   EXPECT_EQ(stored.last_error, reply);

@@ -28,10 +28,7 @@ using std::chrono::seconds;
 constexpr const char* local_trace = "Return-Path: <alice@example.com>\r\nReceived: by test\r\n";
 constexpr const char* onward_trace = "Received: from client by mx.example.com; date\r\n";
 
-std::int64_t now() {
-  return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+UnixTime now() { return std::chrono::floor<seconds>(std::chrono::system_clock::now()); }
 
 OutboundRecipient to(std::string address, unsigned notify = 0, std::string orcpt = "") {
   return {std::move(address), notify, std::move(orcpt)};
@@ -65,7 +62,7 @@ RecipientResult result(QueueRecipientId id, Kind kind, std::string reply = "250 
   return r;
 }
 
-RecipientResult deferred(QueueRecipientId id, std::int64_t next_attempt) {
+RecipientResult deferred(QueueRecipientId id, UnixTime next_attempt) {
   RecipientResult r = result(id, Kind::deferred, "451 4.3.0 try later");
   r.next_attempt = next_attempt;
   return r;
@@ -112,7 +109,7 @@ TEST_P(StoreConformance, DeliverQueuesTheOutboundPartInTheSameCommit) {
   message.eight_bit = true;
 
   const WriterStats before = store().writer_stats();
-  const std::int64_t start = now();
+  const UnixTime start = now();
   const StoredMessage stored = mail().deliver(message);
   const WriterStats after = store().writer_stats();
   EXPECT_EQ(after.jobs - before.jobs, 1u);  // one job: one savepoint, one commit
@@ -238,14 +235,14 @@ TEST_P(StoreConformance, AFailedAcceptanceLeavesNoTraceOfEitherPart) {
 TEST_P(StoreConformance, ClaimLeasesRecipientsToOneOwnerAtATime) {
   const StoredMessage stored = mail().deliver(
       outbound({to("a@remote.test"), to("b@remote.test"), to("c@remote.test")}, body("lease")));
-  const std::int64_t start = now();
+  const UnixTime start = now();
   const auto first = queue().claim("node-a/1", seconds(60), 2);
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].message.recipients.size(), 2u);  // the limit counts recipients
   for (const QueueRecipient& recipient : first[0].message.recipients) {
     EXPECT_EQ(recipient.lease_owner, "node-a/1");
-    EXPECT_GE(recipient.lease_expires, start + 60);
-    EXPECT_LE(recipient.lease_expires, now() + 60);
+    EXPECT_GE(recipient.lease_expires, start + seconds{60});
+    EXPECT_LE(recipient.lease_expires, now() + seconds{60});
   }
   const auto second = queue().claim("node-b/1", seconds(60), 10);
   ASSERT_EQ(ids_of(second).size(), 1u);  // only the one left
@@ -310,10 +307,10 @@ TEST_P(StoreConformance, RenewExtendsOnlyTheOwnersLeases) {
   const auto queued = queue().list({}).at(0);
   for (const QueueRecipient& recipient : queued.recipients) {
     if (recipient.id == mine[0]) {
-      EXPECT_GE(recipient.lease_expires, now() + 3000);
+      EXPECT_GE(recipient.lease_expires, now() + seconds{3000});
     } else {
       EXPECT_EQ(recipient.lease_owner, "other");
-      EXPECT_LE(recipient.lease_expires, now() + 60);
+      EXPECT_LE(recipient.lease_expires, now() + seconds{60});
     }
   }
 }
@@ -376,7 +373,7 @@ TEST_P(StoreConformance, RecordAppliesEachKindOfResult) {
   ASSERT_EQ(jobs.size(), 1u);
   const auto& leased = jobs[0].message.recipients;
   ASSERT_EQ(leased.size(), 3u);
-  const std::int64_t later = now() + 600;
+  const UnixTime later = now() + seconds{600};
   RecipientResult slow = deferred(leased[2].id, later);
   slow.notice = true;
   slow.delay_warned = true;
@@ -416,10 +413,10 @@ TEST_P(StoreConformance, RecordAppliesEachKindOfResult) {
   queue().retry(id);
   const auto again = ids_of(queue().claim("owner", seconds(60), 10));
   ASSERT_EQ(again, std::vector<QueueRecipientId>{late.id});
-  EXPECT_EQ(queue().record("owner", {deferred(late.id, later + 600)}), 1u);
+  EXPECT_EQ(queue().record("owner", {deferred(late.id, later + seconds{600})}), 1u);
   const QueueRecipient after = recipient_of(queue().get(id).value(), "slow@remote.test");
   EXPECT_EQ(after.attempts, 2);
-  EXPECT_EQ(after.next_attempt, later + 600);
+  EXPECT_EQ(after.next_attempt, later + seconds{600});
   EXPECT_TRUE(after.notice_owed);
   EXPECT_TRUE(after.delay_warned);
 }
@@ -533,7 +530,7 @@ TEST_P(StoreConformance, ANoticeWaitsWhileASiblingRecipientIsLeased) {
   ASSERT_EQ(queue().record("owner", {result(a, Kind::failed, "550 5.1.1 no", true)}), 1u);
   EXPECT_TRUE(queue().notices_owed(10).empty());  // b's attempt is still running
 
-  ASSERT_EQ(queue().record("owner", {deferred(b, now() + 3600)}), 1u);
+  ASSERT_EQ(queue().record("owner", {deferred(b, now() + seconds{3600})}), 1u);
   const auto owed = queue().notices_owed(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].id, id);
@@ -605,7 +602,7 @@ TEST_P(StoreConformance, RetryMakesQueuedRecipientsDueNow) {
           .queued.value();
   const QueueId second = mail().deliver(outbound({to("c@remote.test")}, body("r2"))).queued.value();
   const auto leased = queue().claim("owner", seconds(60), 10);
-  const std::int64_t later = now() + 3600;
+  const UnixTime later = now() + seconds{3600};
   std::vector<RecipientResult> results;
   for (const QueueRecipientId id : ids_of(leased)) results.push_back(deferred(id, later));
   ASSERT_EQ(queue().record("owner", results), 3u);
@@ -659,7 +656,7 @@ TEST_P(StoreConformance, BounceFailsQueuedRecipientsAndOwesWhatTheSenderAskedFor
   std::vector<RecipientResult> results;
   for (const QueueRecipientId rid : ids_of(jobs)) {
     const bool done = rid == recipient_of(queue().get(id).value(), "done@remote.test").id;
-    results.push_back(done ? result(rid, Kind::delivered) : deferred(rid, now() + 3600));
+    results.push_back(done ? result(rid, Kind::delivered) : deferred(rid, now() + seconds{3600}));
   }
   ASSERT_EQ(queue().record("owner", results), 5u);
   queue().retry(id);
@@ -708,7 +705,7 @@ TEST_P(StoreConformance, ListFiltersByDomainStateAndAge) {
       if (recipient.address == "c@y.test")
         results.push_back(result(recipient.id, Kind::failed, "550 no", true));
       if (recipient.address == "b@y.test" || recipient.address == "d@z.test")
-        results.push_back(deferred(recipient.id, now() + 600));
+        results.push_back(deferred(recipient.id, now() + seconds{600}));
     }
   }
   ASSERT_EQ(queue().record("owner", results), 4u);
@@ -742,7 +739,7 @@ TEST_P(StoreConformance, ListFiltersByDomainStateAndAge) {
   QueueFilter old;
   old.queued_before = all[0].queued_at;  // strictly before: none
   EXPECT_TRUE(queue().list(old).empty());
-  old.queued_before = now() + 10;
+  old.queued_before = now() + seconds{10};
   EXPECT_EQ(queue().list(old).size(), 3u);
 
   EXPECT_EQ(queue().get(second).value().recipients.at(0).last_reply, "550 no");
@@ -775,7 +772,7 @@ TEST_P(StoreConformance, ARecipientsStateNeverGoesBack) {
 
 TEST_P(StoreConformance, NextDueIsTheEarliestQueuedAttempt) {
   EXPECT_FALSE(queue().next_due());
-  const std::int64_t start = now();
+  const UnixTime start = now();
   mail().deliver(outbound({to("a@remote.test"), to("b@other.test")}, body("due")));
   const auto due = queue().next_due();
   ASSERT_TRUE(due);
@@ -784,7 +781,7 @@ TEST_P(StoreConformance, NextDueIsTheEarliestQueuedAttempt) {
 
   const auto jobs = queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(jobs.size(), 2u);
-  const std::int64_t soon = now() + 300, late = now() + 900;
+  const UnixTime soon = now() + seconds{300}, late = now() + seconds{900};
   ASSERT_EQ(queue().record("owner", {deferred(jobs[0].message.recipients[0].id, late),
                                      deferred(jobs[1].message.recipients[0].id, soon)}),
             2u);

@@ -23,10 +23,8 @@ constexpr const char* token_a = "5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a";
 constexpr const char* token_b = "00112233445566778899aabbccddeeff";
 constexpr const char* token_c = "ffeeddccbbaa99887766554433221100";
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+UnixTime now_seconds() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 NewRetrieval retrieval(const std::string& token, MailboxId mailbox,
@@ -49,7 +47,7 @@ NewPickup pickup(const std::string& token,
   p.reverse_path = "alice@example.com";
   p.envid = "env-1";
   p.ret = DsnReturn::headers;
-  p.arrival = 1700000000;
+  p.arrival = UnixTime{1700000000s};
   p.peer = "mx.dest.test[192.0.2.9]";
   p.recipients = {{"bob@dest.test", "Dest.Test", notify_failure, "rfc822;bob@dest.test"},
                   {"carol@other.test", "other.test", 0, ""}};
@@ -92,7 +90,7 @@ TEST_P(StoreConformance, ReverseARetrievalIsRecordedWithItsEnvelopeAndCounted) {
   EXPECT_EQ(p.trace, r.trace);
   EXPECT_EQ(p.state, RetrievalState::pending);
   EXPECT_EQ(p.attempts, 0);
-  EXPECT_GT(p.received_at, 0);
+  EXPECT_GT(p.received_at, UnixTime{});
   EXPECT_LE(p.next_attempt, now_seconds());  // due at once
   EXPECT_EQ(store().reverse().stats().counters.at(counter::source_accepted), 1);
   EXPECT_EQ(store().reverse().stats().retrievals_pending, 1);
@@ -163,7 +161,7 @@ TEST_P(StoreConformance, ReverseClaimLeasesDueRetrievalsOnceGroupedBySenderDomai
   EXPECT_EQ(claimed[2].sender_domain, "zeta.test");
   for (const auto& r : claimed) {
     EXPECT_EQ(r.lease_owner, "node1/worker");
-    EXPECT_GE(r.lease_expires, now_seconds() + 59);
+    EXPECT_GE(r.lease_expires, now_seconds() + 59s);
     EXPECT_EQ(r.recipients.size(), 1u);
   }
   // Under a live lease nobody else gets them, the owner neither.
@@ -246,7 +244,7 @@ TEST_P(StoreConformance, ReverseDeferMakesARetrievalDueLater) {
   const MailboxId bob = add_mailbox("bob@example.com");
   const auto added = store().reverse().add_retrieval(retrieval(token_a, bob), 9);
   store().reverse().claim_retrievals("w", 60s, 10);
-  const std::int64_t later = now_seconds() + 3600;
+  const UnixTime later = now_seconds() + 3600s;
   EXPECT_TRUE(store().reverse().defer_retrieval("w", added.id, later, "450 4.3.0 try later"));
   EXPECT_FALSE(store().reverse().defer_retrieval("w", added.id, later, "twice"));  // lease released
   const auto r = store().reverse().list_retrievals(1).at(0);
@@ -254,7 +252,7 @@ TEST_P(StoreConformance, ReverseDeferMakesARetrievalDueLater) {
   EXPECT_EQ(r.next_attempt, later);
   EXPECT_EQ(r.last_error, "450 4.3.0 try later");
   EXPECT_EQ(r.lease_owner, "");
-  EXPECT_EQ(store().reverse().next_retrieval_due(), std::optional<std::int64_t>(later));
+  EXPECT_EQ(store().reverse().next_retrieval_due(), std::optional<UnixTime>(later));
   EXPECT_TRUE(store().reverse().claim_retrievals("w", 60s, 10).empty());  // not due yet
 }
 
@@ -276,8 +274,8 @@ TEST_P(StoreConformance, ReverseFailuresAreCountedByKindAndPurgedLater) {
   for (const auto& r : store().reverse().list_retrievals(10))
     EXPECT_EQ(r.state, RetrievalState::failed);
 
-  EXPECT_EQ(store().reverse().purge_retrievals(now_seconds() - 60), 0u);  // too recent
-  EXPECT_EQ(store().reverse().purge_retrievals(now_seconds() + 60), 2u);
+  EXPECT_EQ(store().reverse().purge_retrievals(now_seconds() - 60s), 0u);  // too recent
+  EXPECT_EQ(store().reverse().purge_retrievals(now_seconds() + 60s), 2u);
   EXPECT_TRUE(store().reverse().list_retrievals(10).empty());
 }
 
@@ -306,7 +304,7 @@ TEST_P(StoreConformance, ReverseAPickupIsOfferedWithItsEnvelopeAndText) {
   EXPECT_EQ(found->reverse_path, "alice@example.com");
   EXPECT_EQ(found->envid, "env-1");
   EXPECT_EQ(found->ret, DsnReturn::headers);
-  EXPECT_EQ(found->arrival, 1700000000);
+  EXPECT_EQ(found->arrival, UnixTime{1700000000s});
   EXPECT_EQ(found->peer, "mx.dest.test[192.0.2.9]");
   ASSERT_EQ(found->recipients.size(), 2u);
   EXPECT_EQ(found->recipients[0], (PickupRecipient{"bob@dest.test", "dest.test", notify_failure,
@@ -314,9 +312,9 @@ TEST_P(StoreConformance, ReverseAPickupIsOfferedWithItsEnvelopeAndText) {
   EXPECT_EQ(found->recipients[1].domain, "other.test");
   EXPECT_EQ(found->content_hash, sha256(p.content).hex());
   EXPECT_EQ(found->size, p.outbound_trace.size() + p.content.size());
-  EXPECT_GT(found->created_at, 0);
-  EXPECT_EQ(found->confirmed_at, 0);
-  EXPECT_EQ(found->first_fetched_at, 0);
+  EXPECT_GT(found->created_at, UnixTime{});
+  EXPECT_EQ(found->confirmed_at, UnixTime{});
+  EXPECT_EQ(found->first_fetched_at, UnixTime{});
   EXPECT_EQ(store().reverse().stats().pickups_waiting, 1);
 
   const auto text = store().reverse().pickup_text(id);
@@ -350,14 +348,14 @@ TEST_P(StoreConformance, ReverseConfirmTransferAndRetention) {
   EXPECT_FALSE(store().reverse().confirm_pickup(id));  // only once
   auto p = store().reverse().find_pickup(token_a);
   EXPECT_EQ(p->state, PickupState::awaiting);
-  EXPECT_GT(p->confirmed_at, 0);
+  EXPECT_GT(p->confirmed_at, UnixTime{});
   EXPECT_FALSE(store().reverse().cancel_pickup(id));  // too late to cancel
 
   EXPECT_TRUE(store().reverse().mark_transferred(id));
   p = store().reverse().find_pickup(token_a);
   EXPECT_EQ(p->state, PickupState::transferred);
-  const std::int64_t first = p->first_fetched_at;
-  EXPECT_GT(first, 0);
+  const UnixTime first = p->first_fetched_at;
+  EXPECT_GT(first, UnixTime{});
   EXPECT_EQ(p->fetch_count, 1);
   // Fetched again within the retention (D crashed before its commit): still served.
   EXPECT_TRUE(store().reverse().pickup_text(id));
@@ -368,11 +366,11 @@ TEST_P(StoreConformance, ReverseConfirmTransferAndRetention) {
   EXPECT_EQ(store().reverse().stats().counters.at(counter::pickups_served), 2);
   EXPECT_EQ(store().reverse().stats().pickups_waiting, 0);
   // A transferred pickup never expires.
-  EXPECT_TRUE(store().reverse().expired_pickups(now_seconds() + 3600, 10).empty());
+  EXPECT_TRUE(store().reverse().expired_pickups(now_seconds() + 3600s, 10).empty());
   EXPECT_FALSE(store().reverse().expire_pickup(id, std::nullopt));
 
-  EXPECT_EQ(store().reverse().purge_pickups(first - 1, 0), 0u);  // retention not over
-  EXPECT_EQ(store().reverse().purge_pickups(first + 1, 0), 1u);
+  EXPECT_EQ(store().reverse().purge_pickups(first - 1s, UnixTime{}), 0u);  // retention not over
+  EXPECT_EQ(store().reverse().purge_pickups(first + 1s, UnixTime{}), 1u);
   p = store().reverse().find_pickup(token_a);
   EXPECT_EQ(p->state, PickupState::purged);
   EXPECT_EQ(p->content_hash, "");
@@ -402,9 +400,9 @@ TEST_P(StoreConformance, ReverseAnUnfetchedPickupExpiresWithOneNotice) {
   const PickupId id = store().reverse().create_pickup(pickup(token_a));
   store().reverse().create_pickup(pickup(token_b));  // offered only: the queue still owns it
   store().reverse().confirm_pickup(id);
-  const std::int64_t confirmed = store().reverse().find_pickup(token_a)->confirmed_at;
+  const UnixTime confirmed = store().reverse().find_pickup(token_a)->confirmed_at;
   EXPECT_TRUE(store().reverse().expired_pickups(confirmed, 10).empty());
-  const auto due = store().reverse().expired_pickups(confirmed + 1, 10);
+  const auto due = store().reverse().expired_pickups(confirmed + 1s, 10);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].id, id);
   EXPECT_EQ(due[0].recipients.size(), 2u);
@@ -422,8 +420,8 @@ TEST_P(StoreConformance, ReverseAnUnfetchedPickupExpiresWithOneNotice) {
   EXPECT_EQ(store().reverse().stats().counters.at(counter::pickups_expired), 1);
 
   // Purging takes the expired one and, past their age, the never confirmed ones.
-  EXPECT_EQ(store().reverse().purge_pickups(0, 0), 1u);
-  EXPECT_EQ(store().reverse().purge_pickups(0, now_seconds() + 1), 1u);
+  EXPECT_EQ(store().reverse().purge_pickups(UnixTime{}, UnixTime{}), 1u);
+  EXPECT_EQ(store().reverse().purge_pickups(UnixTime{}, now_seconds() + 1s), 1u);
   EXPECT_EQ(store().reverse().find_pickup(token_b)->state, PickupState::purged);
 }
 

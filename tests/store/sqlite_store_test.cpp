@@ -393,7 +393,7 @@ TEST_F(SqliteMaildrop, SendNoticeIsAtomic) {
   for (const DeliveryJob& job : store_->queue().claim("owner", std::chrono::seconds(60), 10)) {
     for (const QueueRecipient& recipient : job.message.recipients) {
       results.push_back(
-          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+          {recipient.id, RecipientResult::Kind::failed, UnixTime{}, "550 no", "mx", true, false});
     }
   }
   ASSERT_EQ(store_->queue().record("owner", results), 2u);
