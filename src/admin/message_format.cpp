@@ -19,8 +19,8 @@ std::string to_crlf(std::string_view text) {
   return out;
 }
 
-std::string asctime_utc(std::int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+std::string asctime_utc(std::chrono::sys_seconds time) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(time);
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 32> buffer{};
@@ -29,7 +29,7 @@ std::string asctime_utc(std::int64_t unix_seconds) {
   return std::string(buffer.data(), n);
 }
 
-std::string mboxrd_entry(std::string_view sender, std::int64_t received_at,
+std::string mboxrd_entry(std::string_view sender, std::chrono::sys_seconds received_at,
                          std::string_view message) {
   std::string out = "From " + std::string(sender.empty() ? "MAILER-DAEMON" : sender) + " " +
                     asctime_utc(received_at) + "\n";

@@ -137,8 +137,8 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-std::string iso_time(std::int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+std::string iso_time(std::chrono::sys_seconds time) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(time);
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 32> buffer{};

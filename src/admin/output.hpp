@@ -3,6 +3,7 @@
 // human output neutralises control characters and JSON escapes everything.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -43,7 +44,7 @@ std::string json_string(std::string_view text);
 std::string printable(std::string_view text);
 
 // "2024-05-01T12:00:00Z"
-std::string iso_time(std::int64_t unix_seconds);
+std::string iso_time(std::chrono::sys_seconds time);
 
 std::string render_table(const Table& table);
 std::string render_record(const Record& record);

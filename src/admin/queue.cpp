@@ -1,4 +1,4 @@
-// mailctl queue: the outbound queue, read and changed through QueueStore; inject through
+// mailctl queue: the outbound queue, read and changed through QueueAdmin; inject through
 // MailStore::deliver. Trust: ids, filters and addresses come from the command line and are
 // checked here; envelope and reply text came from the network and is escaped by Output.
 #include <chrono>
@@ -17,10 +17,8 @@ namespace {
 // What `queue bounce` gives as every bounced recipient's reply, and maild's notice repeats.
 constexpr std::string_view bounce_reason = "5.0.0 bounced by the administrator";
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+store::UnixTime unix_now() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 std::string_view state_name(store::RecipientState state) {
@@ -82,7 +80,7 @@ std::string sender(const std::string& reverse_path) {
 }
 
 // "30s", "5m", "2h", "5d": the durations mail.conf uses.
-std::optional<std::int64_t> duration_seconds(std::string_view text) {
+std::optional<std::chrono::seconds> duration_seconds(std::string_view text) {
   if (text.size() < 2) return std::nullopt;
   std::int64_t unit = 0;
   switch (text.back()) {
@@ -102,11 +100,11 @@ std::optional<std::int64_t> duration_seconds(std::string_view text) {
       return std::nullopt;
   }
   text.remove_suffix(1);
-  if (text == "0") return 0;
+  if (text == "0") return std::chrono::seconds{0};
   const auto count = positive_number(text);
   // Bounded so that the multiplication cannot overflow: a hundred years is plenty.
   if (!count || *count > std::int64_t{100} * 366 * 86400 / unit) return std::nullopt;
-  return *count * unit;
+  return std::chrono::seconds{*count * unit};
 }
 
 store::QueueId queue_id(const std::string& text) {
@@ -117,7 +115,7 @@ store::QueueId queue_id(const std::string& text) {
 
 store::QueuedMessage find_queued(const Request& request) {
   const store::QueueId id = queue_id(request.args[0]);
-  auto message = request.store->queue().get(id);
+  auto message = request.store->queue_admin().get(id);
   if (!message) throw RequestError("no queued message with id " + request.args[0]);
   return std::move(*message);
 }
@@ -161,9 +159,9 @@ void queue_list(Request& request) {
                {"NEXT ATTEMPT", "next_attempt"},
                {"RECIPIENTS", "recipients"}},
               {}};
-  for (const store::QueuedMessage& message : request.store->queue().list(filter)) {
+  for (const store::QueuedMessage& message : request.store->queue_admin().list(filter)) {
     std::int64_t counts[3] = {0, 0, 0};
-    std::optional<std::int64_t> next;
+    std::optional<store::UnixTime> next;
     std::string addresses;
     for (const store::QueueRecipient& recipient : message.recipients) {
       ++counts[static_cast<int>(recipient.state)];
@@ -209,7 +207,7 @@ void queue_show(Request& request) {
     recipients.columns.push_back({"", "orcpt"});
     recipients.columns.push_back({"", "delay_warned"});
   }
-  const std::int64_t now = unix_now();
+  const store::UnixTime now = unix_now();
   for (const store::QueueRecipient& recipient : message.recipients) {
     const bool queued = recipient.state == store::RecipientState::queued;
     std::string lease;
@@ -244,31 +242,31 @@ void queue_retry(Request& request) {
     throw UsageError("queue retry wants either an ID or --all (see mailctl queue retry --help)");
   }
   if (all) {
-    const std::size_t count = request.store->queue().retry(std::nullopt);
+    const std::size_t count = request.store->queue_admin().retry(std::nullopt);
     request.out.confirm("made " + std::to_string(count) + " queued " +
                         (count == 1 ? "recipient" : "recipients") + " due now");
     return;
   }
   const store::QueuedMessage message = find_queued(request);
-  const std::size_t count = request.store->queue().retry(message.id);
+  const std::size_t count = request.store->queue_admin().retry(message.id);
   request.out.confirm("made " + recipients_phrase(count) + " of queued message " +
                       std::to_string(message.id) + " due now");
 }
 
 void queue_delete(Request& request) {
   const store::QueueId id = queue_id(request.args[0]);
-  if (!request.store->queue().remove(id))
+  if (!request.store->queue_admin().remove(id))
     throw RequestError("no queued message with id " + request.args[0]);
   request.out.confirm("deleted queued message " + std::to_string(id));
 }
 
 void queue_bounce(Request& request) {
   const store::QueuedMessage message = find_queued(request);
-  const std::size_t count = request.store->queue().bounce(message.id, bounce_reason);
+  const std::size_t count = request.store->queue_admin().bounce(message.id, bounce_reason);
   std::string confirmation =
       "bounced " + recipients_phrase(count) + " of queued message " + std::to_string(message.id);
   // Whether a notice is owed is the store's decision (sender, NOTIFY); report what it decided.
-  const auto after = request.store->queue().get(message.id);
+  const auto after = request.store->queue_admin().get(message.id);
   bool owed = false;
   if (after) {
     for (const store::QueueRecipient& recipient : after->recipients) owed |= recipient.notice_owed;

@@ -1,6 +1,8 @@
 // mailctl policy, stats and pickup: SOURCE/GET as an administrator sees it.
-// Talks to ReverseStore; mail.conf gives the defaults that unset policies fall
-// back to. Trust: domain names and addresses are checked here first.
+// Talks to the store's ReverseAdmin, DomainPolicies and PickupOffers; mail.conf gives the
+// defaults that unset policies fall back to. Trust: domain names and addresses are checked here
+// first.
+#include <chrono>
 #include <iostream>
 #include <iterator>
 
@@ -93,11 +95,10 @@ void policy_set(Request& request) {
   const auto tls = tls_change(request.option("tls"));
   if (!unverified.given && !tls.given)
     throw UsageError("policy set needs --unverified or --tls (see mailctl policy set --help)");
-  auto& reverse = request.store->reverse();
-  store::DomainPolicy policy = reverse.policy(domain);
+  store::DomainPolicy policy = request.store->policies().policy(domain);
   if (unverified.given) policy.unverified = unverified.value;
   if (tls.given) policy.tls = tls.value;
-  reverse.set_policy(policy);
+  request.store->reverse_admin().set_policy(policy);
   const auto& settings = *request.settings;
   if (request.out.json()) {
     request.out.record(policy_record(policy, settings));
@@ -111,7 +112,7 @@ void policy_set(Request& request) {
 void policy_list(Request& request) {
   const auto& settings = *request.settings;
   Table table{{{"DOMAIN", "domain"}, {"UNVERIFIED", "unverified"}, {"TLS", "tls"}}, {}};
-  for (const auto& policy : request.store->reverse().list_policies()) {
+  for (const auto& policy : request.store->reverse_admin().list_policies()) {
     if (request.out.json()) {
       table.rows.push_back({policy.domain, policy.unverified ? word(*policy.unverified) : "default",
                             policy.tls ? word(*policy.tls) : "default"});
@@ -126,11 +127,11 @@ void policy_list(Request& request) {
 
 void policy_show(Request& request) {
   const std::string domain = domain_name(request.args[0]);
-  request.out.record(policy_record(request.store->reverse().policy(domain), *request.settings));
+  request.out.record(policy_record(request.store->policies().policy(domain), *request.settings));
 }
 
 void stats(Request& request) {
-  const store::ReverseStats stats = request.store->reverse().stats();
+  const store::ReverseStats stats = request.store->reverse_admin().stats();
   Record record;
   for (const auto& [name, label] : counter_labels)
     record.push_back({label, name, stats.counters.count(name) ? stats.counters.at(name) : 0});
@@ -163,10 +164,10 @@ void pickup_inject(Request& request) {
                           std::istreambuf_iterator<char>()};
   if (input.empty()) throw RequestError("no message on standard input");
   pickup.content = to_crlf(input);
-  pickup.arrival = static_cast<std::int64_t>(std::time(nullptr));
-  auto& reverse = request.store->reverse();
-  const store::PickupId id = reverse.create_pickup(pickup);
-  reverse.confirm_pickup(id);  // as if the receiver had accepted SOURCE
+  pickup.arrival = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  auto& offers = request.store->pickup_offers();
+  const store::PickupId id = offers.create_pickup(pickup);
+  offers.confirm_pickup(id);  // as if the receiver had accepted SOURCE
   if (request.out.json()) {
     request.out.record({{"", "id", id}});
   } else {

@@ -166,17 +166,21 @@ class Daemon {
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
     resolver_.emplace(settings_.dns, io_.get_executor());
-    pickups_.emplace(store_->reverse(), store_pool_->get_executor());
+    pickups_.emplace(store_->pickup_offers(), store_pool_->get_executor());
     courier_.emplace(settings_, *resolver_, io_.get_executor(), &*pickups_);
-    queue_.emplace(settings_, *store_, store_pool_->get_executor(), *courier_, io_.get_executor());
-    retriever_.emplace(settings_, *store_, store_pool_->get_executor(), *resolver_,
+    queue_.emplace(settings_, store_->delivery_queue(), store_->policies(), store_->directory(),
+                   store_pool_->get_executor(), *courier_, io_.get_executor());
+    retriever_.emplace(settings_, store_->retrievals(), store_pool_->get_executor(), *resolver_,
                        io_.get_executor());
-    pickup_keeper_.emplace(settings_, *store_, store_pool_->get_executor(), io_.get_executor(),
+    pickup_keeper_.emplace(settings_, store_->pickup_keeping(), store_->directory(),
+                           store_pool_->get_executor(), io_.get_executor(),
                            [this] { queue_->wake(); });
-    parts_.emplace(net::ServerParts{settings_, tls_, *store_, store_pool_->get_executor(),
+    parts_.emplace(net::ServerParts{settings_, tls_, store_->directory(), store_->mail(),
+                                    store_->maildrops(), store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
                                     [this] { queue_->wake(); }});
-    source_get_.emplace(settings_, *store_, unknown_token_throttle_, &*resolver_,
+    source_get_.emplace(settings_, store_->retrieval_intake(), store_->pickup_window(),
+                        store_->policies(), unknown_token_throttle_, &*resolver_,
                         [this] { retriever_->wake(); });
     smtp_extensions_ = {&*source_get_};
     server_.start(*parts_, smtp_extensions_);
@@ -296,8 +300,8 @@ class Daemon {
   std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups
   std::optional<reverse::StorePickupDesk> pickups_;  // SOURCE instead of DATA
   std::optional<delivery::Courier> courier_;
-  std::optional<delivery::QueueManager> queue_;  // outbound delivery
-  std::optional<reverse::Retriever> retriever_;  // GET for what SOURCE announced
+  std::optional<delivery::QueueManager> queue_;         // outbound delivery
+  std::optional<reverse::Retriever> retriever_;         // GET for what SOURCE announced
   std::optional<reverse::PickupKeeper> pickup_keeper_;  // expiry and purge of pickups
   std::optional<net::ServerParts> parts_;
   std::optional<reverse::SourceGet> source_get_;  // SOURCE and GET in SMTP sessions

@@ -34,10 +34,8 @@ struct Loaded {
   std::optional<config::TlsPolicy> tls;                  // the domain's own; else [delivery] tls
 };
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+store::UnixTime unix_now() {
+  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 std::string rfc5322_now() {
@@ -56,13 +54,16 @@ std::string expired_reply(const std::string& last_reply, std::chrono::seconds ma
          "h; last problem: " + last_reply;
 }
 
-QueueManager::QueueManager(const config::Settings& settings, store::Store& store,
+QueueManager::QueueManager(const config::Settings& settings, store::DeliveryQueue& queue,
+                           store::DomainPolicies& policies, store::Directory& directory,
                            asio::any_io_executor store_pool, Courier& courier,
                            asio::any_io_executor io)
     : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers, queue_poll,
                    settings.delivery.lease_time),
       settings_(settings),
-      store_(store),
+      queue_(queue),
+      policies_(policies),
+      directory_(directory),
       store_pool_(std::move(store_pool)),
       courier_(courier) {}
 
@@ -82,7 +83,7 @@ asio::awaitable<void> QueueManager::claim_work() {
   auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * batch_messages_max;
   if (in_flight.size() >= capacity) co_return;
-  auto& queue = store_.queue();
+  auto& queue = queue_;
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
   if (!next || *next > unix_now()) co_return;
   const std::size_t limit = capacity - in_flight.size();
@@ -124,16 +125,16 @@ asio::awaitable<void> QueueManager::claim_work() {
 
 asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                                                   std::vector<store::DeliveryJob> jobs) {
-  auto& queue = store_.queue();
+  auto& queue = queue_;
   std::vector<Outcome> outcomes;
   try {
     const auto slot = co_await workers().acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
     // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
-    const auto load = [&store = store_, &queue, &jobs, &domain] {
+    const auto load = [&policies = policies_, &queue, &jobs, &domain] {
       Loaded loaded;
       for (const auto& job : jobs) loaded.texts.push_back(queue.text(job.message.id));
-      loaded.tls = store.reverse().policy(domain).tls;
+      loaded.tls = policies.policy(domain).tls;
       return loaded;
     };
     auto loaded = co_await net::run_blocking(store_pool_, load);
@@ -187,7 +188,7 @@ std::vector<store::RecipientResult> QueueManager::results_for(
   using Kind = store::RecipientResult::Kind;
   std::map<store::QueueRecipientId, const Outcome*> by_id;
   for (const auto& o : outcomes) by_id[o.recipient] = &o;
-  const std::int64_t now = unix_now();
+  const auto now = unix_now();
   const auto& d = settings_.delivery;
   std::vector<store::RecipientResult> results;
   for (const auto& job : jobs) {
@@ -219,8 +220,8 @@ std::vector<store::RecipientResult> QueueManager::results_for(
           result.notice = wants_failure_notice(m.reverse_path, r.notify);
           break;
         case Outcome::Kind::temporary: {
-          const std::int64_t age = now - m.queued_at;
-          const std::int64_t expires = m.queued_at + d.max_queue_age.count();
+          const auto age = now - m.queued_at;
+          const auto expires = m.queued_at + d.max_queue_age;
           if (now >= expires) {
             result.kind = Kind::failed;
             result.reply = expired_reply(o.reply, d.max_queue_age);
@@ -230,8 +231,8 @@ std::vector<store::RecipientResult> QueueManager::results_for(
           const auto step = std::min<std::size_t>(static_cast<std::size_t>(r.attempts),
                                                   d.retry_schedule.size() - 1);
           result.kind = Kind::deferred;
-          result.next_attempt = std::min(now + d.retry_schedule[step].count(), expires);
-          if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning.count() &&
+          result.next_attempt = std::min(now + d.retry_schedule[step], expires);
+          if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning &&
               wants_delay_notice(m.reverse_path, r.notify)) {
             result.notice = true;
             result.delay_warned = true;
@@ -256,12 +257,12 @@ store::NewMessage QueueManager::notice_for(const store::QueuedMessage& message,
   in.reverse_path = message.reverse_path;
   in.envid = message.envid;
   in.ret = message.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(message.queued_at));
+  in.arrival = message.queued_at;
   in.retry_until = in.arrival + settings_.delivery.max_queue_age;
   for (const auto& r : message.recipients)
     in.recipients.push_back({r.address, r.orcpt, r.state, r.last_reply, r.remote_host});
   in.original = original;
-  return notice_message(in, settings_, store_.directory(), "message " + std::to_string(message.id));
+  return notice_message(in, settings_, directory_, "message " + std::to_string(message.id));
 }
 
 store::NewMessage notice_message(NoticeInput& in, const config::Settings& settings,
@@ -297,7 +298,7 @@ store::NewMessage notice_message(NoticeInput& in, const config::Settings& settin
 }
 
 asio::awaitable<void> QueueManager::send_notices() {
-  auto& queue = store_.queue();
+  auto& queue = queue_;
   auto owed = co_await net::run_blocking(
       store_pool_, [&queue] { return queue.notices_owed(notices_per_round); });
   for (const auto& message : owed) {
@@ -316,7 +317,7 @@ asio::awaitable<void> QueueManager::send_notices() {
 }
 
 asio::awaitable<void> QueueManager::renew(const std::vector<Id>& ids) {
-  auto& queue = store_.queue();
+  auto& queue = queue_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(

@@ -43,7 +43,8 @@ store::NewMessage notice_message(NoticeInput& in, const config::Settings& settin
 // temporary, and are recorded so. idle(): every batch has recorded its outcomes.
 class QueueManager final : public net::LeasedWorker {
  public:
-  QueueManager(const config::Settings& settings, store::Store& store,
+  QueueManager(const config::Settings& settings, store::DeliveryQueue& queue,
+               store::DomainPolicies& policies, store::Directory& directory,
                boost::asio::any_io_executor store_pool, Courier& courier,
                boost::asio::any_io_executor io);
 
@@ -62,7 +63,9 @@ class QueueManager final : public net::LeasedWorker {
                                const std::string& original) const;
 
   const config::Settings& settings_;
-  store::Store& store_;
+  store::DeliveryQueue& queue_;
+  store::DomainPolicies& policies_;  // each domain's own STARTTLS policy
+  store::Directory& directory_;      // who a notice goes to
   boost::asio::any_io_executor store_pool_;
   Courier& courier_;
 };

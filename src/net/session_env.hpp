@@ -24,7 +24,10 @@ inline bool implicit_tls(Service s) { return s == Service::submissions || s == S
 struct ServerParts {
   const config::Settings& settings;
   TlsContext& tls;
-  store::Store& store;
+  // The store as sessions see it: logins and recipients, acceptance, maildrops.
+  store::Directory& directory;
+  store::MailStore& mail;
+  store::MaildropStore& maildrops;
   boost::asio::any_io_executor store_pool;  // where blocking store calls run
   AuthThrottle& smtp_auth_throttle;
   AuthThrottle& pop3_auth_throttle;

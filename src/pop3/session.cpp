@@ -77,8 +77,8 @@ class Session {
     co_await converse();
     if (auto* transaction = std::get_if<Transaction>(&state_)) {
       // Gone without QUIT: nothing is deleted (RFC 1939 6); the maildrop is freed.
-      const auto release = [&store = env_.parts.store, mailbox = transaction->mailbox,
-                            owner = owner_] { store.maildrops().unlock(mailbox, owner); };
+      const auto release = [&maildrops = env_.parts.maildrops, mailbox = transaction->mailbox,
+                            owner = owner_] { maildrops.unlock(mailbox, owner); };
       co_await net::try_blocking(env_.parts.store_pool, release, log(),
                                  "releasing the maildrop lock (it expires)");
     }
@@ -251,9 +251,9 @@ class Session {
       err("[LOGIN-DELAY] too many failed logins, try again later");
       co_return Flow::close;
     }
-    const auto check = [&store = env_.parts.store, &credentials = env_.parts.credentials, name,
-                        secret]() -> std::optional<store::Account> {
-      auto account = store.directory().account(name);
+    const auto check = [&directory = env_.parts.directory, &credentials = env_.parts.credentials,
+                        name, secret]() -> std::optional<store::Account> {
+      auto account = directory.account(name);
       if (!account) {
         // The same full check as for a wrong password, so that timing tells nothing.
         password::verify(secret, decoy_hash());
@@ -272,13 +272,14 @@ class Session {
       err("[AUTH] invalid user name or password");
       co_return Flow::proceed;
     }
-    const auto open = [&store = env_.parts.store, mailbox = account->mailbox, owner = owner_,
+    const auto open = [&maildrops = env_.parts.maildrops, mailbox = account->mailbox,
+                       owner = owner_,
                        ttl = lock_ttl()]() -> std::optional<std::vector<store::MaildropEntry>> {
-      if (!store.maildrops().lock(mailbox, owner, ttl)) return std::nullopt;
+      if (!maildrops.lock(mailbox, owner, ttl)) return std::nullopt;
       try {
-        return store.maildrops().list(mailbox);
+        return maildrops.list(mailbox);
       } catch (...) {
-        store.maildrops().unlock(mailbox, owner);  // not locked out until the lock expires
+        maildrops.unlock(mailbox, owner);  // not locked out until the lock expires
         throw;
       }
     };
@@ -392,8 +393,9 @@ class Session {
         ++left;
       if (t->retrieved[i]) retrieved.push_back(t->entries[i].id);
     }
-    const auto apply = [&store = env_.parts.store, mailbox = t->mailbox, owner = owner_, retrieved,
-                        deleted] { store.maildrops().finish(mailbox, owner, retrieved, deleted); };
+    const auto apply = [&maildrops = env_.parts.maildrops, mailbox = t->mailbox, owner = owner_,
+                        retrieved,
+                        deleted] { maildrops.finish(mailbox, owner, retrieved, deleted); };
     const bool applied = co_await net::try_blocking(env_.parts.store_pool, apply, log(), "at QUIT");
     if (!applied) {
       err("[SYS/TEMP] some deleted messages not removed, try again later");
@@ -417,9 +419,9 @@ class Session {
       const std::vector<std::size_t> wanted = to_fetch(t, *index, !lines);
       std::vector<store::DeliveryId> ids;
       for (const std::size_t i : wanted) ids.push_back(t.entries[i].id);
-      const auto fetch = [&store = env_.parts.store, mailbox = t.mailbox, ids] {
+      const auto fetch = [&maildrops = env_.parts.maildrops, mailbox = t.mailbox, ids] {
         std::vector<std::optional<store::MessageText>> texts;
-        for (const store::DeliveryId id : ids) texts.push_back(store.maildrops().text(mailbox, id));
+        for (const store::DeliveryId id : ids) texts.push_back(maildrops.text(mailbox, id));
         return texts;
       };
       auto fetched =
@@ -532,8 +534,8 @@ class Session {
     auto& t = std::get<Transaction>(state_);
     const auto now = std::chrono::steady_clock::now();
     if (now - t.locked_at < lock_ttl() / 2) co_return true;
-    const auto renew = [&store = env_.parts.store, mailbox = t.mailbox, owner = owner_,
-                        ttl = lock_ttl()] { return store.maildrops().lock(mailbox, owner, ttl); };
+    const auto renew = [&maildrops = env_.parts.maildrops, mailbox = t.mailbox, owner = owner_,
+                        ttl = lock_ttl()] { return maildrops.lock(mailbox, owner, ttl); };
     const auto renewed = co_await net::try_blocking(env_.parts.store_pool, renew, log(),
                                                     "renewing the maildrop lock");
     if (!renewed || !*renewed) {

@@ -12,8 +12,8 @@
 namespace maild::reverse {
 namespace asio = boost::asio;
 
-StorePickupDesk::StorePickupDesk(store::ReverseStore& reverse, asio::any_io_executor store_pool)
-    : reverse_(reverse), store_pool_(std::move(store_pool)) {}
+StorePickupDesk::StorePickupDesk(store::PickupOffers& pickups, asio::any_io_executor store_pool)
+    : reverse_(pickups), store_pool_(std::move(store_pool)) {}
 
 asio::awaitable<std::optional<smtp::SourceOffer>> StorePickupDesk::offer(
     const smtp::OutboundMessage& message, const std::vector<std::size_t>& recipients,

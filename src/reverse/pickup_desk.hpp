@@ -27,7 +27,7 @@ inline constexpr std::chrono::seconds offered_pickup_max_age = std::chrono::hour
 // The desk over the store.
 class StorePickupDesk final : public smtp::SourceOffers {
  public:
-  StorePickupDesk(store::ReverseStore& reverse, boost::asio::any_io_executor store_pool);
+  StorePickupDesk(store::PickupOffers& pickups, boost::asio::any_io_executor store_pool);
 
   boost::asio::awaitable<std::optional<smtp::SourceOffer>> offer(
       const smtp::OutboundMessage& message, const std::vector<std::size_t>& recipients,
@@ -35,7 +35,7 @@ class StorePickupDesk final : public smtp::SourceOffers {
   boost::asio::awaitable<bool> settle(const smtp::SourceOffer& offer, bool accepted) override;
 
  private:
-  store::ReverseStore& reverse_;
+  store::PickupOffers& reverse_;
   boost::asio::any_io_executor store_pool_;
 };
 

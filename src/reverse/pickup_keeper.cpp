@@ -29,19 +29,18 @@ namespace {
 // Pickups expired per round; more wait for the next one.
 constexpr std::size_t expiries_per_round = 20;
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+store::UnixTime unix_now() {
+  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 }  // namespace
 
-PickupKeeper::PickupKeeper(const config::Settings& settings, store::Store& store,
-                           asio::any_io_executor store_pool, asio::any_io_executor io,
-                           std::function<void()> notice_queued)
+PickupKeeper::PickupKeeper(const config::Settings& settings, store::PickupKeeping& pickups,
+                           store::Directory& directory, asio::any_io_executor store_pool,
+                           asio::any_io_executor io, std::function<void()> notice_queued)
     : settings_(settings),
-      store_(store),
+      pickups_(pickups),
+      directory_(directory),
       store_pool_(std::move(store_pool)),
       notice_queued_(std::move(notice_queued)),
       strand_(asio::make_strand(io)),
@@ -83,9 +82,9 @@ asio::awaitable<void> PickupKeeper::run() {
 // One failure notice per pickup the receiving server never fetched, then the
 // content of those done with goes.
 asio::awaitable<void> PickupKeeper::tend() {
-  auto& reverse = store_.reverse();
-  const std::int64_t now = unix_now();
-  const std::int64_t confirmed_before = now - settings_.reverse.pickup_max_age.count();
+  auto& reverse = pickups_;
+  const auto now = unix_now();
+  const auto confirmed_before = now - settings_.reverse.pickup_max_age;
   const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
     return reverse.expired_pickups(confirmed_before, expiries_per_round);
   });
@@ -104,8 +103,8 @@ asio::awaitable<void> PickupKeeper::tend() {
                  noticed ? "notice sent" : "no notice");
     if (noticed && notice_queued_) notice_queued_();  // it may be queued for another server
   }
-  const std::int64_t fetched_before = now - settings_.reverse.retain_after_fetch.count();
-  const std::int64_t offered_before = now - offered_pickup_max_age.count();
+  const auto fetched_before = now - settings_.reverse.retain_after_fetch;
+  const auto offered_before = now - offered_pickup_max_age;
   const auto purged =
       co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
         return reverse.purge_pickups(fetched_before, offered_before);
@@ -123,7 +122,7 @@ std::optional<store::NewMessage> PickupKeeper::notice_for(const store::Pickup& p
   in.reverse_path = pickup.reverse_path;
   in.envid = pickup.envid;
   in.ret = pickup.ret;
-  in.arrival = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(pickup.arrival));
+  in.arrival = pickup.arrival;
   in.retry_until = in.arrival;  // never retried: only delayed recipients show it
   for (const auto& r : pickup.recipients)
     if (delivery::wants_failure_notice(pickup.reverse_path, r.notify))
@@ -131,8 +130,8 @@ std::optional<store::NewMessage> PickupKeeper::notice_for(const store::Pickup& p
           {r.address, r.orcpt, store::RecipientState::failed, reply, pickup.peer});
   if (in.recipients.empty()) return std::nullopt;
   in.original = original;
-  auto notice = delivery::notice_message(in, settings_, store_.directory(),
-                                         "pickup " + std::to_string(pickup.id));
+  auto notice =
+      delivery::notice_message(in, settings_, directory_, "pickup " + std::to_string(pickup.id));
   if (notice.mailboxes.empty() && notice.outbound.empty()) return std::nullopt;
   return notice;
 }

@@ -25,9 +25,9 @@ class PickupKeeper {
  public:
   // `settings` and `store` must outlive it. `notice_queued` is called (on the
   // keeper's strand) after a notice was stored: it may be queued for another server.
-  PickupKeeper(const config::Settings& settings, store::Store& store,
-               boost::asio::any_io_executor store_pool, boost::asio::any_io_executor io,
-               std::function<void()> notice_queued);
+  PickupKeeper(const config::Settings& settings, store::PickupKeeping& pickups,
+               store::Directory& directory, boost::asio::any_io_executor store_pool,
+               boost::asio::any_io_executor io, std::function<void()> notice_queued);
 
   void start();
   // Shutdown: no further rounds; the one running ends after its store call. Any thread.
@@ -42,7 +42,8 @@ class PickupKeeper {
                                               const std::string& original) const;
 
   const config::Settings& settings_;
-  store::Store& store_;
+  store::PickupKeeping& pickups_;
+  store::Directory& directory_;  // who a notice goes to
   boost::asio::any_io_executor store_pool_;
   std::function<void()> notice_queued_;
   boost::asio::strand<boost::asio::any_io_executor> strand_;

@@ -31,11 +31,13 @@ bool servable(const store::Pickup& pickup, std::int64_t now,
   switch (pickup.state) {
     case store::PickupState::offered:
     case store::PickupState::awaiting: {
-      const std::int64_t since = pickup.confirmed_at != 0 ? pickup.confirmed_at : pickup.created_at;
-      return now < since + settings.pickup_max_age.count();
+      const store::UnixTime since =
+          pickup.confirmed_at != store::UnixTime{} ? pickup.confirmed_at : pickup.created_at;
+      return now < since.time_since_epoch().count() + settings.pickup_max_age.count();
     }
     case store::PickupState::transferred:
-      return now < pickup.first_fetched_at + settings.retain_after_fetch.count();
+      return now < pickup.first_fetched_at.time_since_epoch().count() +
+                       settings.retain_after_fetch.count();
     case store::PickupState::expired:
     case store::PickupState::purged:
       return false;

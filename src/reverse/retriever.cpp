@@ -56,13 +56,13 @@ struct Retriever::Group {
   bool done() const { return std::all_of(settled.begin(), settled.end(), std::identity{}); }
 };
 
-Retriever::Retriever(const config::Settings& settings, store::Store& store,
+Retriever::Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
                      asio::any_io_executor store_pool, dns::Resolver& resolver,
                      asio::any_io_executor io)
     : LeasedWorker(io, "retrieval", settings.server.hostname, settings.delivery.workers,
                    settings.reverse.poll_interval, settings.delivery.lease_time),
       settings_(settings),
-      store_(store),
+      retrievals_(retrievals),
       store_pool_(std::move(store_pool)),
       resolver_(resolver),
       io_(io),
@@ -93,7 +93,7 @@ asio::awaitable<void> Retriever::claim_work() {
   const std::size_t capacity = settings_.delivery.workers * gets_per_connection_max;
   if (in_flight.size() >= capacity) co_return;
   const std::size_t limit = capacity - in_flight.size();
-  auto& reverse = store_.reverse();
+  auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   auto claimed = co_await net::run_blocking(store_pool_, [&reverse, &owner, lease, limit] {
@@ -273,7 +273,7 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
       retrieval.trace, verified_result(settings_.server.hostname, retrieval.sender_domain));
   message.content = std::move(content);
   const auto size = message.content.size();
-  auto& reverse = store_.reverse();
+  auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto id = retrieval.id;
   std::string refusal;
@@ -309,7 +309,7 @@ asio::awaitable<void> Retriever::permanent(Group& group, std::size_t index,
                                            const std::string& reason) {
   group.settled[index] = true;
   const auto& retrieval = group.retrievals[index];
-  auto& reverse = store_.reverse();
+  auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto id = retrieval.id;
   spdlog::info("retrieval {} {} from <{}>: failed, not delivered: {}", id,
@@ -329,12 +329,12 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
                                            const std::string& reason) {
   group.settled[index] = true;
   const auto& retrieval = group.retrievals[index];
-  auto& reverse = store_.reverse();
+  auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto id = retrieval.id;
   const auto now = unix_now();
   const auto max_age = settings_.reverse.pending_max_age;
-  const auto expires = retrieval.received_at + max_age.count();
+  const auto expires = retrieval.received_at.time_since_epoch().count() + max_age.count();
   try {
     if (now >= expires) {
       const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
@@ -354,7 +354,8 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
     spdlog::info("retrieval {} {} from <{}>: deferred for {}s: {}", id,
                  smtp::shown_token(retrieval.token), retrieval.reverse_path, next - now, reason);
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, next, &reason] {
-      return reverse.defer_retrieval(owner, id, next, reason);
+      return reverse.defer_retrieval(owner, id, store::UnixTime{std::chrono::seconds{next}},
+                                     reason);
     });
   } catch (const std::exception& e) {
     spdlog::warn("retrieval {}: recording the deferral: {}", id, e.what());
@@ -362,7 +363,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
 }
 
 asio::awaitable<void> Retriever::renew(const std::vector<Id>& ids) {
-  auto& reverse = store_.reverse();
+  auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(store_pool_, [&reverse, &owner, &ids, lease] {
@@ -378,8 +379,9 @@ asio::awaitable<void> Retriever::purge() {
       now - last_purge_ < retrieval_purge_interval)
     co_return;
   last_purge_ = now;
-  auto& reverse = store_.reverse();
-  const auto before = unix_now() - settings_.reverse.pending_max_age.count();
+  auto& reverse = retrievals_;
+  const store::UnixTime before{
+      std::chrono::seconds{unix_now() - settings_.reverse.pending_max_age.count()}};
   const auto purged = co_await net::run_blocking(
       store_pool_, [&reverse, before] { return reverse.purge_retrievals(before); });
   if (purged > 0) spdlog::info("retrieval: {} finished retrievals purged", purged);

@@ -46,7 +46,7 @@ class Retriever final : public net::LeasedWorker {
  public:
   // `settings`, `store` and `resolver` must outlive it. Concurrent callbacks
   // (connections) are at most [delivery] workers.
-  Retriever(const config::Settings& settings, store::Store& store,
+  Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
             boost::asio::any_io_executor store_pool, dns::Resolver& resolver,
             boost::asio::any_io_executor io);
   ~Retriever() override;
@@ -78,7 +78,7 @@ class Retriever final : public net::LeasedWorker {
                                          const std::string& reason);
 
   const config::Settings& settings_;
-  store::Store& store_;
+  store::RetrievalQueue& retrievals_;
   boost::asio::any_io_executor store_pool_;
   dns::Resolver& resolver_;
   boost::asio::any_io_executor io_;

@@ -54,9 +54,9 @@ class SourceGetSession final : public smtp::ExtensionSession {
                                    const smtp::RecipientFacts& recipient) override {
     if (session.relay_allowed() || recipient.resolution.kind != store::Resolution::Kind::mailboxes)
       co_return Verdict{};
-    const auto lookup = [&store = owner_.store(),
+    const auto lookup = [&policies = owner_.policies(),
                          domain = recipient.address.substr(recipient.address.rfind('@') + 1)] {
-      return store.reverse().policy(domain);
+      return policies.policy(domain);
     };
     const auto policy = co_await smtp::store_call(session, lookup, "reading a domain policy");
     if (!policy)
@@ -133,9 +133,9 @@ class SourceGetSession final : public smtp::ExtensionSession {
     retrieval.client_address = context.env().remote_address;
     retrieval.helo = context.helo() ? *context.helo() : "";
     retrieval.trace = context.trace(transaction);
-    const auto add = [&store = owner_.store(), &retrieval,
+    const auto add = [&intake = owner_.intake(), &retrieval,
                       limit = settings.reverse.max_pending_per_domain] {
-      return store.reverse().add_retrieval(retrieval, limit);
+      return intake.add_retrieval(retrieval, limit);
     };
     const auto what = "recording SOURCE " + smtp::shown_token(token);
     const auto added =
@@ -180,9 +180,7 @@ class SourceGetSession final : public smtp::ExtensionSession {
                     context.hostname() + " too many unknown tokens, closing connection");
       co_return Flow::close;
     }
-    const auto find = [&store = owner_.store(), &token] {
-      return store.reverse().find_pickup(token);
-    };
+    const auto find = [&pickups = owner_.pickups(), &token] { return pickups.find_pickup(token); };
     const auto what = "looking up GET " + smtp::shown_token(token);
     const auto found = co_await smtp::store_call(context, find, what, status::unavailable,
                                                  "temporarily unavailable, try again later");
@@ -223,8 +221,8 @@ class SourceGetSession final : public smtp::ExtensionSession {
         co_return Flow::proceed;
     }
 
-    const auto read = [&store = owner_.store(), id = pickup->id] {
-      return store.reverse().pickup_text(id);
+    const auto read = [&pickups = owner_.pickups(), id = pickup->id] {
+      return pickups.pickup_text(id);
     };
     const auto what_read = "reading GET " + smtp::shown_token(token);
     const auto text = co_await smtp::store_call(context, read, what_read, status::unavailable,
@@ -258,8 +256,8 @@ class SourceGetSession final : public smtp::ExtensionSession {
       co_return Flow::close;
     }
     // Only now, after the final 250 went out, is the message the receiver's.
-    const auto mark = [&store = owner_.store(), id = pickup->id] {
-      return store.reverse().mark_transferred(id);
+    const auto mark = [&pickups = owner_.pickups(), id = pickup->id] {
+      return pickups.mark_transferred(id);
     };
     const auto marked = co_await smtp::store_call(context, mark, "recording a GET");
     if (marked)
@@ -307,11 +305,14 @@ class SourceGetSession final : public smtp::ExtensionSession {
 
 }  // namespace
 
-SourceGet::SourceGet(const config::Settings& settings, store::Store& store,
+SourceGet::SourceGet(const config::Settings& settings, store::RetrievalIntake& intake,
+                     store::PickupWindow& pickups, store::DomainPolicies& policies,
                      net::AuthThrottle& unknown_tokens, dns::Resolver* resolver,
                      std::function<void()> retrieval_wakeup)
     : settings_(settings),
-      store_(store),
+      intake_(intake),
+      pickups_(pickups),
+      policies_(policies),
       unknown_tokens_(unknown_tokens),
       resolver_(resolver),
       retrieval_wakeup_(std::move(retrieval_wakeup)) {}

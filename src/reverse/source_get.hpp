@@ -34,7 +34,8 @@ class SourceGet final : public smtp::Extension {
   // `unknown_tokens` counts GETs of unknown tokens per client address;
   // `resolver` may be null (only [reverse] trusted_peers may GET);
   // `retrieval_wakeup` (may be empty) tells the retrieval worker a SOURCE arrived.
-  SourceGet(const config::Settings& settings, store::Store& store,
+  SourceGet(const config::Settings& settings, store::RetrievalIntake& intake,
+            store::PickupWindow& pickups, store::DomainPolicies& policies,
             net::AuthThrottle& unknown_tokens, dns::Resolver* resolver,
             std::function<void()> retrieval_wakeup);
 
@@ -43,7 +44,9 @@ class SourceGet final : public smtp::Extension {
   std::unique_ptr<smtp::ExtensionSession> open(const smtp::SessionView& session) const override;
 
   const config::Settings& settings() const { return settings_; }
-  store::Store& store() const { return store_; }
+  store::RetrievalIntake& intake() const { return intake_; }
+  store::PickupWindow& pickups() const { return pickups_; }
+  store::DomainPolicies& policies() const { return policies_; }
   net::AuthThrottle& unknown_tokens() const { return unknown_tokens_; }
   dns::Resolver* resolver() const { return resolver_; }
   void woke_retrievals() const {
@@ -52,7 +55,9 @@ class SourceGet final : public smtp::Extension {
 
  private:
   const config::Settings& settings_;
-  store::Store& store_;
+  store::RetrievalIntake& intake_;   // SOURCE
+  store::PickupWindow& pickups_;     // GET
+  store::DomainPolicies& policies_;  // the policy for unverified mail
   net::AuthThrottle& unknown_tokens_;
   dns::Resolver* resolver_;
   std::function<void()> retrieval_wakeup_;

@@ -4,6 +4,7 @@
 // Trust: plain data; the queue produced it from validated envelopes.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,9 +23,9 @@ struct OutboundMessage {
   bool smtputf8 = false;
   bool eight_bit = false;
   std::vector<store::QueueRecipient> recipients;  // uses id, address, notify, orcpt
-  std::string text;            // outbound trace + content, CRLF lines, not dot-stuffed
-  std::size_t trace_size = 0;  // text's first octets that are the outbound trace
-  std::int64_t arrival = 0;    // when the message was queued (unix seconds)
+  std::string text;                    // outbound trace + content, CRLF lines, not dot-stuffed
+  std::size_t trace_size = 0;          // text's first octets that are the outbound trace
+  std::chrono::sys_seconds arrival{};  // when the message was queued
 };
 
 struct RecipientOutcome {

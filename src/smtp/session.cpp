@@ -419,10 +419,10 @@ class Session final : public VerbContext {
     } else {
       candidates.push_back(rcpt.forward_path.address());
     }
-    const auto lookup = [&store = env_.parts.store, candidates] {
+    const auto lookup = [&directory = env_.parts.directory, candidates] {
       RecipientLookup found;
       for (; found.candidate < candidates.size(); ++found.candidate) {
-        found.resolution = store.directory().resolve(candidates[found.candidate]);
+        found.resolution = directory.resolve(candidates[found.candidate]);
         if (found.resolution.kind == store::Resolution::Kind::mailboxes) return found;
       }
       found.candidate = 0;
@@ -594,9 +594,9 @@ class Session final : public VerbContext {
     const auto outcome = co_await read_credentials(request, user, secret);
     conn_.lines().set_max_line(command_line_max);
     if (outcome) co_return *outcome;
-    const auto check = [&store = env_.parts.store, &credentials = env_.parts.credentials, user,
-                        secret] {
-      const auto hash = store.directory().password_hash(user);
+    const auto check = [&directory = env_.parts.directory, &credentials = env_.parts.credentials,
+                        user, secret] {
+      const auto hash = directory.password_hash(user);
       if (!hash) {
         // The same full check as for a wrong password, so that timing tells nothing.
         password::verify(secret, decoy_hash());
@@ -745,7 +745,7 @@ class Session final : public VerbContext {
     const auto size = message.content.size();
     const auto outbound = message.outbound.size();
     try {
-      const auto stored = co_await net::deliver(env_.parts.store.mail(), message);
+      const auto stored = co_await net::deliver(env_.parts.mail, message);
       log().info("stored {} from <{}>: {} octets, {} mailboxes, {} queued",
                  stored.content_hash.substr(0, 16), transaction.mail.reverse_path.address(), size,
                  stored.deliveries.size(), outbound);

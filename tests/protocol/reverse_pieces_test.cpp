@@ -74,16 +74,16 @@ TEST(ReversePolicy, WhenAPickupIsServable) {
   settings.pickup_max_age = Seconds{100};
   settings.retain_after_fetch = Seconds{10};
   store::Pickup p;
-  p.created_at = 1000;
+  p.created_at = store::UnixTime{Seconds{1000}};
   p.state = store::PickupState::offered;
   EXPECT_TRUE(reverse::servable(p, 1099, settings));
   EXPECT_FALSE(reverse::servable(p, 1100, settings));
   p.state = store::PickupState::awaiting;
-  p.confirmed_at = 1050;  // the age counts from the confirmation
+  p.confirmed_at = store::UnixTime{Seconds{1050}};  // the age counts from the confirmation
   EXPECT_TRUE(reverse::servable(p, 1149, settings));
   EXPECT_FALSE(reverse::servable(p, 1150, settings));
   p.state = store::PickupState::transferred;
-  p.first_fetched_at = 1200;
+  p.first_fetched_at = store::UnixTime{Seconds{1200}};
   EXPECT_TRUE(reverse::servable(p, 1209, settings));
   EXPECT_FALSE(reverse::servable(p, 1210, settings));
   for (const auto state : {store::PickupState::expired, store::PickupState::purged}) {

@@ -190,10 +190,11 @@ class SessionFixture : public ::testing::Test {
     pop3_throttle_.emplace(settings_.pop3.max_auth_failures, std::chrono::minutes(1));
     credentials_.emplace(settings_.server.auth_cache_ttl);
     token_throttle_.emplace(settings_.reverse.max_unknown_tokens, std::chrono::minutes(1));
-    parts_.emplace(net::ServerParts{settings_, *tls_, *store_, pool_->get_executor(),
-                                    *smtp_throttle_, *pop3_throttle_, *credentials_,
-                                    [this] { ++queue_wakeups_; }});
-    source_get_.emplace(settings_, *store_, *token_throttle_, resolver_,
+    parts_.emplace(net::ServerParts{settings_, *tls_, store_->directory(), store_->mail(),
+                                    store_->maildrops(), pool_->get_executor(), *smtp_throttle_,
+                                    *pop3_throttle_, *credentials_, [this] { ++queue_wakeups_; }});
+    source_get_.emplace(settings_, store_->retrieval_intake(), store_->pickup_window(),
+                        store_->policies(), *token_throttle_, resolver_,
                         [this] { ++retrieval_wakeups_; });
     smtp_extensions_ = {&*source_get_};
     for (const auto* extension : extra_extensions_) smtp_extensions_.push_back(extension);

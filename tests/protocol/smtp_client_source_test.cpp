@@ -73,7 +73,7 @@ Parcel parcel(std::vector<store::QueueRecipient> recipients, std::string sender)
   p.recipients = std::move(recipients);
   p.text = trace + content;
   p.trace_size = trace.size();
-  p.arrival = 1700000000;
+  p.arrival = std::chrono::sys_seconds{std::chrono::seconds{1700000000}};
   return p;
 }
 
@@ -88,7 +88,7 @@ class SourceClientTest : public ::testing::Test {
     store_ = store::open_store(settings_);
     store_->migrate();
     pool_.emplace(2);
-    desk_.emplace(store_->reverse(), pool_->get_executor());
+    desk_.emplace(store_->pickup_offers(), pool_->get_executor());
     peer_.emplace("127.0.0.1");
     settings_.delivery.routes = {
         config::Route{"example.org", Endpoint{"127.0.0.1", peer_->port()}}};
@@ -164,10 +164,10 @@ TEST_F(SourceClientTest, APeerOfferingSourceGetsATokenAndNoData) {
   const auto after = pickup(token);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->state, store::PickupState::awaiting);
-  EXPECT_NE(after->confirmed_at, 0);
+  EXPECT_NE(after->confirmed_at, store::UnixTime{});
   EXPECT_EQ(after->reverse_path, "alice@example.net");
   EXPECT_EQ(after->envid, "env-1");
-  EXPECT_EQ(after->arrival, 1700000000);
+  EXPECT_EQ(after->arrival, store::UnixTime{std::chrono::seconds{1700000000}});
   EXPECT_EQ(after->peer, outcomes[0].remote_host);
   ASSERT_EQ(after->recipients.size(), 1u);  // only what RCPT accepted
   EXPECT_EQ(after->recipients[0].address, "bob@example.org");

@@ -80,7 +80,7 @@ class SourceGet : public SessionFixture {
     store::NewPickup pickup;
     pickup.token = with_token;
     pickup.reverse_path = "bob@example.test";
-    pickup.arrival = 1700000000;
+    pickup.arrival = store::UnixTime{std::chrono::seconds{1700000000}};
     pickup.recipients = {{"someone@" + domain, domain, 0, ""}};
     pickup.outbound_trace = "Received: from client by mx.example.test\r\n";
     pickup.content = content;
@@ -317,7 +317,7 @@ TEST_F(SourceGet, GetSendsTheMessageDotStuffedToATrustedPeer) {
   }
   EXPECT_EQ(pickup->id, id);
   EXPECT_EQ(pickup->state, store::PickupState::transferred);
-  EXPECT_GT(pickup->first_fetched_at, 0);
+  EXPECT_GT(pickup->first_fetched_at, store::UnixTime{});
   EXPECT_EQ(unstuff(fetch(c)), "Received: from client by mx.example.test\r\n" + content);
   c.send("QUIT\r\n");
   c.expect("221 ");

@@ -55,7 +55,8 @@ class StoreConformance : public ::testing::TestWithParam<BackendUnderTest> {
   Directory& directory() { return store_->directory(); }
   MailStore& mail() { return store_->mail(); }
   MaildropStore& maildrops() { return store_->maildrops(); }
-  QueueStore& queue() { return store_->queue(); }
+  DeliveryQueue& delivery_queue() { return store_->delivery_queue(); }
+  QueueAdmin& queue_admin() { return store_->queue_admin(); }
 
   std::unique_ptr<Store> open(const std::filesystem::path& dir) { return GetParam().open(dir); }
   void reopen();       // closes the store and opens it again from the same folder

@@ -129,7 +129,7 @@ TEST_P(StoreConformance, DomainsAddListDelete) {
   std::vector<std::string> names;
   for (const auto& domain : admin().list_domains()) {
     names.push_back(domain.name);
-    EXPECT_GT(domain.created_at, 0);
+    EXPECT_GT(domain.created_at, UnixTime{});
   }
   EXPECT_THAT(names, ElementsAre("example.com", "example.org", "mixed.example.net"));
   EXPECT_TRUE(directory().is_local_domain("MIXED.example.net"));
@@ -172,7 +172,7 @@ TEST_P(StoreConformance, UsersAddListDelete) {
   for (const auto& user : admin().list_users(std::nullopt)) {
     all.push_back(user.address);
     EXPECT_GT(user.id, 0);
-    EXPECT_GT(user.created_at, 0);
+    EXPECT_GT(user.created_at, UnixTime{});
   }
   // The domain is stored lowercase, the local part as given.
   EXPECT_THAT(all,
@@ -431,7 +431,7 @@ TEST_P(StoreConformance, StoresSizeAndUidl) {
   EXPECT_EQ(detail->summary.uidl, sha256("alice@example.com\n" + sha256(content).hex()).hex());
   EXPECT_EQ(detail->summary.status, DeliveryStatus::fresh);
   EXPECT_EQ(detail->summary.reverse_path, "sender@remote.test");
-  EXPECT_GT(detail->summary.received_at, 0);
+  EXPECT_GT(detail->summary.received_at, UnixTime{});
 }
 
 TEST_P(StoreConformance, GetMailIsByteExact) {

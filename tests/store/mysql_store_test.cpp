@@ -266,8 +266,8 @@ TEST_F(MysqlStore, AHalfAppliedMigrationCompletesWhenRunAgain) {
             "queue_recipients_state_only_grows");
   EXPECT_TRUE(store_->directory().account("alice@example.com"));  // nothing was lost
   EXPECT_TRUE(store_->admin().list_mail(0, std::nullopt).at(0).verified);
-  store_->reverse().add_counter(counter::get_fetched, 1);
-  EXPECT_EQ(store_->reverse().stats().counters.at(counter::get_fetched), 1);
+  store_->reverse_admin().add_counter(counter::get_fetched, 1);
+  EXPECT_EQ(store_->reverse_admin().stats().counters.at(counter::get_fetched), 1);
 }
 
 TEST_F(MysqlStore, ANewerSchemaIsRefused) {
@@ -488,13 +488,13 @@ TEST_F(MysqlStore, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
     EXPECT_EQ(status.messages, 0) << trigger;
     EXPECT_EQ(status.deliveries, 0) << trigger;
     EXPECT_EQ(status.queued, 0) << trigger;
-    EXPECT_TRUE(store_->queue().list({}).empty()) << trigger;
+    EXPECT_TRUE(store_->queue_admin().list({}).empty()) << trigger;
   }
   raw_->exec("DROP TRIGGER injected");
   const StoredMessage stored =
       store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
   EXPECT_EQ(stored.deliveries.size(), 1u);
-  EXPECT_EQ(store_->queue().get(stored.queued.value()).value().recipients.size(), 2u);
+  EXPECT_EQ(store_->queue_admin().get(stored.queued.value()).value().recipients.size(), 2u);
 }
 
 // send_notice is one transaction: when clearing the notice fails, the notice was not accepted.
@@ -503,14 +503,14 @@ TEST_F(MysqlStore, SendNoticeIsAtomic) {
   message.mailboxes.clear();
   const QueueId id = store_->mail().deliver(message).queued.value();
   std::vector<RecipientResult> results;
-  for (const DeliveryJob& job : store_->queue().claim("owner", 60s, 10)) {
+  for (const DeliveryJob& job : store_->delivery_queue().claim("owner", 60s, 10)) {
     for (const QueueRecipient& recipient : job.message.recipients) {
       results.push_back(
-          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+          {recipient.id, RecipientResult::Kind::failed, UnixTime{}, "550 no", "mx", true, false});
     }
   }
-  ASSERT_EQ(store_->queue().record("owner", results), 2u);
-  const auto owed = store_->queue().notices_owed(10).at(0).recipients;
+  ASSERT_EQ(store_->delivery_queue().record("owner", results), 2u);
+  const auto owed = store_->delivery_queue().notices_owed(10).at(0).recipients;
   raw_->exec(
       "CREATE TRIGGER injected BEFORE UPDATE ON queue_recipients FOR EACH ROW "
       "IF NEW.notice_owed <> OLD.notice_owed THEN "
@@ -518,10 +518,10 @@ TEST_F(MysqlStore, SendNoticeIsAtomic) {
   NewMessage notice;
   notice.mailboxes = {alice_};
   notice.content = "Subject: failure notice\r\n\r\n";
-  EXPECT_THROW(store_->queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
+  EXPECT_THROW(store_->delivery_queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
   EXPECT_TRUE(store_->maildrops().list(alice_).empty());
-  EXPECT_EQ(store_->queue().notices_owed(10).at(0).recipients.size(), 2u);
-  EXPECT_TRUE(store_->queue().get(id));
+  EXPECT_EQ(store_->delivery_queue().notices_owed(10).at(0).recipients.size(), 2u);
+  EXPECT_TRUE(store_->queue_admin().get(id));
 }
 
 // What other servers and clients sent is kept byte for byte, valid UTF-8 or not.
@@ -532,21 +532,22 @@ TEST_F(MysqlStore, QueuedEnvelopesAndRepliesKeepTheirOctets) {
                        "utf-8;b\xc3\xb6"
                        "b@remote.test\xff"}};
   const QueueId id = store_->mail().deliver(message).queued.value();
-  const auto leased = store_->queue().claim("owner", 60s, 10).at(0).message.recipients.at(0);
+  const auto leased =
+      store_->delivery_queue().claim("owner", 60s, 10).at(0).message.recipients.at(0);
   RecipientResult failed{leased.id,
                          RecipientResult::Kind::failed,
-                         0,
+                         UnixTime{},
                          "550 5.1.1 \xe9"
                          "chec \xff\r\n",
                          "mx.remote.test",
                          true,
                          false};
-  ASSERT_EQ(store_->queue().record("owner", {failed}), 1u);
-  const auto queued = store_->queue().get(id).value();
+  ASSERT_EQ(store_->delivery_queue().record("owner", {failed}), 1u);
+  const auto queued = store_->queue_admin().get(id).value();
   EXPECT_EQ(queued.envid, message.envid);
   EXPECT_EQ(queued.recipients.at(0).orcpt, message.outbound[0].orcpt);
   EXPECT_EQ(queued.recipients.at(0).last_reply, failed.reply);
-  EXPECT_EQ(store_->queue().bounce(id, "5.0.0 \xff"), 0u);  // nothing queued is left
+  EXPECT_EQ(store_->queue_admin().bounce(id, "5.0.0 \xff"), 0u);  // nothing queued is left
 }
 
 TEST_F(MysqlStore, AClaimReadsOnlyDueRecipientsAndLocksOnlyWhatItTakes) {
@@ -579,7 +580,7 @@ TEST_F(MysqlStore, AClaimReadsOnlyDueRecipientsAndLocksOnlyWhatItTakes) {
   EXPECT_NE(take_plan.find("PRIMARY"), std::string::npos) << take_plan;
   EXPECT_EQ(take_plan.find("filesort"), std::string::npos) << take_plan;  // LIMIT stops the scan
 
-  const auto jobs = store_->queue().claim("owner", 60s, 1000);
+  const auto jobs = store_->delivery_queue().claim("owner", 60s, 1000);
   std::size_t leased = 0;
   for (const DeliveryJob& job : jobs) leased += job.message.recipients.size();
   EXPECT_EQ(leased, 100u);
@@ -598,7 +599,7 @@ TEST_F(MysqlStore, AClaimSkipsRowsAnotherClaimerHolds) {
   NewMessage message = local_and_outbound(alice_, "Subject: skip\r\n\r\nx\r\n");
   message.outbound = recipients;
   const QueueId id = store_->mail().deliver(message).queued.value();
-  const auto all = store_->queue().get(id).value().recipients;
+  const auto all = store_->queue_admin().get(id).value().recipients;
   raw_->exec("START TRANSACTION");
   // One row each (by its key): a locking scan of this small table would take every row.
   for (int i = 0; i < 2; ++i) {
@@ -606,7 +607,7 @@ TEST_F(MysqlStore, AClaimSkipsRowsAnotherClaimerHolds) {
                std::to_string(all[static_cast<std::size_t>(i)].id) + " FOR UPDATE");
   }
   const auto start = std::chrono::steady_clock::now();
-  const auto jobs = store_->queue().claim("other", 60s, 2);
+  const auto jobs = store_->delivery_queue().claim("other", 60s, 2);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not a lock wait
   std::vector<std::string> taken;
   for (const auto& recipient : jobs.at(0).message.recipients) taken.push_back(recipient.address);
@@ -700,17 +701,18 @@ TEST_F(MysqlStore, MigratesAVersionThreeStore) {
   store_->migrate();
   EXPECT_EQ(store_->schema_version(), 4);
   EXPECT_FALSE(store_->admin().get_mail(id).value().summary.verified);
-  EXPECT_EQ(store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).outcome,
-            RetrievalAdded::Outcome::added);
-  store_->reverse().set_policy({"example.com", config::UnverifiedPolicy::reject, {}});
+  EXPECT_EQ(
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).outcome,
+      RetrievalAdded::Outcome::added);
+  store_->reverse_admin().set_policy({"example.com", config::UnverifiedPolicy::reject, {}});
   store_->admin().delete_domain("example.com");
-  EXPECT_TRUE(store_->reverse().list_policies().empty());
+  EXPECT_TRUE(store_->reverse_admin().list_policies().empty());
 }
 
 // The state rules hold in the database itself, whoever writes.
 TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
   const RetrievalId retrieval =
-      store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
   const std::string retrieval_row = " WHERE id = " + std::to_string(retrieval);
   raw_->exec("UPDATE pending_retrievals SET state = 2" + retrieval_row);
   EXPECT_THROW(raw_->exec("UPDATE pending_retrievals SET state = 0" + retrieval_row),
@@ -718,7 +720,7 @@ TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
   EXPECT_THROW(raw_->exec("UPDATE pending_retrievals SET state = 3" + retrieval_row),
                mysql::MysqlError);
 
-  const PickupId pickup = store_->reverse().create_pickup(pickup_for(token_for(2)));
+  const PickupId pickup = store_->pickup_offers().create_pickup(pickup_for(token_for(2)));
   const std::string pickup_row = " WHERE id = " + std::to_string(pickup);
   raw_->exec("UPDATE pickups SET state = 3" + pickup_row);
   EXPECT_THROW(raw_->exec("UPDATE pickups SET state = 1" + pickup_row), mysql::MysqlError);
@@ -730,11 +732,11 @@ TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
 TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
   NewRetrieval retrieval = retrieval_for(alice_, token_for(1));
   retrieval.helo = "mx.\xff\xfe.test";
-  const RetrievalId id = store_->reverse().add_retrieval(retrieval, 10).id;
-  ASSERT_EQ(store_->reverse().claim_retrievals("w", 60s, 10).size(), 1u);
+  const RetrievalId id = store_->retrieval_intake().add_retrieval(retrieval, 10).id;
+  ASSERT_EQ(store_->retrievals().claim_retrievals("w", 60s, 10).size(), 1u);
   const std::string reply = "451 4.3.0 \xe9tat \xff\r\n";
-  ASSERT_TRUE(store_->reverse().defer_retrieval("w", id, 0, reply));
-  const PendingRetrieval stored = store_->reverse().list_retrievals(1).at(0);
+  ASSERT_TRUE(store_->retrievals().defer_retrieval("w", id, UnixTime{}, reply));
+  const PendingRetrieval stored = store_->reverse_admin().list_retrievals(1).at(0);
   EXPECT_EQ(stored.helo, retrieval.helo);
   EXPECT_EQ(stored.last_error, reply);
 
@@ -743,8 +745,8 @@ TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
   pickup.recipients[0].orcpt =
       "utf-8;b\xc3\xb6"
       "b@dest.test\xff";
-  store_->reverse().create_pickup(pickup);
-  const Pickup found = store_->reverse().find_pickup(token_for(2)).value();
+  store_->pickup_offers().create_pickup(pickup);
+  const Pickup found = store_->pickup_window().find_pickup(token_for(2)).value();
   EXPECT_EQ(found.envid, pickup.envid);
   EXPECT_EQ(found.recipients.at(0).orcpt, pickup.recipients[0].orcpt);
 }
@@ -753,44 +755,44 @@ TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
 // nothing was delivered and the retrieval is still pending under the worker's lease.
 TEST_F(MysqlStore, FinishingARetrievalIsAtomic) {
   const RetrievalId id =
-      store_->reverse().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
-  ASSERT_EQ(store_->reverse().claim_retrievals("w", 60s, 10).size(), 1u);
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+  ASSERT_EQ(store_->retrievals().claim_retrievals("w", 60s, 10).size(), 1u);
   raw_->exec(
       "CREATE TRIGGER injected BEFORE INSERT ON counters FOR EACH ROW "
       "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'");
   try {
-    store_->reverse().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
+    store_->retrievals().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
     ADD_FAILURE() << "finish_retrieval did not fail";
   } catch (const StoreError& error) {
     EXPECT_NE(std::string(error.what()).find("injected"), std::string::npos) << error.what();
   }
   EXPECT_TRUE(store_->maildrops().list(alice_).empty());
   EXPECT_EQ(store_->admin().status().messages, 0);
-  PendingRetrieval left = store_->reverse().list_retrievals(1).at(0);
+  PendingRetrieval left = store_->reverse_admin().list_retrievals(1).at(0);
   EXPECT_EQ(left.state, RetrievalState::pending);
   EXPECT_EQ(left.lease_owner, "w");
 
   raw_->exec("DROP TRIGGER injected");
   const StoredMessage stored =
-      store_->reverse().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
+      store_->retrievals().finish_retrieval("w", id, message_for("Subject: fetched\r\n\r\nx\r\n"));
   EXPECT_TRUE(store_->admin().get_mail(stored.deliveries.at(0)).value().summary.verified);
-  EXPECT_EQ(store_->reverse().list_retrievals(1).at(0).state, RetrievalState::fetched);
+  EXPECT_EQ(store_->reverse_admin().list_retrievals(1).at(0).state, RetrievalState::fetched);
 }
 
 // Expiring a pickup is one transaction with its notice: a failure leaves no notice and the
 // pickup awaiting, so the next round sends exactly one.
 TEST_F(MysqlStore, ExpiringAPickupIsAtomic) {
-  const PickupId id = store_->reverse().create_pickup(pickup_for(token_for(1)));
-  ASSERT_TRUE(store_->reverse().confirm_pickup(id));
+  const PickupId id = store_->pickup_offers().create_pickup(pickup_for(token_for(1)));
+  ASSERT_TRUE(store_->pickup_offers().confirm_pickup(id));
   raw_->exec(
       "CREATE TRIGGER injected BEFORE INSERT ON counters FOR EACH ROW "
       "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected'");
   const NewMessage notice = message_for("Subject: Undelivered Mail\r\n\r\nnever fetched\r\n");
-  EXPECT_THROW(store_->reverse().expire_pickup(id, notice), StoreError);
+  EXPECT_THROW(store_->pickup_keeping().expire_pickup(id, notice), StoreError);
   EXPECT_TRUE(store_->maildrops().list(alice_).empty());
-  EXPECT_EQ(store_->reverse().find_pickup(token_for(1)).value().state, PickupState::awaiting);
+  EXPECT_EQ(store_->pickup_window().find_pickup(token_for(1)).value().state, PickupState::awaiting);
   raw_->exec("DROP TRIGGER injected");
-  EXPECT_TRUE(store_->reverse().expire_pickup(id, notice));
+  EXPECT_TRUE(store_->pickup_keeping().expire_pickup(id, notice));
   EXPECT_EQ(store_->maildrops().list(alice_).size(), 1u);
 }
 
@@ -812,7 +814,7 @@ TEST_F(MysqlStore, ATokenRecordedMeanwhileByAnotherNodeIsKnown) {
         c.token + "', '" + c.recorded_by + "', 'origin.test', '', '', '', 0, 0, '')");
     const std::int64_t theirs = raw_->query_int("SELECT LAST_INSERT_ID()");
     auto attempt = std::async(std::launch::async, [&] {
-      return store_->reverse().add_retrieval(retrieval_for(alice_, c.token), 10);
+      return store_->retrieval_intake().add_retrieval(retrieval_for(alice_, c.token), 10);
     });
     // Its lookup is done once it inserts; the INSERT waits for this transaction.
     EXPECT_TRUE(running_elsewhere(*raw_, "INSERT INTO pending_retrievals"));
@@ -823,8 +825,8 @@ TEST_F(MysqlStore, ATokenRecordedMeanwhileByAnotherNodeIsKnown) {
       EXPECT_EQ(added.id, theirs);
     }
   }
-  EXPECT_EQ(store_->reverse().list_retrievals(10).size(), 2u);
-  EXPECT_EQ(store_->reverse().stats().counters.at(counter::source_accepted), 0);
+  EXPECT_EQ(store_->reverse_admin().list_retrievals(10).size(), 2u);
+  EXPECT_EQ(store_->reverse_admin().stats().counters.at(counter::source_accepted), 0);
 
   raw_->exec("START TRANSACTION");
   raw_->exec(
@@ -832,7 +834,7 @@ TEST_F(MysqlStore, ATokenRecordedMeanwhileByAnotherNodeIsKnown) {
       "VALUES ('" +
       token_for(3) + "', '', 0, '', 0, 0)");
   auto attempt = std::async(std::launch::async, [&] {
-    return store_->reverse().create_pickup(pickup_for(token_for(3)));
+    return store_->pickup_offers().create_pickup(pickup_for(token_for(3)));
   });
   EXPECT_TRUE(running_elsewhere(*raw_, "INSERT INTO pickups"));
   raw_->exec("COMMIT");
@@ -845,20 +847,21 @@ TEST_F(MysqlStore, ARetrievalClaimSkipsRowsAnotherClaimerHolds) {
   std::vector<RetrievalId> ids;  // alpha.test twice, then beta.test twice: the claim order
   for (int i = 0; i < 4; ++i) {
     const std::string sender = std::string(i < 2 ? "a@alpha" : "b@beta") + ".test";
-    ids.push_back(
-        store_->reverse().add_retrieval(retrieval_for(alice_, token_for(i + 1), sender), 10).id);
+    ids.push_back(store_->retrieval_intake()
+                      .add_retrieval(retrieval_for(alice_, token_for(i + 1), sender), 10)
+                      .id);
   }
   raw_->exec("START TRANSACTION");
   raw_->exec("SELECT id FROM pending_retrievals WHERE id = " + std::to_string(ids[0]) +
              " FOR UPDATE");
   const auto start = std::chrono::steady_clock::now();
-  const auto claimed = store_->reverse().claim_retrievals("other", 60s, 2);
+  const auto claimed = store_->retrievals().claim_retrievals("other", 60s, 2);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not a lock wait
   std::vector<RetrievalId> taken;
   for (const auto& r : claimed) taken.push_back(r.id);
   EXPECT_EQ(taken, (std::vector<RetrievalId>{ids[1], ids[2]}));
   raw_->exec("ROLLBACK");
-  EXPECT_EQ(store_->reverse().claim_retrievals("other", 60s, 10).size(), 2u);  // ids[0], ids[3]
+  EXPECT_EQ(store_->retrievals().claim_retrievals("other", 60s, 10).size(), 2u);  // ids[0], ids[3]
 }
 
 // Nodes claiming at once (each its own store, as maild nodes sharing the database): every due
@@ -884,7 +887,7 @@ TEST_F(MysqlStore, ConcurrentRetrievalClaimsNeverShareARow) {
       const std::string owner = "node" + std::to_string(node);
       std::vector<RetrievalId> mine;
       for (;;) {
-        const auto claimed = store->reverse().claim_retrievals(owner, 600s, 7);
+        const auto claimed = store->retrievals().claim_retrievals(owner, 600s, 7);
         if (claimed.empty()) break;
         for (const auto& r : claimed) {
           EXPECT_EQ(r.lease_owner, owner);
@@ -931,7 +934,7 @@ TEST_F(MysqlStore, ARetrievalClaimReadsOnlyDueRows) {
   const std::string take_plan = query_rows(*raw_, "EXPLAIN " + take);
   EXPECT_NE(take_plan.find("PRIMARY"), std::string::npos) << take_plan;
 
-  const auto claimed = store_->reverse().claim_retrievals("w", 60s, 1000);
+  const auto claimed = store_->retrievals().claim_retrievals("w", 60s, 1000);
   EXPECT_EQ(claimed.size(), 100u);
   for (std::size_t i = 1; i < claimed.size(); ++i)
     ASSERT_LE(claimed[i - 1].sender_domain, claimed[i].sender_domain);
@@ -942,11 +945,11 @@ TEST_F(MysqlStore, CountersAddUpUnderConcurrentWriters) {
   std::vector<std::future<void>> writers;
   for (int i = 0; i < 8; ++i) {
     writers.push_back(std::async(std::launch::async, [this] {
-      for (int n = 0; n < 25; ++n) store_->reverse().add_counter(counter::pickups_served, 1);
+      for (int n = 0; n < 25; ++n) store_->reverse_admin().add_counter(counter::pickups_served, 1);
     }));
   }
   for (auto& writer : writers) writer.get();
-  EXPECT_EQ(store_->reverse().stats().counters.at(counter::pickups_served), 200);
+  EXPECT_EQ(store_->reverse_admin().stats().counters.at(counter::pickups_served), 200);
 }
 
 // ---- the primary's checks -----------------------------------------------------------------

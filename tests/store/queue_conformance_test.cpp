@@ -28,10 +28,7 @@ using std::chrono::seconds;
 constexpr const char* local_trace = "Return-Path: <alice@example.com>\r\nReceived: by test\r\n";
 constexpr const char* onward_trace = "Received: from client by mx.example.com; date\r\n";
 
-std::int64_t now() {
-  return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+UnixTime now() { return std::chrono::floor<seconds>(std::chrono::system_clock::now()); }
 
 OutboundRecipient to(std::string address, unsigned notify = 0, std::string orcpt = "") {
   return {std::move(address), notify, std::move(orcpt)};
@@ -65,7 +62,7 @@ RecipientResult result(QueueRecipientId id, Kind kind, std::string reply = "250 
   return r;
 }
 
-RecipientResult deferred(QueueRecipientId id, std::int64_t next_attempt) {
+RecipientResult deferred(QueueRecipientId id, UnixTime next_attempt) {
   RecipientResult r = result(id, Kind::deferred, "451 4.3.0 try later");
   r.next_attempt = next_attempt;
   return r;
@@ -112,7 +109,7 @@ TEST_P(StoreConformance, DeliverQueuesTheOutboundPartInTheSameCommit) {
   message.eight_bit = true;
 
   const WriterStats before = store().writer_stats();
-  const std::int64_t start = now();
+  const UnixTime start = now();
   const StoredMessage stored = mail().deliver(message);
   const WriterStats after = store().writer_stats();
   EXPECT_EQ(after.jobs - before.jobs, 1u);  // one job: one savepoint, one commit
@@ -122,7 +119,7 @@ TEST_P(StoreConformance, DeliverQueuesTheOutboundPartInTheSameCommit) {
   ASSERT_TRUE(stored.queued);
   EXPECT_EQ(stored.content_hash, sha256(message.content).hex());
 
-  const auto queued = queue().get(*stored.queued);
+  const auto queued = queue_admin().get(*stored.queued);
   ASSERT_TRUE(queued);
   EXPECT_EQ(queued->id, *stored.queued);
   EXPECT_EQ(queued->reverse_path, "alice@example.com");
@@ -158,7 +155,7 @@ TEST_P(StoreConformance, DeliverQueuesTheOutboundPartInTheSameCommit) {
   EXPECT_NE(bob.id, carol.id);
 
   // What is sent onward: the outbound trace, then the content; locally the local trace.
-  const auto text = queue().text(*stored.queued);
+  const auto text = delivery_queue().text(*stored.queued);
   ASSERT_TRUE(text);
   EXPECT_EQ(text->trace, onward_trace);
   EXPECT_EQ(text->content, message.content);
@@ -175,7 +172,7 @@ TEST_P(StoreConformance, DeliverWithOnlyOutboundRecipients) {
   EXPECT_TRUE(stored.deliveries.empty());
   ASSERT_TRUE(stored.queued);
   EXPECT_GT(stored.message_id, 0);
-  EXPECT_EQ(queue().get(*stored.queued).value().recipients.size(), 1u);
+  EXPECT_EQ(queue_admin().get(*stored.queued).value().recipients.size(), 1u);
 
   // Local only: nothing queued.
   const MailboxId alice = add_mailbox("alice@example.com");
@@ -186,7 +183,7 @@ TEST_P(StoreConformance, DeliverWithOnlyOutboundRecipients) {
   NewMessage bounce = outbound({to("bob@remote.test")}, body("bounce"));
   bounce.reverse_path = "";
   const StoredMessage notice = mail().deliver(bounce);
-  EXPECT_EQ(queue().get(notice.queued.value()).value().reverse_path, "");
+  EXPECT_EQ(queue_admin().get(notice.queued.value()).value().reverse_path, "");
 
   const StoreStatus status = admin().status();
   EXPECT_EQ(status.deliveries, 1);
@@ -200,7 +197,7 @@ TEST_P(StoreConformance, ContentIsSharedBetweenMailboxesAndTheQueue) {
   EXPECT_EQ(relayed.message_id, local.message_id);
   EXPECT_EQ(relayed.content_hash, local.content_hash);
   EXPECT_EQ(admin().status().messages, 1);
-  EXPECT_EQ(queue().text(relayed.queued.value()).value().content, body("same"));
+  EXPECT_EQ(delivery_queue().text(relayed.queued.value()).value().content, body("same"));
 }
 
 TEST_P(StoreConformance, AFailedAcceptanceLeavesNoTraceOfEitherPart) {
@@ -229,7 +226,7 @@ TEST_P(StoreConformance, AFailedAcceptanceLeavesNoTraceOfEitherPart) {
   EXPECT_EQ(status.deliveries, 0);
   EXPECT_EQ(status.messages, 1);  // the good message's content alone
   EXPECT_EQ(status.queued, 1);
-  EXPECT_THAT(ids_of(queue().list({})), ElementsAre(good.queued.value()));
+  EXPECT_THAT(ids_of(queue_admin().list({})), ElementsAre(good.queued.value()));
   EXPECT_TRUE(maildrops().list(alice).empty());
 }
 
@@ -238,82 +235,84 @@ TEST_P(StoreConformance, AFailedAcceptanceLeavesNoTraceOfEitherPart) {
 TEST_P(StoreConformance, ClaimLeasesRecipientsToOneOwnerAtATime) {
   const StoredMessage stored = mail().deliver(
       outbound({to("a@remote.test"), to("b@remote.test"), to("c@remote.test")}, body("lease")));
-  const std::int64_t start = now();
-  const auto first = queue().claim("node-a/1", seconds(60), 2);
+  const UnixTime start = now();
+  const auto first = delivery_queue().claim("node-a/1", seconds(60), 2);
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].message.recipients.size(), 2u);  // the limit counts recipients
   for (const QueueRecipient& recipient : first[0].message.recipients) {
     EXPECT_EQ(recipient.lease_owner, "node-a/1");
-    EXPECT_GE(recipient.lease_expires, start + 60);
-    EXPECT_LE(recipient.lease_expires, now() + 60);
+    EXPECT_GE(recipient.lease_expires, start + seconds{60});
+    EXPECT_LE(recipient.lease_expires, now() + seconds{60});
   }
-  const auto second = queue().claim("node-b/1", seconds(60), 10);
+  const auto second = delivery_queue().claim("node-b/1", seconds(60), 10);
   ASSERT_EQ(ids_of(second).size(), 1u);  // only the one left
   EXPECT_EQ(second[0].message.recipients[0].address, "c@remote.test");
   // Everything is leased now: nobody gets anything, not even an owner again.
-  EXPECT_TRUE(queue().claim("node-c/1", seconds(60), 10).empty());
-  EXPECT_TRUE(queue().claim("node-a/1", seconds(60), 10).empty());
-  EXPECT_TRUE(queue().claim("node-a/1", seconds(60), 0).empty());
+  EXPECT_TRUE(delivery_queue().claim("node-c/1", seconds(60), 10).empty());
+  EXPECT_TRUE(delivery_queue().claim("node-a/1", seconds(60), 10).empty());
+  EXPECT_TRUE(delivery_queue().claim("node-a/1", seconds(60), 0).empty());
 
   // The listing shows the leases.
-  const auto queued = queue().get(stored.queued.value()).value();
+  const auto queued = queue_admin().get(stored.queued.value()).value();
   EXPECT_EQ(recipient_of(queued, "a@remote.test").lease_owner, "node-a/1");
   EXPECT_EQ(recipient_of(queued, "c@remote.test").lease_owner, "node-b/1");
 }
 
 TEST_P(StoreConformance, ClaimRefusesWhatCannotBeALease) {
   mail().deliver(outbound({to("a@remote.test")}, body("refuse")));
-  EXPECT_THROW(queue().claim("", seconds(60), 10), StoreConflict);
-  EXPECT_THROW(queue().claim("owner", seconds(0), 10), StoreConflict);
-  EXPECT_THROW(queue().claim("owner", seconds(-5), 10), StoreConflict);
-  EXPECT_EQ(ids_of(queue().claim("owner", seconds(60), 10)).size(), 1u);  // none of that took it
+  EXPECT_THROW(delivery_queue().claim("", seconds(60), 10), StoreConflict);
+  EXPECT_THROW(delivery_queue().claim("owner", seconds(0), 10), StoreConflict);
+  EXPECT_THROW(delivery_queue().claim("owner", seconds(-5), 10), StoreConflict);
+  EXPECT_EQ(ids_of(delivery_queue().claim("owner", seconds(60), 10)).size(),
+            1u);  // none of that took it
 }
 
 TEST_P(StoreConformance, ALapsedLeaseGoesToTheNextClaimer) {
   const StoredMessage stored = mail().deliver(outbound({to("a@remote.test")}, body("lapse")));
   const auto start = std::chrono::steady_clock::now();
-  const auto crashed = queue().claim("crashed", seconds(1), 10);
+  const auto crashed = delivery_queue().claim("crashed", seconds(1), 10);
   ASSERT_EQ(ids_of(crashed).size(), 1u);
   const QueueRecipientId id = ids_of(crashed)[0];
-  EXPECT_TRUE(queue().claim("other", seconds(60), 10).empty());
+  EXPECT_TRUE(delivery_queue().claim("other", seconds(60), 10).empty());
 
   // The owner never comes back: its lease lapses by itself, after at least its length.
   std::vector<DeliveryJob> taken;
   while (taken.empty() && std::chrono::steady_clock::now() - start < seconds(10)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    taken = queue().claim("other", seconds(60), 10);
+    taken = delivery_queue().claim("other", seconds(60), 10);
   }
   ASSERT_EQ(ids_of(taken), std::vector<QueueRecipientId>{id});
   EXPECT_GE(std::chrono::steady_clock::now() - start, seconds(1));
   EXPECT_EQ(taken[0].message.recipients[0].attempts, 0);
 
   // The old owner's late result is skipped; the new owner's counts.
-  EXPECT_FALSE(queue().renew("crashed", {id}, seconds(60)));
-  EXPECT_EQ(queue().record("crashed", {result(id, Kind::delivered)}), 0u);
-  EXPECT_EQ(queue().get(stored.queued.value()).value().recipients[0].state, RecipientState::queued);
-  EXPECT_EQ(queue().record("other", {result(id, Kind::delivered)}), 1u);
-  EXPECT_FALSE(queue().get(stored.queued.value()));
+  EXPECT_FALSE(delivery_queue().renew("crashed", {id}, seconds(60)));
+  EXPECT_EQ(delivery_queue().record("crashed", {result(id, Kind::delivered)}), 0u);
+  EXPECT_EQ(queue_admin().get(stored.queued.value()).value().recipients[0].state,
+            RecipientState::queued);
+  EXPECT_EQ(delivery_queue().record("other", {result(id, Kind::delivered)}), 1u);
+  EXPECT_FALSE(queue_admin().get(stored.queued.value()));
 }
 
 TEST_P(StoreConformance, RenewExtendsOnlyTheOwnersLeases) {
   mail().deliver(outbound({to("a@remote.test"), to("b@remote.test")}, body("renew")));
-  const auto jobs = queue().claim("owner", seconds(60), 1);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 1);
   const auto mine = ids_of(jobs);
   ASSERT_EQ(mine.size(), 1u);
-  const auto theirs = ids_of(queue().claim("other", seconds(60), 1));
+  const auto theirs = ids_of(delivery_queue().claim("other", seconds(60), 1));
   ASSERT_EQ(theirs.size(), 1u);
-  EXPECT_TRUE(queue().renew("owner", mine, seconds(3600)));
-  EXPECT_FALSE(queue().renew("owner", {mine[0], theirs[0]}, seconds(3600)));
-  EXPECT_FALSE(queue().renew("owner", {mine[0] + theirs[0] + 1000}, seconds(3600)));
-  EXPECT_TRUE(queue().renew("owner", {}, seconds(3600)));
+  EXPECT_TRUE(delivery_queue().renew("owner", mine, seconds(3600)));
+  EXPECT_FALSE(delivery_queue().renew("owner", {mine[0], theirs[0]}, seconds(3600)));
+  EXPECT_FALSE(delivery_queue().renew("owner", {mine[0] + theirs[0] + 1000}, seconds(3600)));
+  EXPECT_TRUE(delivery_queue().renew("owner", {}, seconds(3600)));
 
-  const auto queued = queue().list({}).at(0);
+  const auto queued = queue_admin().list({}).at(0);
   for (const QueueRecipient& recipient : queued.recipients) {
     if (recipient.id == mine[0]) {
-      EXPECT_GE(recipient.lease_expires, now() + 3000);
+      EXPECT_GE(recipient.lease_expires, now() + seconds{3000});
     } else {
       EXPECT_EQ(recipient.lease_owner, "other");
-      EXPECT_LE(recipient.lease_expires, now() + 60);
+      EXPECT_LE(recipient.lease_expires, now() + seconds{60});
     }
   }
 }
@@ -325,7 +324,7 @@ TEST_P(StoreConformance, ClaimGroupsPerMessageAndDomainOldestFirst) {
                             body("first")))
           .queued.value();
   const QueueId second = mail().deliver(outbound({to("e@x.test")}, body("second"))).queued.value();
-  const auto jobs = queue().claim("owner", seconds(60), 100);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 100);
   ASSERT_EQ(jobs.size(), 4u);
   std::vector<std::pair<QueueId, std::string>> keys;
   for (const DeliveryJob& job : jobs) {
@@ -355,11 +354,11 @@ TEST_P(StoreConformance, ClaimGroupsPerMessageAndDomainOldestFirst) {
       mail()
           .deliver(outbound({to("f@x.test"), to("g@x.test"), to("h@x.test")}, body("third")))
           .queued.value();
-  const auto part = queue().claim("owner", seconds(60), 2);
+  const auto part = delivery_queue().claim("owner", seconds(60), 2);
   ASSERT_EQ(part.size(), 1u);
   EXPECT_EQ(part[0].message.id, third);
   EXPECT_THAT(addresses_of(part[0].message.recipients), ElementsAre("f@x.test", "g@x.test"));
-  const auto rest = queue().claim("owner", seconds(60), 2);
+  const auto rest = delivery_queue().claim("owner", seconds(60), 2);
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_THAT(addresses_of(rest[0].message.recipients), ElementsAre("h@x.test"));
 }
@@ -372,21 +371,21 @@ TEST_P(StoreConformance, RecordAppliesEachKindOfResult) {
           .deliver(outbound({to("ok@remote.test"), to("bad@remote.test"), to("slow@remote.test")},
                             body("kinds")))
           .queued.value();
-  const auto jobs = queue().claim("owner", seconds(60), 10);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(jobs.size(), 1u);
   const auto& leased = jobs[0].message.recipients;
   ASSERT_EQ(leased.size(), 3u);
-  const std::int64_t later = now() + 600;
+  const UnixTime later = now() + seconds{600};
   RecipientResult slow = deferred(leased[2].id, later);
   slow.notice = true;
   slow.delay_warned = true;
   EXPECT_EQ(
-      queue().record("owner",
-                     {result(leased[0].id, Kind::delivered),
-                      result(leased[1].id, Kind::failed, "550 5.1.1 no such user", true), slow}),
+      delivery_queue().record(
+          "owner", {result(leased[0].id, Kind::delivered),
+                    result(leased[1].id, Kind::failed, "550 5.1.1 no such user", true), slow}),
       3u);
 
-  const auto queued = queue().get(id).value();
+  const auto queued = queue_admin().get(id).value();
   const QueueRecipient& ok = recipient_of(queued, "ok@remote.test");
   EXPECT_EQ(ok.state, RecipientState::delivered);
   EXPECT_EQ(ok.attempts, 1);
@@ -412,14 +411,14 @@ TEST_P(StoreConformance, RecordAppliesEachKindOfResult) {
   EXPECT_EQ(admin().status().queued, 1);
 
   // Deferred again: attempts count up, the flags stay set (they are only ever raised here).
-  EXPECT_TRUE(queue().claim("owner", seconds(60), 10).empty());  // not due
-  queue().retry(id);
-  const auto again = ids_of(queue().claim("owner", seconds(60), 10));
+  EXPECT_TRUE(delivery_queue().claim("owner", seconds(60), 10).empty());  // not due
+  queue_admin().retry(id);
+  const auto again = ids_of(delivery_queue().claim("owner", seconds(60), 10));
   ASSERT_EQ(again, std::vector<QueueRecipientId>{late.id});
-  EXPECT_EQ(queue().record("owner", {deferred(late.id, later + 600)}), 1u);
-  const QueueRecipient after = recipient_of(queue().get(id).value(), "slow@remote.test");
+  EXPECT_EQ(delivery_queue().record("owner", {deferred(late.id, later + seconds{600})}), 1u);
+  const QueueRecipient after = recipient_of(queue_admin().get(id).value(), "slow@remote.test");
   EXPECT_EQ(after.attempts, 2);
-  EXPECT_EQ(after.next_attempt, later + 600);
+  EXPECT_EQ(after.next_attempt, later + seconds{600});
   EXPECT_TRUE(after.notice_owed);
   EXPECT_TRUE(after.delay_warned);
 }
@@ -429,15 +428,17 @@ TEST_P(StoreConformance, RecordSkipsWhatTheOwnerDoesNotHold) {
       mail()
           .deliver(outbound({to("a@remote.test"), to("b@remote.test")}, body("owners")))
           .queued.value();
-  const auto a = ids_of(queue().claim("owner", seconds(60), 1));
+  const auto a = ids_of(delivery_queue().claim("owner", seconds(60), 1));
   ASSERT_EQ(a.size(), 1u);
-  const auto all = queue().get(id).value().recipients;
+  const auto all = queue_admin().get(id).value().recipients;
   const QueueRecipientId unleased = all[0].id == a[0] ? all[1].id : all[0].id;
 
-  EXPECT_EQ(queue().record("intruder", {result(a[0], Kind::failed)}), 0u);
-  EXPECT_EQ(queue().record("owner", {result(unleased, Kind::delivered)}), 0u);  // never leased
-  EXPECT_EQ(queue().record("owner", {result(a[0] + unleased + 1000, Kind::delivered)}), 0u);
-  auto queued = queue().get(id).value();
+  EXPECT_EQ(delivery_queue().record("intruder", {result(a[0], Kind::failed)}), 0u);
+  EXPECT_EQ(delivery_queue().record("owner", {result(unleased, Kind::delivered)}),
+            0u);  // never leased
+  EXPECT_EQ(delivery_queue().record("owner", {result(a[0] + unleased + 1000, Kind::delivered)}),
+            0u);
+  auto queued = queue_admin().get(id).value();
   for (const QueueRecipient& recipient : queued.recipients) {
     EXPECT_EQ(recipient.state, RecipientState::queued);
     EXPECT_EQ(recipient.attempts, 0);
@@ -447,11 +448,11 @@ TEST_P(StoreConformance, RecordSkipsWhatTheOwnerDoesNotHold) {
   }
 
   // The owner's own result counts once: its lease is gone afterwards.
-  EXPECT_EQ(queue().record("owner", {result(a[0], Kind::failed, "550 5.1.1 no", true),
-                                     result(unleased, Kind::delivered)}),
+  EXPECT_EQ(delivery_queue().record("owner", {result(a[0], Kind::failed, "550 5.1.1 no", true),
+                                              result(unleased, Kind::delivered)}),
             1u);
-  EXPECT_EQ(queue().record("owner", {result(a[0], Kind::delivered)}), 0u);
-  EXPECT_EQ(queue().record("owner", {}), 0u);
+  EXPECT_EQ(delivery_queue().record("owner", {result(a[0], Kind::delivered)}), 0u);
+  EXPECT_EQ(delivery_queue().record("owner", {}), 0u);
 }
 
 TEST_P(StoreConformance, AMessageLeavesTheQueueWhenNothingIsLeftToDo) {
@@ -461,21 +462,21 @@ TEST_P(StoreConformance, AMessageLeavesTheQueueWhenNothingIsLeftToDo) {
           .queued.value();
   const QueueId owed =
       mail().deliver(outbound({to("c@remote.test", notify_success)}, body("owed"))).queued.value();
-  const QueueRecipientId c = queue().get(owed).value().recipients.at(0).id;
-  const auto ids = ids_of(queue().claim("owner", seconds(60), 10));
+  const QueueRecipientId c = queue_admin().get(owed).value().recipients.at(0).id;
+  const auto ids = ids_of(delivery_queue().claim("owner", seconds(60), 10));
   ASSERT_EQ(ids.size(), 3u);
   std::vector<RecipientResult> results;
   for (const QueueRecipientId id : ids) {
     // c asked for a success notice: the delivery engine says so with `notice`.
     results.push_back(result(id, Kind::delivered, "250 ok", id == c));
   }
-  EXPECT_EQ(queue().record("owner", results), 3u);
-  EXPECT_FALSE(queue().get(done));
-  EXPECT_FALSE(queue().text(done));
-  ASSERT_TRUE(queue().get(owed));  // its success notice is still to be sent
-  EXPECT_THAT(ids_of(queue().list({})), ElementsAre(owed));
+  EXPECT_EQ(delivery_queue().record("owner", results), 3u);
+  EXPECT_FALSE(queue_admin().get(done));
+  EXPECT_FALSE(delivery_queue().text(done));
+  ASSERT_TRUE(queue_admin().get(owed));  // its success notice is still to be sent
+  EXPECT_THAT(ids_of(queue_admin().list({})), ElementsAre(owed));
   EXPECT_EQ(admin().status().queued, 0);
-  EXPECT_FALSE(queue().next_due());
+  EXPECT_FALSE(delivery_queue().next_due());
 }
 
 // ---- notices ------------------------------------------------------------------------------
@@ -487,22 +488,23 @@ TEST_P(StoreConformance, AFailureNoticeIsSentOnceAndTheMessageLeaves) {
                                             to("dave@remote.test")},
                                            body("doomed")))
                          .queued.value();
-  EXPECT_TRUE(queue().notices_owed(10).empty());
-  const auto leased = queue().claim("owner", seconds(60), 10).at(0).message.recipients;
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  const auto leased = delivery_queue().claim("owner", seconds(60), 10).at(0).message.recipients;
   ASSERT_EQ(leased.size(), 3u);
-  ASSERT_EQ(queue().record("owner", {result(leased[0].id, Kind::failed, "550 5.1.1 bob?", true),
+  ASSERT_EQ(delivery_queue().record("owner",
+                                    {result(leased[0].id, Kind::failed, "550 5.1.1 bob?", true),
                                      result(leased[1].id, Kind::failed, "550 5.1.1 carol?", true),
                                      result(leased[2].id, Kind::delivered)}),
             3u);
 
-  const auto owed = queue().notices_owed(10);
+  const auto owed = delivery_queue().notices_owed(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].id, id);
   EXPECT_EQ(owed[0].reverse_path, "alice@example.com");
   EXPECT_THAT(addresses_of(owed[0].recipients),
               ElementsAre("bob@remote.test", "carol@remote.test"));
   EXPECT_EQ(owed[0].recipients[0].last_reply, "550 5.1.1 bob?");
-  EXPECT_TRUE(queue().notices_owed(0).empty());
+  EXPECT_TRUE(delivery_queue().notices_owed(0).empty());
 
   NewMessage notice;
   notice.reverse_path = "";  // notices come from the null sender
@@ -510,31 +512,31 @@ TEST_P(StoreConformance, AFailureNoticeIsSentOnceAndTheMessageLeaves) {
   notice.trace = "Return-Path: <>\r\n";
   notice.content = "Subject: Undelivered Mail Returned to Sender\r\n\r\nbob, carol\r\n";
   const StoredMessage stored =
-      queue().send_notice({owed[0].recipients[0].id, owed[0].recipients[1].id}, notice);
+      delivery_queue().send_notice({owed[0].recipients[0].id, owed[0].recipients[1].id}, notice);
   ASSERT_EQ(stored.deliveries.size(), 1u);
   EXPECT_FALSE(stored.queued);
 
   const auto drop = maildrops().list(alice);
   ASSERT_EQ(drop.size(), 1u);
   EXPECT_EQ(maildrops().text(alice, drop[0].id).value().content, notice.content);
-  EXPECT_TRUE(queue().notices_owed(10).empty());
-  EXPECT_FALSE(queue().get(id));  // nothing queued and nothing owed: it left the queue
-  EXPECT_TRUE(queue().list({}).empty());
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  EXPECT_FALSE(queue_admin().get(id));  // nothing queued and nothing owed: it left the queue
+  EXPECT_TRUE(queue_admin().list({}).empty());
 }
 
 TEST_P(StoreConformance, ANoticeWaitsWhileASiblingRecipientIsLeased) {
   const QueueId id =
       mail().deliver(outbound({to("a@x.test"), to("b@y.test")}, body("siblings"))).queued.value();
-  const auto jobs = queue().claim("owner", seconds(60), 10);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(jobs.size(), 2u);  // two domains: two jobs, both leased
   const QueueRecipientId a = jobs[0].message.recipients.at(0).id;
   const QueueRecipientId b = jobs[1].message.recipients.at(0).id;
 
-  ASSERT_EQ(queue().record("owner", {result(a, Kind::failed, "550 5.1.1 no", true)}), 1u);
-  EXPECT_TRUE(queue().notices_owed(10).empty());  // b's attempt is still running
+  ASSERT_EQ(delivery_queue().record("owner", {result(a, Kind::failed, "550 5.1.1 no", true)}), 1u);
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());  // b's attempt is still running
 
-  ASSERT_EQ(queue().record("owner", {deferred(b, now() + 3600)}), 1u);
-  const auto owed = queue().notices_owed(10);
+  ASSERT_EQ(delivery_queue().record("owner", {deferred(b, now() + seconds{3600})}), 1u);
+  const auto owed = delivery_queue().notices_owed(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].id, id);
   ASSERT_EQ(owed[0].recipients.size(), 1u);
@@ -543,11 +545,11 @@ TEST_P(StoreConformance, ANoticeWaitsWhileASiblingRecipientIsLeased) {
   // The notice is sent; b is still queued, so the message stays.
   NewMessage notice = outbound({to("alice@remote.test")}, "Subject: failure\r\n\r\na\r\n");
   notice.reverse_path = "";
-  const StoredMessage stored = queue().send_notice({a}, notice);
+  const StoredMessage stored = delivery_queue().send_notice({a}, notice);
   ASSERT_TRUE(stored.queued);  // a notice to a remote sender is queued like any message
-  EXPECT_EQ(queue().get(*stored.queued).value().reverse_path, "");
-  EXPECT_TRUE(queue().notices_owed(10).empty());
-  const auto queued = queue().get(id).value();
+  EXPECT_EQ(queue_admin().get(*stored.queued).value().reverse_path, "");
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  const auto queued = queue_admin().get(id).value();
   EXPECT_FALSE(recipient_of(queued, "a@x.test").notice_owed);
   EXPECT_EQ(recipient_of(queued, "b@y.test").state, RecipientState::queued);
 }
@@ -555,17 +557,18 @@ TEST_P(StoreConformance, ANoticeWaitsWhileASiblingRecipientIsLeased) {
 TEST_P(StoreConformance, ANoticeForNobodyIsDroppedAndMarkedSent) {
   const QueueId id =
       mail().deliver(outbound({to("bob@remote.test")}, body("no sender left"))).queued.value();
-  const auto leased = ids_of(queue().claim("owner", seconds(60), 10));
-  ASSERT_EQ(queue().record("owner", {result(leased.at(0), Kind::failed, "550 no", true)}), 1u);
-  ASSERT_EQ(queue().notices_owed(10).size(), 1u);
+  const auto leased = ids_of(delivery_queue().claim("owner", seconds(60), 10));
+  ASSERT_EQ(delivery_queue().record("owner", {result(leased.at(0), Kind::failed, "550 no", true)}),
+            1u);
+  ASSERT_EQ(delivery_queue().notices_owed(10).size(), 1u);
 
   NewMessage nobody;  // the sender's mailbox is gone: no mailbox, no outbound recipient
   nobody.content = "Subject: notice\r\n\r\n";
-  const StoredMessage stored = queue().send_notice(leased, nobody);
+  const StoredMessage stored = delivery_queue().send_notice(leased, nobody);
   EXPECT_TRUE(stored.deliveries.empty());
   EXPECT_FALSE(stored.queued);
-  EXPECT_TRUE(queue().notices_owed(10).empty());
-  EXPECT_FALSE(queue().get(id));            // finished: it left the queue
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  EXPECT_FALSE(queue_admin().get(id));      // finished: it left the queue
   EXPECT_EQ(admin().status().messages, 1);  // only the original's content, no notice stored
 }
 
@@ -573,18 +576,20 @@ TEST_P(StoreConformance, AFailedNoticeMarksNothingSent) {
   const MailboxId alice = add_mailbox("alice@example.com");
   const QueueId id =
       mail().deliver(outbound({to("bob@remote.test")}, body("retry notice"))).queued.value();
-  const auto leased = ids_of(queue().claim("owner", seconds(60), 10));
-  ASSERT_EQ(queue().record("owner", {result(leased.at(0), Kind::failed, "550 no", true)}), 1u);
+  const auto leased = ids_of(delivery_queue().claim("owner", seconds(60), 10));
+  ASSERT_EQ(delivery_queue().record("owner", {result(leased.at(0), Kind::failed, "550 no", true)}),
+            1u);
 
   NewMessage nowhere;
   nowhere.content = "Subject: notice\r\n\r\n";
   nowhere.mailboxes = {alice + 1000};
-  EXPECT_THROW(queue().send_notice(leased, nowhere), StoreConflict);  // a mailbox that is gone
+  EXPECT_THROW(delivery_queue().send_notice(leased, nowhere),
+               StoreConflict);  // a mailbox that is gone
   nowhere.mailboxes = {alice};
   nowhere.outbound = {to("not an address")};
-  EXPECT_THROW(queue().send_notice(leased, nowhere), StoreConflict);
+  EXPECT_THROW(delivery_queue().send_notice(leased, nowhere), StoreConflict);
 
-  const auto owed = queue().notices_owed(10);
+  const auto owed = delivery_queue().notices_owed(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].id, id);
   EXPECT_TRUE(maildrops().list(alice).empty());
@@ -592,8 +597,8 @@ TEST_P(StoreConformance, AFailedNoticeMarksNothingSent) {
 
   // Ids that owe nothing are ignored; the notice is still accepted.
   nowhere.outbound.clear();
-  EXPECT_EQ(queue().send_notice({leased[0] + 1000}, nowhere).deliveries.size(), 1u);
-  EXPECT_EQ(queue().notices_owed(10).size(), 1u);
+  EXPECT_EQ(delivery_queue().send_notice({leased[0] + 1000}, nowhere).deliveries.size(), 1u);
+  EXPECT_EQ(delivery_queue().notices_owed(10).size(), 1u);
 }
 
 // ---- administration -----------------------------------------------------------------------
@@ -604,16 +609,16 @@ TEST_P(StoreConformance, RetryMakesQueuedRecipientsDueNow) {
           .deliver(outbound({to("a@remote.test"), to("b@remote.test")}, body("r1")))
           .queued.value();
   const QueueId second = mail().deliver(outbound({to("c@remote.test")}, body("r2"))).queued.value();
-  const auto leased = queue().claim("owner", seconds(60), 10);
-  const std::int64_t later = now() + 3600;
+  const auto leased = delivery_queue().claim("owner", seconds(60), 10);
+  const UnixTime later = now() + seconds{3600};
   std::vector<RecipientResult> results;
   for (const QueueRecipientId id : ids_of(leased)) results.push_back(deferred(id, later));
-  ASSERT_EQ(queue().record("owner", results), 3u);
-  EXPECT_TRUE(queue().claim("owner", seconds(60), 10).empty());
-  EXPECT_EQ(queue().next_due(), later);
+  ASSERT_EQ(delivery_queue().record("owner", results), 3u);
+  EXPECT_TRUE(delivery_queue().claim("owner", seconds(60), 10).empty());
+  EXPECT_EQ(delivery_queue().next_due(), later);
 
-  EXPECT_EQ(queue().retry(first), 2u);
-  const auto due = queue().claim("owner", seconds(60), 10);
+  EXPECT_EQ(queue_admin().retry(first), 2u);
+  const auto due = delivery_queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].message.id, first);
   for (const QueueRecipient& recipient : due[0].message.recipients) {
@@ -621,11 +626,11 @@ TEST_P(StoreConformance, RetryMakesQueuedRecipientsDueNow) {
     EXPECT_EQ(recipient.attempts, 1);  // a retry is not an attempt
   }
 
-  EXPECT_EQ(queue().retry(std::nullopt), 3u);  // every queued recipient, leased or not
-  const auto rest = queue().claim("owner", seconds(60), 10);
+  EXPECT_EQ(queue_admin().retry(std::nullopt), 3u);  // every queued recipient, leased or not
+  const auto rest = delivery_queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_EQ(rest[0].message.id, second);
-  EXPECT_EQ(queue().retry(second + first + 1000), 0u);
+  EXPECT_EQ(queue_admin().retry(second + first + 1000), 0u);
 }
 
 TEST_P(StoreConformance, RemoveTakesAMessageOutOfTheQueue) {
@@ -633,16 +638,16 @@ TEST_P(StoreConformance, RemoveTakesAMessageOutOfTheQueue) {
                          .deliver(outbound({to("a@remote.test"), to("b@remote.test")}, body("rm")))
                          .queued.value();
   const QueueId kept = mail().deliver(outbound({to("c@remote.test")}, body("kept"))).queued.value();
-  const auto leased = ids_of(queue().claim("owner", seconds(60), 2));
+  const auto leased = ids_of(delivery_queue().claim("owner", seconds(60), 2));
   ASSERT_EQ(leased.size(), 2u);
-  EXPECT_TRUE(queue().remove(id));
-  EXPECT_FALSE(queue().remove(id));
-  EXPECT_FALSE(queue().get(id));
-  EXPECT_FALSE(queue().text(id));
-  EXPECT_EQ(queue().record("owner", {result(leased[0], Kind::delivered)}), 0u);  // gone
-  EXPECT_THAT(ids_of(queue().list({})), ElementsAre(kept));
+  EXPECT_TRUE(queue_admin().remove(id));
+  EXPECT_FALSE(queue_admin().remove(id));
+  EXPECT_FALSE(queue_admin().get(id));
+  EXPECT_FALSE(delivery_queue().text(id));
+  EXPECT_EQ(delivery_queue().record("owner", {result(leased[0], Kind::delivered)}), 0u);  // gone
+  EXPECT_THAT(ids_of(queue_admin().list({})), ElementsAre(kept));
   EXPECT_EQ(admin().status().queued, 1);
-  EXPECT_EQ(queue().claim("owner", seconds(60), 10).at(0).message.id, kept);
+  EXPECT_EQ(delivery_queue().claim("owner", seconds(60), 10).at(0).message.id, kept);
 }
 
 TEST_P(StoreConformance, BounceFailsQueuedRecipientsAndOwesWhatTheSenderAskedFor) {
@@ -655,18 +660,19 @@ TEST_P(StoreConformance, BounceFailsQueuedRecipientsAndOwesWhatTheSenderAskedFor
               body("bounce")))
           .queued.value();
   // done@ is delivered first; a bounce leaves it alone.
-  const auto jobs = queue().claim("owner", seconds(60), 10);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
   std::vector<RecipientResult> results;
   for (const QueueRecipientId rid : ids_of(jobs)) {
-    const bool done = rid == recipient_of(queue().get(id).value(), "done@remote.test").id;
-    results.push_back(done ? result(rid, Kind::delivered) : deferred(rid, now() + 3600));
+    const bool done = rid == recipient_of(queue_admin().get(id).value(), "done@remote.test").id;
+    results.push_back(done ? result(rid, Kind::delivered) : deferred(rid, now() + seconds{3600}));
   }
-  ASSERT_EQ(queue().record("owner", results), 5u);
-  queue().retry(id);
-  ASSERT_EQ(ids_of(queue().claim("owner", seconds(60), 1)).size(), 1u);  // one attempt in flight
+  ASSERT_EQ(delivery_queue().record("owner", results), 5u);
+  queue_admin().retry(id);
+  ASSERT_EQ(ids_of(delivery_queue().claim("owner", seconds(60), 1)).size(),
+            1u);  // one attempt in flight
 
-  EXPECT_EQ(queue().bounce(id, "5.0.0 bounced by the administrator"), 4u);
-  const auto queued = queue().get(id).value();
+  EXPECT_EQ(queue_admin().bounce(id, "5.0.0 bounced by the administrator"), 4u);
+  const auto queued = queue_admin().get(id).value();
   for (const char* address :
        {"plain@remote.test", "failure@remote.test", "never@remote.test", "success@remote.test"}) {
     const QueueRecipient& recipient = recipient_of(queued, address);
@@ -680,18 +686,18 @@ TEST_P(StoreConformance, BounceFailsQueuedRecipientsAndOwesWhatTheSenderAskedFor
   EXPECT_FALSE(recipient_of(queued, "success@remote.test").notice_owed);
   EXPECT_EQ(recipient_of(queued, "done@remote.test").state, RecipientState::delivered);
   EXPECT_EQ(recipient_of(queued, "done@remote.test").last_reply, "250 2.0.0 ok");
-  EXPECT_THAT(addresses_of(queue().notices_owed(10).at(0).recipients),
+  EXPECT_THAT(addresses_of(delivery_queue().notices_owed(10).at(0).recipients),
               ElementsAre("plain@remote.test", "failure@remote.test"));
-  EXPECT_EQ(queue().bounce(id, "again"), 0u);
-  EXPECT_EQ(queue().bounce(id + 1000, "unknown"), 0u);
+  EXPECT_EQ(queue_admin().bounce(id, "again"), 0u);
+  EXPECT_EQ(queue_admin().bounce(id + 1000, "unknown"), 0u);
   EXPECT_EQ(admin().status().queued, 0);
 
   // The null sender is never owed a notice: its bounced message leaves the queue at once.
   NewMessage from_null = outbound({to("x@remote.test")}, body("null"));
   from_null.reverse_path = "";
   const QueueId null_id = mail().deliver(from_null).queued.value();
-  EXPECT_EQ(queue().bounce(null_id, "5.0.0 bounced by the administrator"), 1u);
-  EXPECT_FALSE(queue().get(null_id));
+  EXPECT_EQ(queue_admin().bounce(null_id, "5.0.0 bounced by the administrator"), 1u);
+  EXPECT_FALSE(queue_admin().get(null_id));
 }
 
 TEST_P(StoreConformance, ListFiltersByDomainStateAndAge) {
@@ -700,7 +706,7 @@ TEST_P(StoreConformance, ListFiltersByDomainStateAndAge) {
   const QueueId second = mail().deliver(outbound({to("c@y.test")}, body("l2"))).queued.value();
   const QueueId third = mail().deliver(outbound({to("d@z.test")}, body("l3"))).queued.value();
   // a@x.test delivered, c@y.test failed (with a notice, so its message stays).
-  const auto jobs = queue().claim("owner", seconds(60), 10);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
   std::vector<RecipientResult> results;
   for (const DeliveryJob& job : jobs) {
     for (const QueueRecipient& recipient : job.message.recipients) {
@@ -708,45 +714,45 @@ TEST_P(StoreConformance, ListFiltersByDomainStateAndAge) {
       if (recipient.address == "c@y.test")
         results.push_back(result(recipient.id, Kind::failed, "550 no", true));
       if (recipient.address == "b@y.test" || recipient.address == "d@z.test")
-        results.push_back(deferred(recipient.id, now() + 600));
+        results.push_back(deferred(recipient.id, now() + seconds{600}));
     }
   }
-  ASSERT_EQ(queue().record("owner", results), 4u);
+  ASSERT_EQ(delivery_queue().record("owner", results), 4u);
 
-  const auto all = queue().list({});
+  const auto all = queue_admin().list({});
   EXPECT_THAT(ids_of(all), ElementsAre(first, second, third));  // oldest first
   EXPECT_THAT(addresses_of(all[0].recipients), ElementsAre("a@x.test", "b@y.test"));  // all of them
 
   QueueFilter filter;
   filter.domain = "Y.TEST";
-  EXPECT_THAT(ids_of(queue().list(filter)), ElementsAre(first, second));
+  EXPECT_THAT(ids_of(queue_admin().list(filter)), ElementsAre(first, second));
   filter.state = RecipientState::queued;  // a recipient at y.test that is still queued
-  const auto queued_at_y = queue().list(filter);
+  const auto queued_at_y = queue_admin().list(filter);
   EXPECT_THAT(ids_of(queued_at_y), ElementsAre(first));
   EXPECT_EQ(queued_at_y[0].recipients.size(), 2u);
   filter.domain = "x.test";
-  EXPECT_TRUE(queue().list(filter).empty());  // a@x.test is delivered: both must hold for one
+  EXPECT_TRUE(queue_admin().list(filter).empty());  // a@x.test is delivered: both must hold for one
 
   QueueFilter by_state;
   by_state.state = RecipientState::failed;
-  EXPECT_THAT(ids_of(queue().list(by_state)), ElementsAre(second));
+  EXPECT_THAT(ids_of(queue_admin().list(by_state)), ElementsAre(second));
   by_state.state = RecipientState::delivered;
-  EXPECT_THAT(ids_of(queue().list(by_state)), ElementsAre(first));
+  EXPECT_THAT(ids_of(queue_admin().list(by_state)), ElementsAre(first));
 
   QueueFilter limited;
   limited.limit = 2;
-  EXPECT_THAT(ids_of(queue().list(limited)), ElementsAre(first, second));
+  EXPECT_THAT(ids_of(queue_admin().list(limited)), ElementsAre(first, second));
   limited.limit = 0;  // no limit
-  EXPECT_EQ(queue().list(limited).size(), 3u);
+  EXPECT_EQ(queue_admin().list(limited).size(), 3u);
 
   QueueFilter old;
   old.queued_before = all[0].queued_at;  // strictly before: none
-  EXPECT_TRUE(queue().list(old).empty());
-  old.queued_before = now() + 10;
-  EXPECT_EQ(queue().list(old).size(), 3u);
+  EXPECT_TRUE(queue_admin().list(old).empty());
+  old.queued_before = now() + seconds{10};
+  EXPECT_EQ(queue_admin().list(old).size(), 3u);
 
-  EXPECT_EQ(queue().get(second).value().recipients.at(0).last_reply, "550 no");
-  EXPECT_FALSE(queue().get(third + 1000));
+  EXPECT_EQ(queue_admin().get(second).value().recipients.at(0).last_reply, "550 no");
+  EXPECT_FALSE(queue_admin().get(third + 1000));
 }
 
 TEST_P(StoreConformance, ARecipientsStateNeverGoesBack) {
@@ -754,19 +760,19 @@ TEST_P(StoreConformance, ARecipientsStateNeverGoesBack) {
       mail()
           .deliver(outbound({to("a@remote.test"), to("b@remote.test")}, body("grow")))
           .queued.value();
-  const auto leased = ids_of(queue().claim("owner", seconds(60), 10));
+  const auto leased = ids_of(delivery_queue().claim("owner", seconds(60), 10));
   ASSERT_EQ(leased.size(), 2u);
   RecipientResult failed = result(leased[1], Kind::failed, "550 no", true);
-  ASSERT_EQ(queue().record("owner", {result(leased[0], Kind::delivered), failed}), 2u);
+  ASSERT_EQ(delivery_queue().record("owner", {result(leased[0], Kind::delivered), failed}), 2u);
 
   // Nothing brings a delivered or failed recipient back to queued, or moves it along.
-  EXPECT_EQ(queue().retry(id), 0u);
-  EXPECT_TRUE(queue().claim("owner", seconds(60), 10).empty());
-  EXPECT_EQ(queue().bounce(id, "late bounce"), 0u);
-  EXPECT_EQ(
-      queue().record("owner", {deferred(leased[0], now()), result(leased[1], Kind::delivered)}),
-      0u);
-  const auto queued = queue().get(id).value();
+  EXPECT_EQ(queue_admin().retry(id), 0u);
+  EXPECT_TRUE(delivery_queue().claim("owner", seconds(60), 10).empty());
+  EXPECT_EQ(queue_admin().bounce(id, "late bounce"), 0u);
+  EXPECT_EQ(delivery_queue().record(
+                "owner", {deferred(leased[0], now()), result(leased[1], Kind::delivered)}),
+            0u);
+  const auto queued = queue_admin().get(id).value();
   EXPECT_EQ(recipient_of(queued, "a@remote.test").state, RecipientState::delivered);
   EXPECT_EQ(recipient_of(queued, "a@remote.test").last_reply, "250 2.0.0 ok");
   EXPECT_EQ(recipient_of(queued, "b@remote.test").state, RecipientState::failed);
@@ -774,36 +780,36 @@ TEST_P(StoreConformance, ARecipientsStateNeverGoesBack) {
 }
 
 TEST_P(StoreConformance, NextDueIsTheEarliestQueuedAttempt) {
-  EXPECT_FALSE(queue().next_due());
-  const std::int64_t start = now();
+  EXPECT_FALSE(delivery_queue().next_due());
+  const UnixTime start = now();
   mail().deliver(outbound({to("a@remote.test"), to("b@other.test")}, body("due")));
-  const auto due = queue().next_due();
+  const auto due = delivery_queue().next_due();
   ASSERT_TRUE(due);
   EXPECT_GE(*due, start);
   EXPECT_LE(*due, now());
 
-  const auto jobs = queue().claim("owner", seconds(60), 10);
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
   ASSERT_EQ(jobs.size(), 2u);
-  const std::int64_t soon = now() + 300, late = now() + 900;
-  ASSERT_EQ(queue().record("owner", {deferred(jobs[0].message.recipients[0].id, late),
-                                     deferred(jobs[1].message.recipients[0].id, soon)}),
+  const UnixTime soon = now() + seconds{300}, late = now() + seconds{900};
+  ASSERT_EQ(delivery_queue().record("owner", {deferred(jobs[0].message.recipients[0].id, late),
+                                              deferred(jobs[1].message.recipients[0].id, soon)}),
             2u);
-  EXPECT_EQ(queue().next_due(), soon);
-  ASSERT_EQ(queue().bounce(jobs[0].message.id, "gone"), 2u);
-  EXPECT_FALSE(queue().next_due());  // failed recipients are never due
+  EXPECT_EQ(delivery_queue().next_due(), soon);
+  ASSERT_EQ(queue_admin().bounce(jobs[0].message.id, "gone"), 2u);
+  EXPECT_FALSE(delivery_queue().next_due());  // failed recipients are never due
 }
 
 TEST_P(StoreConformance, TheQueueSurvivesReopening) {
   const StoredMessage stored = mail().deliver(
       outbound({to("a@remote.test", notify_failure, "rfc822;a@remote.test")}, body("durable")));
-  const auto before = queue().get(stored.queued.value()).value();
+  const auto before = queue_admin().get(stored.queued.value()).value();
   reopen();
-  const auto after = queue().get(stored.queued.value());
+  const auto after = queue_admin().get(stored.queued.value());
   ASSERT_TRUE(after);
   EXPECT_EQ(after->recipients.at(0).orcpt, "rfc822;a@remote.test");
   EXPECT_EQ(after->queued_at, before.queued_at);
   EXPECT_EQ(after->size, before.size);
-  EXPECT_EQ(ids_of(queue().claim("owner", seconds(60), 10)).size(), 1u);
+  EXPECT_EQ(ids_of(delivery_queue().claim("owner", seconds(60), 10)).size(), 1u);
 }
 
 // ---- two nodes ----------------------------------------------------------------------------
@@ -833,7 +839,7 @@ TEST_P(StoreConformance, TwoNodesClaimingAtOnceNeverShareARecipient) {
     for (int t = 0; t < threads_per_node; ++t) {
       workers.emplace_back([&, n, t] {
         const std::string owner = "node-" + std::to_string(n) + "/" + std::to_string(t);
-        QueueStore& queue = nodes[static_cast<std::size_t>(n)]->queue();
+        DeliveryQueue& queue = nodes[static_cast<std::size_t>(n)]->delivery_queue();
         start.arrive_and_wait();
         try {
           while (std::chrono::steady_clock::now() < deadline) {
@@ -872,7 +878,7 @@ TEST_P(StoreConformance, TwoNodesClaimingAtOnceNeverShareARecipient) {
   std::cout << "[ stats    ] recipients claimed per node:";
   for (const auto& [node, count] : per_node) std::cout << " " << node << "=" << count;
   std::cout << "\n";
-  EXPECT_TRUE(queue().list({}).empty());  // everything delivered: the queue is empty
+  EXPECT_TRUE(queue_admin().list({}).empty());  // everything delivered: the queue is empty
   EXPECT_EQ(admin().status().queued, 0);
 }
 

@@ -373,7 +373,7 @@ TEST_F(SqliteMaildrop, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
     EXPECT_EQ(status.messages, 0) << trigger;
     EXPECT_EQ(status.deliveries, 0) << trigger;
     EXPECT_EQ(status.queued, 0) << trigger;
-    EXPECT_TRUE(store_->queue().list({}).empty()) << trigger;
+    EXPECT_TRUE(store_->queue_admin().list({}).empty()) << trigger;
   }
   close();
   exec_raw(file_, "DROP TRIGGER injected");
@@ -381,7 +381,7 @@ TEST_F(SqliteMaildrop, AcceptanceIsAtomicAcrossLocalAndQueuedParts) {
   const StoredMessage stored =
       store_->mail().deliver(local_and_outbound(alice_, "Subject: atomic\r\n\r\nx\r\n"));
   EXPECT_EQ(stored.deliveries.size(), 1u);
-  EXPECT_EQ(store_->queue().get(stored.queued.value()).value().recipients.size(), 2u);
+  EXPECT_EQ(store_->queue_admin().get(stored.queued.value()).value().recipients.size(), 2u);
 }
 
 // send_notice is one transaction: when clearing the notice fails, the notice was not accepted.
@@ -390,14 +390,15 @@ TEST_F(SqliteMaildrop, SendNoticeIsAtomic) {
   message.mailboxes.clear();
   const QueueId id = store_->mail().deliver(message).queued.value();
   std::vector<RecipientResult> results;
-  for (const DeliveryJob& job : store_->queue().claim("owner", std::chrono::seconds(60), 10)) {
+  for (const DeliveryJob& job :
+       store_->delivery_queue().claim("owner", std::chrono::seconds(60), 10)) {
     for (const QueueRecipient& recipient : job.message.recipients) {
       results.push_back(
-          {recipient.id, RecipientResult::Kind::failed, 0, "550 no", "mx", true, false});
+          {recipient.id, RecipientResult::Kind::failed, UnixTime{}, "550 no", "mx", true, false});
     }
   }
-  ASSERT_EQ(store_->queue().record("owner", results), 2u);
-  const auto owed = store_->queue().notices_owed(10).at(0).recipients;
+  ASSERT_EQ(store_->delivery_queue().record("owner", results), 2u);
+  const auto owed = store_->delivery_queue().notices_owed(10).at(0).recipients;
   close();
   exec_raw(file_,
            "CREATE TRIGGER injected BEFORE UPDATE OF notice_owed ON queue_recipients BEGIN "
@@ -406,10 +407,10 @@ TEST_F(SqliteMaildrop, SendNoticeIsAtomic) {
   NewMessage notice;
   notice.mailboxes = {alice_};
   notice.content = "Subject: failure notice\r\n\r\n";
-  EXPECT_THROW(store_->queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
+  EXPECT_THROW(store_->delivery_queue().send_notice({owed[0].id, owed[1].id}, notice), StoreError);
   EXPECT_TRUE(store_->maildrops().list(alice_).empty());
-  EXPECT_EQ(store_->queue().notices_owed(10).at(0).recipients.size(), 2u);
-  EXPECT_TRUE(store_->queue().get(id));
+  EXPECT_EQ(store_->delivery_queue().notices_owed(10).at(0).recipients.size(), 2u);
+  EXPECT_TRUE(store_->queue_admin().get(id));
 }
 
 TEST_F(SqliteMaildrop, AClaimIsOneRangeOfTheDueIndex) {
@@ -435,7 +436,7 @@ TEST_F(SqliteMaildrop, AClaimIsOneRangeOfTheDueIndex) {
     EXPECT_EQ(plan.find("SCAN queue_recipients"), std::string::npos) << plan;
   }
   reopen();
-  const auto jobs = store_->queue().claim("owner", std::chrono::seconds(60), 1000);
+  const auto jobs = store_->delivery_queue().claim("owner", std::chrono::seconds(60), 1000);
   std::size_t leased = 0;
   for (const DeliveryJob& job : jobs) leased += job.message.recipients.size();
   EXPECT_EQ(leased, 100u);

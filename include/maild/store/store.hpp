@@ -57,7 +57,11 @@ class MaildropStore {
 };
 
 // Acceptance: one message to many local mailboxes and the outbound queue in
-// one commit, durable when deliver() returns.
+// one commit, durable when deliver() returns. For SMTP DATA and BDAT.
+// Every write that accepts a message goes through one delivery transaction per
+// backend, accept_message() (src/store/<backend>/mail_store.cpp): deliver() and
+// deliver_async() here, DeliveryQueue::send_notice(), RetrievalQueue::finish_retrieval()
+// and PickupKeeping::expire_pickup()'s notice; forwarding is its outbound part.
 class MailStore {
  public:
   using Completion = std::function<void(std::exception_ptr, StoredMessage)>;
@@ -72,14 +76,16 @@ class MailStore {
   virtual void deliver_async(NewMessage message, Completion done) = 0;
 };
 
-// The outbound queue: messages with per-recipient state, filled by
-// MailStore::deliver in the commit that accepted them. Delivery workers on any
-// number of maild nodes sharing the store take due recipients by lease, so
-// two nodes never deliver one recipient at the same time and a dead node's
-// leases lapse for another to continue.
-class QueueStore {
+// ---- the outbound queue ----
+// Messages with per-recipient state, filled by MailStore::deliver in the commit
+// that accepted them. Delivery workers on any number of maild nodes sharing the
+// store take due recipients by lease, so two nodes never deliver one recipient
+// at the same time and a dead node's leases lapse for another to continue.
+
+// For the queue manager (src/delivery): lease, send, record, notify.
+class DeliveryQueue {
  public:
-  virtual ~QueueStore() = default;
+  virtual ~DeliveryQueue() = default;
 
   // Leases to `owner` (unique across nodes) until now + lease at most `limit`
   // recipients that are queued, due (next_attempt <= now) and not under a live
@@ -103,10 +109,10 @@ class QueueStore {
   // Returns how many were applied.
   virtual std::size_t record(std::string_view owner,
                              const std::vector<RecipientResult>& results) = 0;
-  // The earliest next_attempt of a queued recipient (unix seconds), if any. Recipients
-  // under a lease count too (theirs is in the past), so a caller that sleeps until then
+  // The earliest next_attempt of a queued recipient, if any. Recipients under a
+  // lease count too (theirs is in the past), so a caller that sleeps until then
   // also needs to wake when its own attempts finish.
-  virtual std::optional<std::int64_t> next_due() = 0;
+  virtual std::optional<UnixTime> next_due() = 0;
 
   // Messages whose senders are owed a notice, oldest first; recipients: those owed one
   // (failed: failure; queued: delay; delivered: relayed or delivered). A message with a
@@ -119,9 +125,14 @@ class QueueStore {
   // (a sender that is nobody's) is dropped: the notices are marked sent, nothing stored.
   virtual StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
                                     const NewMessage& notice) = 0;
+};
 
-  // Administration (mailctl queue). A message whose recipients are all
-  // delivered or failed, with no notice owed, leaves the queue.
+// For mailctl queue. A message whose recipients are all delivered or failed,
+// with no notice owed, leaves the queue.
+class QueueAdmin {
+ public:
+  virtual ~QueueAdmin() = default;
+
   // Oldest first; recipients: all of each message's.
   virtual std::vector<QueuedMessage> list(const QueueFilter& filter) = 0;
   virtual std::optional<QueuedMessage> get(QueueId id) = 0;
@@ -136,21 +147,33 @@ class QueueStore {
   virtual std::size_t bounce(QueueId id, std::string_view reason) = 0;
 };
 
-// SOURCE/GET reverse delivery (docs/source-get.md): pending retrievals (we
-// accepted a SOURCE and fetch the message by GET), pickups (we sent SOURCE
-// and answer GET), per-domain policy and the counters of `mailctl stats`.
-// Tokens are secrets: nothing here puts one into an exception's text.
-class ReverseStore {
- public:
-  virtual ~ReverseStore() = default;
+// Both sides of the queue, for callers not yet on one of them (Store::queue()).
+class QueueStore : public DeliveryQueue, public QueueAdmin {};
 
-  // ---- pending retrievals (the receiving side) ----
+// ---- SOURCE/GET reverse delivery (docs/source-get.md) ----
+// Pending retrievals (we accepted a SOURCE and fetch the message by GET),
+// pickups (we sent SOURCE and answer GET), per-domain policy and the counters
+// of `mailctl stats`. Tokens are secrets: nothing here puts one into an
+// exception's text.
+
+// For the SMTP server's SOURCE verb: records what it accepted.
+class RetrievalIntake {
+ public:
+  virtual ~RetrievalIntake() = default;
 
   // Records an accepted SOURCE durably and counts it, in one commit. See
   // RetrievalAdded for the outcomes; `max_per_domain` bounds the pending
   // retrievals of one sender domain. The retrieval is due at once.
   virtual RetrievalAdded add_retrieval(const NewRetrieval& retrieval,
                                        std::size_t max_per_domain) = 0;
+};
+
+// For the retrieval worker (src/reverse): leases pending retrievals, fetches
+// each by GET and ends it.
+class RetrievalQueue {
+ public:
+  virtual ~RetrievalQueue() = default;
+
   // Leases to `owner` (unique across nodes) until now + lease at most `limit`
   // pending retrievals that are due and not under a live lease, ordered by
   // sender domain, then oldest first.
@@ -165,21 +188,23 @@ class ReverseStore {
   // StoreConflict when the retrieval is not leased by `owner` or not pending.
   virtual StoredMessage finish_retrieval(std::string_view owner, RetrievalId id,
                                          const NewMessage& message) = 0;
-  // A temporary failure: tried again at next_attempt (unix seconds); the lease
-  // is released. False when it is not `owner`'s pending retrieval.
-  virtual bool defer_retrieval(std::string_view owner, RetrievalId id, std::int64_t next_attempt,
+  // A temporary failure: tried again at next_attempt; the lease is released.
+  // False when it is not `owner`'s pending retrieval.
+  virtual bool defer_retrieval(std::string_view owner, RetrievalId id, UnixTime next_attempt,
                                std::string_view error) = 0;
   // The end without the message: failed, counted (get_failed or get_expired).
   virtual bool fail_retrieval(std::string_view owner, RetrievalId id, RetrievalFailure why,
                               std::string_view error) = 0;
-  // The earliest next_attempt of a pending retrieval (unix seconds), if any.
-  virtual std::optional<std::int64_t> next_retrieval_due() = 0;
-  // Newest first, every state.
-  virtual std::vector<PendingRetrieval> list_retrievals(std::size_t limit) = 0;
+  // The earliest next_attempt of a pending retrieval, if any.
+  virtual std::optional<UnixTime> next_retrieval_due() = 0;
   // Deletes fetched and failed retrievals that finished before `finished_before`; returns how many.
-  virtual std::size_t purge_retrievals(std::int64_t finished_before) = 0;
+  virtual std::size_t purge_retrievals(UnixTime finished_before) = 0;
+};
 
-  // ---- pickups (the sending side) ----
+// For the SMTP client's pickup desk: offers a message for GET around SOURCE.
+class PickupOffers {
+ public:
+  virtual ~PickupOffers() = default;
 
   // Stores the content (content-addressed) and the pickup, offered: GET is
   // answered from now on, but the queue still owns the message. Call it
@@ -190,6 +215,15 @@ class ReverseStore {
   virtual bool confirm_pickup(PickupId id) = 0;
   // SOURCE was refused: an offered pickup is purged at once. False when not offered.
   virtual bool cancel_pickup(PickupId id) = 0;
+  // A quick peer may fetch before SOURCE's 250 reaches us: as PickupWindow::find_pickup.
+  virtual std::optional<Pickup> find_pickup(std::string_view token) = 0;
+};
+
+// For the SMTP server's GET verb: hands a pickup over.
+class PickupWindow {
+ public:
+  virtual ~PickupWindow() = default;
+
   // Any state, with its recipients; no content read.
   virtual std::optional<Pickup> find_pickup(std::string_view token) = 0;
   // What GET sends: the outbound trace, then the content. Nothing once purged.
@@ -197,8 +231,17 @@ class ReverseStore {
   // After the final 250 of a GET: transferred (first_fetched_at set once),
   // fetch_count and pickups_served counted. False when expired or purged.
   virtual bool mark_transferred(PickupId id) = 0;
+};
+
+// For pickup housekeeping (the queue manager): expiry with its notice, and purges.
+class PickupKeeping {
+ public:
+  virtual ~PickupKeeping() = default;
+
   // Awaiting pickups confirmed before `confirmed_before`: never fetched in time.
-  virtual std::vector<Pickup> expired_pickups(std::int64_t confirmed_before, std::size_t limit) = 0;
+  virtual std::vector<Pickup> expired_pickups(UnixTime confirmed_before, std::size_t limit) = 0;
+  // The original for the expiry notice, as PickupWindow::pickup_text.
+  virtual std::optional<MessageText> pickup_text(PickupId id) = 0;
   // In one transaction: an awaiting pickup becomes expired and is counted, and
   // `notice` (a DSN to its sender, or nothing for the null sender) is accepted
   // as MailStore::deliver would. False (and no notice) when it is no longer awaiting.
@@ -206,24 +249,50 @@ class ReverseStore {
   // Drops the content reference and trace of pickups done with: transferred
   // ones first fetched before `fetched_before`, expired ones, and offered ones
   // (never confirmed) created before `offered_before`. Returns how many.
-  virtual std::size_t purge_pickups(std::int64_t fetched_before, std::int64_t offered_before) = 0;
-  // Newest first, every state.
-  virtual std::vector<Pickup> list_pickups(std::size_t limit) = 0;
+  virtual std::size_t purge_pickups(UnixTime fetched_before, UnixTime offered_before) = 0;
+};
 
-  // ---- per-domain policy ----
+// For SMTP sessions (SOURCE/GET acceptance) and the queue manager (outbound TLS):
+// a domain's policy as mailctl set it.
+class DomainPolicies {
+ public:
+  virtual ~DomainPolicies() = default;
 
   // The domain's row, or one with both policies unset.
   virtual DomainPolicy policy(std::string_view domain) = 0;
+};
+
+// For mailctl policy and stats (and the listings): what an administrator sees and sets.
+class ReverseAdmin {
+ public:
+  virtual ~ReverseAdmin() = default;
+
+  // Newest first, every state.
+  virtual std::vector<PendingRetrieval> list_retrievals(std::size_t limit) = 0;
+  // Newest first, every state.
+  virtual std::vector<Pickup> list_pickups(std::size_t limit) = 0;
   // Writes both fields as given (unset = the default); a row with neither is
   // removed. StoreConflict when an unverified policy names a domain that is
   // not ours.
   virtual void set_policy(const DomainPolicy& policy) = 0;
   virtual std::vector<DomainPolicy> list_policies() = 0;  // by domain
-
-  // ---- counters ----
-
+  // Adds to a counter (a new name starts at 0). StoreConflict for an empty name.
   virtual void add_counter(std::string_view name, std::int64_t delta) = 0;
   virtual ReverseStats stats() = 0;
+};
+
+// All of SOURCE/GET, for callers not yet on one of the ports above (Store::reverse()).
+class ReverseStore : public RetrievalIntake,
+                     public RetrievalQueue,
+                     public PickupOffers,
+                     public PickupWindow,
+                     public PickupKeeping,
+                     public DomainPolicies,
+                     public ReverseAdmin {
+ public:
+  // One text for both ports that read it.
+  std::optional<MessageText> pickup_text(PickupId id) override = 0;
+  std::optional<Pickup> find_pickup(std::string_view token) override = 0;
 };
 
 // Counters for tests and `mailctl db status`.
@@ -275,9 +344,22 @@ class Store {
   virtual MailStore& mail() = 0;
   virtual MaildropStore& maildrops() = 0;
   virtual AdminStore& admin() = 0;
+  virtual WriterStats writer_stats() const = 0;
+
+  // Each consumer's port (see the interfaces above for who takes which).
+  virtual DeliveryQueue& delivery_queue() = 0;      // the queue manager
+  virtual QueueAdmin& queue_admin() = 0;            // mailctl queue
+  virtual RetrievalIntake& retrieval_intake() = 0;  // the SOURCE verb
+  virtual RetrievalQueue& retrievals() = 0;         // the retrieval worker
+  virtual PickupOffers& pickup_offers() = 0;        // the pickup desk (and mailctl pickup inject)
+  virtual PickupWindow& pickup_window() = 0;        // the GET verb
+  virtual PickupKeeping& pickup_keeping() = 0;      // pickup housekeeping (the queue manager)
+  virtual DomainPolicies& policies() = 0;           // sessions, the queue manager, mailctl policy
+  virtual ReverseAdmin& reverse_admin() = 0;        // mailctl policy, stats; tests' counters
+
+  // Every port of one side at once, while consumers move to theirs.
   virtual QueueStore& queue() = 0;
   virtual ReverseStore& reverse() = 0;
-  virtual WriterStats writer_stats() const = 0;
 
   // Finishes queued writes, stops the writer, closes connections.
   virtual void close() = 0;

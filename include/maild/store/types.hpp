@@ -2,6 +2,7 @@
 // Trust: plain data; addresses in here were validated by their producer.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -25,6 +26,10 @@ struct StoreConflict : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A moment as the store keeps it: whole seconds since the unix epoch (an integer column in
+// SQL). The epoch itself stands for "never" where a field says so.
+using UnixTime = std::chrono::sys_seconds;
+
 using MailboxId = std::int64_t;
 using MessageId = std::int64_t;
 using DeliveryId = std::int64_t;
@@ -34,13 +39,13 @@ enum class DeliveryStatus : int { fresh = 0, retrieved = 1, deleted = 2 };
 
 struct Domain {
   std::string name;
-  std::int64_t created_at = 0;  // unix seconds
+  UnixTime created_at;
 };
 
 struct Mailbox {
   MailboxId id = 0;
   std::string address;  // local@domain, as stored (lowercase domain)
-  std::int64_t created_at = 0;
+  UnixTime created_at;
 };
 
 // One alias row: mail for `source` also goes to `target`. A source of
@@ -112,11 +117,11 @@ struct QueueRecipient {
   std::string orcpt;
   RecipientState state = RecipientState::queued;
   int attempts = 0;
-  std::int64_t next_attempt = 0;  // unix seconds
+  UnixTime next_attempt;
   std::string last_reply;         // e.g. "450 4.2.0 mailbox busy", or our own reason
   std::string remote_host;        // the server that gave last_reply; "" for our own
   std::string lease_owner;        // "" when not leased
-  std::int64_t lease_expires = 0;
+  UnixTime lease_expires;
   bool notice_owed = false;   // a DSN for this recipient is still to be sent
   bool delay_warned = false;  // a delay notice went out already
 };
@@ -130,8 +135,8 @@ struct QueuedMessage {
   bool eight_bit = false;
   std::string content_hash;
   std::uint64_t size = 0;                  // octets sent: outbound trace + content
-  std::int64_t queued_at = 0;              // unix seconds
-  std::vector<QueueRecipient> recipients;  // per call: see QueueStore
+  UnixTime queued_at;
+  std::vector<QueueRecipient> recipients;  // per call: see DeliveryQueue, QueueAdmin
 };
 
 // Work for one delivery attempt: due recipients of one message, all at one
@@ -146,7 +151,7 @@ struct RecipientResult {
   enum class Kind { delivered, deferred, failed };
   QueueRecipientId id = 0;
   Kind kind = Kind::deferred;
-  std::int64_t next_attempt = 0;  // deferred: when to try again (unix seconds)
+  UnixTime next_attempt;          // deferred: when to try again
   std::string reply;              // the remote reply, or our reason
   std::string remote_host;
   bool notice = false;        // owe the sender a DSN for this recipient (failure, delay, relayed)
@@ -157,7 +162,7 @@ struct RecipientResult {
 struct QueueFilter {
   std::optional<std::string> domain;          // recipients at this domain (any case)
   std::optional<RecipientState> state;        // recipients in this state
-  std::optional<std::int64_t> queued_before;  // queued strictly before (unix seconds)
+  std::optional<UnixTime> queued_before;      // queued strictly before
   std::size_t limit = 1000;                   // 0: no limit
 };
 
@@ -170,7 +175,7 @@ struct MailSummary {
   std::uint64_t size = 0;  // octets as served (trace + content)
   std::string uidl;
   DeliveryStatus status = DeliveryStatus::fresh;
-  std::int64_t received_at = 0;
+  UnixTime received_at;
   bool verified = false;  // came by a successful GET (SOURCE/GET origin verification)
 };
 
@@ -181,7 +186,7 @@ struct MailDetail {
   std::string content;
 };
 
-// ---- SOURCE/GET (ReverseStore) ----
+// ---- SOURCE/GET (the reverse-delivery ports) ----
 
 using RetrievalId = std::int64_t;  // a pending retrieval (D side)
 using PickupId = std::int64_t;     // a pickup (O side)
@@ -217,13 +222,13 @@ struct PendingRetrieval {
   std::string client_address;
   std::string helo;
   std::string trace;
-  std::int64_t received_at = 0;  // unix seconds
+  UnixTime received_at;
   RetrievalState state = RetrievalState::pending;
   int attempts = 0;
-  std::int64_t next_attempt = 0;
+  UnixTime next_attempt;
   std::string last_error;
   std::string lease_owner;  // "" when not leased
-  std::int64_t lease_expires = 0;
+  UnixTime lease_expires;
 };
 
 // What add_retrieval did.
@@ -268,7 +273,7 @@ struct NewPickup {
   std::string envid;
   DsnReturn ret = DsnReturn::unspecified;
   bool smtputf8 = false;
-  std::int64_t arrival = 0;  // when the message was accepted (unix seconds)
+  UnixTime arrival;          // when the message was accepted
   std::string peer;          // the server SOURCE goes to, for logs and notices
   std::vector<PickupRecipient> recipients;
   std::string outbound_trace;  // sent before the content in reply to GET
@@ -282,14 +287,14 @@ struct Pickup {
   std::string envid;
   DsnReturn ret = DsnReturn::unspecified;
   bool smtputf8 = false;
-  std::int64_t arrival = 0;
+  UnixTime arrival;
   std::string peer;
   std::vector<PickupRecipient> recipients;
   std::string content_hash;  // "" once purged
   std::uint64_t size = 0;    // octets served: outbound trace + content
-  std::int64_t created_at = 0;
-  std::int64_t confirmed_at = 0;      // 0: not confirmed
-  std::int64_t first_fetched_at = 0;  // 0: never fetched
+  UnixTime created_at;
+  UnixTime confirmed_at;      // the epoch: not confirmed
+  UnixTime first_fetched_at;  // the epoch: never fetched
   std::int64_t fetch_count = 0;
   PickupState state = PickupState::offered;
 };

@@ -69,6 +69,10 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   Statement& bind(int index, std::int64_t value);
+  // Times go to SQL as unix seconds.
+  Statement& bind(int index, UnixTime value) {
+    return bind(index, value.time_since_epoch().count());
+  }
   Statement& bind_text(int index, std::string_view value);  // copied
   // Sent as binary, not copied: `value` must live until execute() or step().
   Statement& bind_blob(int index, const std::string& value);
@@ -84,6 +88,9 @@ class Statement {
 
   bool column_null(int column) const;
   std::int64_t column_int(int column) const;
+  UnixTime column_time(int column) const {
+    return UnixTime{std::chrono::seconds{column_int(column)}};
+  }
   std::string column_text(int column) const;
   std::string column_blob(int column) const { return column_text(column); }  // byte-exact
 

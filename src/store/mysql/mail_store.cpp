@@ -38,7 +38,7 @@ std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient
 }
 
 QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId message_id,
-                       const std::vector<QueuedAddress>& recipients, std::int64_t now) {
+                       const std::vector<QueuedAddress>& recipients, UnixTime now) {
   {
     auto insert = db.prepare(
         "INSERT INTO queue_messages (message_id, reverse_path, envid, ret, smtputf8, eight_bit, "
@@ -75,7 +75,7 @@ QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId mess
 }  // namespace
 
 MessageId store_content(Connection& db, const std::string& content, const std::string& content_hash,
-                        std::int64_t now) {
+                        UnixTime now) {
   // An existing row answers with its own id (LAST_INSERT_ID(id)); the content is not replaced.
   auto insert = db.prepare(
       "INSERT INTO messages (content_hash, size, content, created_at) VALUES (?, ?, ?, ?) "
@@ -112,7 +112,7 @@ StoredMessage accept_message(Connection& db, const NewMessage& message,
 
   StoredMessage stored;
   stored.content_hash = content_hash;
-  const std::int64_t now = unix_now();
+  const UnixTime now = unix_now();
   stored.message_id = store_content(db, message.content, content_hash, now);
 
   const std::int64_t size = as_size(message.trace.size() + message.content.size());

@@ -47,7 +47,7 @@ bool MysqlMaildropStore::lock(MailboxId mailbox, std::string_view owner, std::ch
     }
     // The clock is read here, when the write runs. A lock is held through the whole second
     // expires_at, so it lasts at least ttl and at most ttl + 1 s.
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     // One statement: take it when free or expired, extend it when ours, else change nothing.
     // MySQL assigns left to right, so expires_at sees the owner as it is after the first SET.
     {
@@ -58,12 +58,12 @@ bool MysqlMaildropStore::lock(MailboxId mailbox, std::string_view owner, std::ch
           "expires_at = IF(owner = ?, ?, expires_at)");
       take->bind(1, mailbox)
           .bind_text(2, holder)
-          .bind(3, now + ttl.count())
+          .bind(3, now + ttl)
           .bind_text(4, holder)
           .bind(5, now)
           .bind_text(6, holder)
           .bind_text(7, holder)
-          .bind(8, now + ttl.count());
+          .bind(8, now + ttl);
       take->execute();
     }
     // The row is locked by this transaction now: whoever it names holds the maildrop.

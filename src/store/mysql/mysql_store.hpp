@@ -43,20 +43,21 @@ std::vector<std::string> split_statements(std::string_view sql);
 // Lookups shared by the interfaces (lookups.cpp); each is one indexed query.
 std::optional<std::int64_t> find_domain_id(Connection& connection, std::string_view domain);
 std::optional<std::int64_t> find_mailbox_id(Connection& connection, std::string_view address);
-std::int64_t unix_now();
+UnixTime unix_now();
 // The form address comparisons use: the whole address lowercased (ASCII), as SQLite's NOCASE.
 std::string address_key(std::string_view address);
 
 // The messages row of this content (mail_store.cpp), inside the caller's write transaction:
 // content-addressed, so an existing row is reused (never replaced) and its id returned.
 MessageId store_content(Connection& db, const std::string& content, const std::string& content_hash,
-                        std::int64_t now);
+                        UnixTime now);
 
-// Accepts a message inside the caller's write transaction (mail_store.cpp): the content once,
-// a delivery per distinct mailbox, a queue entry for the distinct outbound recipients.
-// deliver(), QueueStore::send_notice() and the SOURCE/GET writes that deliver (a fetched
-// message, a pickup's expiry notice) all use it. Throws StoreConflict when there is nobody to
-// deliver to, a mailbox is gone, or an outbound address does not split.
+// The delivery transaction (mail_store.cpp): accepts a message inside the caller's write
+// transaction, the content once, a delivery per distinct mailbox, a queue entry for the distinct
+// outbound recipients. Every write that accepts a message uses it: deliver() (deliver_async()
+// runs it), send_notice() and the SOURCE/GET writes that deliver (a fetched message, a pickup's
+// expiry notice). Throws StoreConflict when there is nobody to deliver to, a mailbox is gone, or
+// an outbound address does not split.
 StoredMessage accept_message(Connection& db, const NewMessage& message,
                              const std::string& content_hash);
 
@@ -160,7 +161,7 @@ class MysqlQueueStore final : public QueueStore {
              std::chrono::seconds lease) override;
   std::optional<MessageText> text(QueueId id) override;
   std::size_t record(std::string_view owner, const std::vector<RecipientResult>& results) override;
-  std::optional<std::int64_t> next_due() override;
+  std::optional<UnixTime> next_due() override;
   std::vector<QueuedMessage> notices_owed(std::size_t limit) override;
   StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
                             const NewMessage& notice) override;
@@ -184,13 +185,13 @@ class MysqlReverseStore final : public ReverseStore {
                         std::chrono::seconds lease) override;
   StoredMessage finish_retrieval(std::string_view owner, RetrievalId id,
                                  const NewMessage& message) override;
-  bool defer_retrieval(std::string_view owner, RetrievalId id, std::int64_t next_attempt,
+  bool defer_retrieval(std::string_view owner, RetrievalId id, UnixTime next_attempt,
                        std::string_view error) override;
   bool fail_retrieval(std::string_view owner, RetrievalId id, RetrievalFailure why,
                       std::string_view error) override;
-  std::optional<std::int64_t> next_retrieval_due() override;
+  std::optional<UnixTime> next_retrieval_due() override;
   std::vector<PendingRetrieval> list_retrievals(std::size_t limit) override;
-  std::size_t purge_retrievals(std::int64_t finished_before) override;
+  std::size_t purge_retrievals(UnixTime finished_before) override;
 
   PickupId create_pickup(const NewPickup& pickup) override;
   bool confirm_pickup(PickupId id) override;
@@ -198,9 +199,9 @@ class MysqlReverseStore final : public ReverseStore {
   std::optional<Pickup> find_pickup(std::string_view token) override;
   std::optional<MessageText> pickup_text(PickupId id) override;
   bool mark_transferred(PickupId id) override;
-  std::vector<Pickup> expired_pickups(std::int64_t confirmed_before, std::size_t limit) override;
+  std::vector<Pickup> expired_pickups(UnixTime confirmed_before, std::size_t limit) override;
   bool expire_pickup(PickupId id, const std::optional<NewMessage>& notice) override;
-  std::size_t purge_pickups(std::int64_t fetched_before, std::int64_t offered_before) override;
+  std::size_t purge_pickups(UnixTime fetched_before, UnixTime offered_before) override;
   std::vector<Pickup> list_pickups(std::size_t limit) override;
 
   DomainPolicy policy(std::string_view domain) override;
@@ -227,6 +228,15 @@ class MysqlStore final : public Store {
   MailStore& mail() override { return mail_; }
   MaildropStore& maildrops() override { return maildrops_; }
   AdminStore& admin() override { return admin_; }
+  DeliveryQueue& delivery_queue() override { return queue_; }
+  QueueAdmin& queue_admin() override { return queue_; }
+  RetrievalIntake& retrieval_intake() override { return reverse_; }
+  RetrievalQueue& retrievals() override { return reverse_; }
+  PickupOffers& pickup_offers() override { return reverse_; }
+  PickupWindow& pickup_window() override { return reverse_; }
+  PickupKeeping& pickup_keeping() override { return reverse_; }
+  DomainPolicies& policies() override { return reverse_; }
+  ReverseAdmin& reverse_admin() override { return reverse_; }
   QueueStore& queue() override { return queue_; }
   ReverseStore& reverse() override { return reverse_; }
   WriterStats writer_stats() const override { return pool_->stats(); }

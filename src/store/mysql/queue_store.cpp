@@ -56,7 +56,7 @@ QueuedMessage read_envelope(const Statement& row) {
   message.eight_bit = row.column_int(5) != 0;
   message.content_hash = row.column_text(6);
   message.size = static_cast<std::uint64_t>(row.column_int(7));
-  message.queued_at = row.column_int(8);
+  message.queued_at = row.column_time(8);
   return message;
 }
 
@@ -69,11 +69,11 @@ QueueRecipient read_recipient(const Statement& row) {
   recipient.orcpt = row.column_blob(4);
   recipient.state = static_cast<RecipientState>(row.column_int(5));
   recipient.attempts = static_cast<int>(row.column_int(6));
-  recipient.next_attempt = row.column_int(7);
+  recipient.next_attempt = row.column_time(7);
   recipient.last_reply = row.column_blob(8);
   recipient.remote_host = row.column_text(9);
   recipient.lease_owner = row.column_text(10);  // NULL reads as ""
-  recipient.lease_expires = row.column_int(11);
+  recipient.lease_expires = row.column_time(11);
   recipient.notice_owed = row.column_int(12) != 0;
   recipient.delay_warned = row.column_int(13) != 0;
   return recipient;
@@ -147,7 +147,7 @@ std::vector<DeliveryJob> MysqlQueueStore::claim(std::string_view owner, std::chr
       [&](Connection& db) {
         // The clock is read when the write runs. The rows picked stay locked (and others'
         // locked rows are skipped) until the leases are written and committed.
-        const std::int64_t now = unix_now();
+        const UnixTime now = unix_now();
         std::vector<std::int64_t> candidates;
         {
           // More candidates than wanted: those another claimer takes meanwhile are skipped.
@@ -169,7 +169,7 @@ std::vector<DeliveryJob> MysqlQueueStore::claim(std::string_view owner, std::chr
           auto take = db.prepare_once(
               "UPDATE queue_recipients SET lease_owner = ?, lease_expires = ? WHERE id IN (" + ids +
               ")");
-          take->bind_text(1, holder).bind(2, now + lease.count());
+          take->bind_text(1, holder).bind(2, now + lease);
           take->execute();
         }
 
@@ -207,7 +207,7 @@ bool MysqlQueueStore::renew(std::string_view owner, const std::vector<QueueRecip
   if (lease.count() < 1) throw StoreConflict("a queue lease needs at least one second");
   const std::string holder(owner);
   return pool_.write([&](Connection& db) {
-    const std::int64_t expires = unix_now() + lease.count();
+    const UnixTime expires = unix_now() + lease;
     bool all_ours = true;
     for (QueueRecipientId id : recipients) {
       auto extend = db.prepare(
@@ -268,11 +268,11 @@ std::size_t MysqlQueueStore::record(std::string_view owner,
   });
 }
 
-std::optional<std::int64_t> MysqlQueueStore::next_due() {
-  return pool_.read([&](Connection& db) -> std::optional<std::int64_t> {
+std::optional<UnixTime> MysqlQueueStore::next_due() {
+  return pool_.read([&](Connection& db) -> std::optional<UnixTime> {
     auto query = db.prepare("SELECT MIN(next_attempt) FROM queue_recipients WHERE state = 0");
     if (!query->step() || query->column_null(0)) return std::nullopt;
-    return query->column_int(0);
+    return query->column_time(0);
   });
 }
 
@@ -281,7 +281,7 @@ std::vector<QueuedMessage> MysqlQueueStore::notices_owed(std::size_t limit) {
   const std::int64_t count = as_limit(limit);
   return pool_.read([&](Connection& db) {
     ReadTransaction snapshot(db);
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     std::vector<QueueId> ids;
     {
       // A message waits while any of its recipients is under a live lease: the results of one
@@ -364,7 +364,7 @@ std::optional<QueuedMessage> MysqlQueueStore::get(QueueId id) {
 
 std::size_t MysqlQueueStore::retry(std::optional<QueueId> id) {
   return pool_.write([&](Connection& db) {
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     if (id) {
       auto update = db.prepare(
           "UPDATE queue_recipients SET next_attempt = LEAST(next_attempt, ?) "

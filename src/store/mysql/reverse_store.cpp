@@ -46,13 +46,13 @@ PendingRetrieval read_retrieval_row(const Statement& row) {
   r.client_address = row.column_text(5);
   r.helo = row.column_blob(6);
   r.trace = row.column_blob(7);
-  r.received_at = row.column_int(8);
+  r.received_at = row.column_time(8);
   r.state = static_cast<RetrievalState>(row.column_int(9));
   r.attempts = static_cast<int>(row.column_int(10));
-  r.next_attempt = row.column_int(11);
+  r.next_attempt = row.column_time(11);
   r.last_error = row.column_blob(12);
   r.lease_owner = row.column_text(13);
-  r.lease_expires = row.column_int(14);
+  r.lease_expires = row.column_time(14);
   return r;
 }
 
@@ -127,13 +127,13 @@ Pickup read_pickup_row(const Statement& row) {
   p.envid = row.column_blob(3);
   p.ret = static_cast<DsnReturn>(row.column_int(4));
   p.smtputf8 = row.column_int(5) != 0;
-  p.arrival = row.column_int(6);
+  p.arrival = row.column_time(6);
   p.peer = row.column_text(7);
   p.content_hash = row.column_text(8);  // NULL (purged) reads as ""
   p.size = static_cast<std::uint64_t>(row.column_int(9));
-  p.created_at = row.column_int(10);
-  p.confirmed_at = row.column_int(11);  // NULL reads as 0
-  p.first_fetched_at = row.column_int(12);
+  p.created_at = row.column_time(10);
+  p.confirmed_at = row.column_time(11);  // NULL reads as 0
+  p.first_fetched_at = row.column_time(12);
   p.fetch_count = row.column_int(13);
   p.state = static_cast<PickupState>(row.column_int(14));
   return p;
@@ -190,7 +190,7 @@ RetrievalAdded MysqlReverseStore::add_retrieval(const NewRetrieval& retrieval,
       if (count->column_int(0) >= as_count(max_per_domain))
         return RetrievalAdded{RetrievalAdded::Outcome::domain_full, 0};
     }
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     try {
       auto insert = db.prepare(
           "INSERT INTO pending_retrievals (token, reverse_path, sender_domain, declared_size, "
@@ -242,7 +242,7 @@ std::vector<PendingRetrieval> MysqlReverseStore::claim_retrievals(std::string_vi
       [&](Connection& db) {
         // The clock is read when the write runs; a lease holds through the whole second
         // lease_expires, as maildrop locks do.
-        const std::int64_t now = unix_now();
+        const UnixTime now = unix_now();
         std::vector<RetrievalId> candidates;
         {
           // More candidates than wanted: those another claimer takes meanwhile are skipped.
@@ -268,7 +268,7 @@ std::vector<PendingRetrieval> MysqlReverseStore::claim_retrievals(std::string_vi
           {
             auto lease_it = db.prepare(
                 "UPDATE pending_retrievals SET lease_owner = ?, lease_expires = ? WHERE id = ?");
-            lease_it->bind_text(1, holder).bind(2, now + lease.count()).bind(3, id);
+            lease_it->bind_text(1, holder).bind(2, now + lease).bind(3, id);
             lease_it->execute();
           }
           for (auto& r : read_retrievals(db, by_id, [id](Statement& query) { query.bind(1, id); }))
@@ -284,7 +284,7 @@ bool MysqlReverseStore::renew_retrievals(std::string_view owner,
                                          std::chrono::seconds lease) {
   const std::string holder(owner);
   return pool_.write([&](Connection& db) {
-    const std::int64_t expires = unix_now() + lease.count();
+    const UnixTime expires = unix_now() + lease;
     bool all_ours = true;
     for (const RetrievalId id : ids) {
       auto renew = db.prepare(with_lease_check("UPDATE pending_retrievals SET lease_expires = ?"));
@@ -324,7 +324,7 @@ StoredMessage MysqlReverseStore::finish_retrieval(std::string_view owner, Retrie
 }
 
 bool MysqlReverseStore::defer_retrieval(std::string_view owner, RetrievalId id,
-                                        std::int64_t next_attempt, std::string_view error) {
+                                        UnixTime next_attempt, std::string_view error) {
   const std::string holder(owner);
   return pool_.write([&](Connection& db) {
     auto defer = db.prepare(
@@ -352,11 +352,11 @@ bool MysqlReverseStore::fail_retrieval(std::string_view owner, RetrievalId id, R
   });
 }
 
-std::optional<std::int64_t> MysqlReverseStore::next_retrieval_due() {
-  return pool_.read([&](Connection& db) -> std::optional<std::int64_t> {
+std::optional<UnixTime> MysqlReverseStore::next_retrieval_due() {
+  return pool_.read([&](Connection& db) -> std::optional<UnixTime> {
     auto query = db.prepare("SELECT MIN(next_attempt) FROM pending_retrievals WHERE state = 0");
     if (!query->step() || query->column_null(0)) return std::nullopt;
-    return query->column_int(0);
+    return query->column_time(0);
   });
 }
 
@@ -370,7 +370,7 @@ std::vector<PendingRetrieval> MysqlReverseStore::list_retrievals(std::size_t lim
   });
 }
 
-std::size_t MysqlReverseStore::purge_retrievals(std::int64_t finished_before) {
+std::size_t MysqlReverseStore::purge_retrievals(UnixTime finished_before) {
   return pool_.write(
       [&](Connection& db) {
         // Their recipients go by ON DELETE CASCADE.
@@ -395,7 +395,7 @@ PickupId MysqlReverseStore::create_pickup(const NewPickup& pickup) {
         exists->bind_text(1, pickup.token);
         if (exists->step()) throw StoreConflict(taken);
       }
-      const std::int64_t now = unix_now();
+      const UnixTime now = unix_now();
       const MessageId message_id = store_content(db, pickup.content, content_hash, now);
       {
         auto insert = db.prepare(
@@ -491,7 +491,7 @@ bool MysqlReverseStore::mark_transferred(PickupId id) {
   });
 }
 
-std::vector<Pickup> MysqlReverseStore::expired_pickups(std::int64_t confirmed_before,
+std::vector<Pickup> MysqlReverseStore::expired_pickups(UnixTime confirmed_before,
                                                        std::size_t limit) {
   return pool_.read([&](Connection& db) {
     ReadTransaction snapshot(db);
@@ -519,8 +519,7 @@ bool MysqlReverseStore::expire_pickup(PickupId id, const std::optional<NewMessag
   });
 }
 
-std::size_t MysqlReverseStore::purge_pickups(std::int64_t fetched_before,
-                                             std::int64_t offered_before) {
+std::size_t MysqlReverseStore::purge_pickups(UnixTime fetched_before, UnixTime offered_before) {
   // The messages row stays: other deliveries may share it (see docs/store.md).
   return pool_.write(
       [&](Connection& db) {
@@ -578,7 +577,7 @@ void MysqlReverseStore::set_policy(const DomainPolicy& policy) {
         "INSERT INTO domain_policies (domain, unverified_policy, tls_policy, updated_at) "
         "VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE unverified_policy = ?, tls_policy = ?, "
         "updated_at = ?");
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     write->bind_text(1, name).bind(4, now).bind(7, now);
     for (const int index : {2, 5}) {
       if (policy.unverified)

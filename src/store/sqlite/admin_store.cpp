@@ -58,7 +58,7 @@ MailSummary read_summary(Statement& row) {
   summary.size = static_cast<std::uint64_t>(row.column_int(4));
   summary.uidl = row.column_text(5);
   summary.status = static_cast<DeliveryStatus>(row.column_int(6));
-  summary.received_at = row.column_int(7);
+  summary.received_at = row.column_time(7);
   summary.verified = row.column_int(8) != 0;
   return summary;
 }
@@ -112,7 +112,7 @@ std::vector<Domain> SqliteAdminStore::list_domains() {
   auto db = reads_.lease();
   auto query = db->prepare("SELECT name, created_at FROM domains ORDER BY name");
   std::vector<Domain> domains;
-  while (query->step()) domains.push_back({query->column_text(0), query->column_int(1)});
+  while (query->step()) domains.push_back({query->column_text(0), query->column_time(1)});
   return domains;
 }
 
@@ -159,12 +159,12 @@ std::vector<Mailbox> SqliteAdminStore::list_users(std::optional<std::string_view
         "SELECT id, address, created_at FROM mailboxes WHERE domain_id = ?1 ORDER BY address");
     query->bind(1, domain_id);
     while (query->step()) {
-      users.push_back({query->column_int(0), query->column_text(1), query->column_int(2)});
+      users.push_back({query->column_int(0), query->column_text(1), query->column_time(2)});
     }
   } else {
     auto query = db->prepare("SELECT id, address, created_at FROM mailboxes ORDER BY address");
     while (query->step()) {
-      users.push_back({query->column_int(0), query->column_text(1), query->column_int(2)});
+      users.push_back({query->column_int(0), query->column_text(1), query->column_time(2)});
     }
   }
   return users;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "maild/store/types.hpp"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
@@ -26,6 +28,10 @@ class Statement {
 
   // Parameters are 1-based, as in SQLite; values are copied, so temporaries are fine.
   Statement& bind(int index, std::int64_t value);
+  // Times go to SQL as unix seconds.
+  Statement& bind(int index, UnixTime value) {
+    return bind(index, value.time_since_epoch().count());
+  }
   Statement& bind_text(int index, std::string_view value);
   Statement& bind_blob(int index, std::string_view value);
   Statement& bind_null(int index);
@@ -34,6 +40,9 @@ class Statement {
   void reset();  // ready to run again, bindings cleared
 
   std::int64_t column_int(int column) const;
+  UnixTime column_time(int column) const {
+    return UnixTime{std::chrono::seconds{column_int(column)}};
+  }
   std::string column_text(int column) const;
   std::string column_blob(int column) const;
 

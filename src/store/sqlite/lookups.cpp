@@ -24,10 +24,8 @@ std::optional<std::int64_t> find_mailbox_id(Connection& connection, std::string_
   return query->column_int(0);
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+UnixTime unix_now() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
 }  // namespace maild::store::sqlite

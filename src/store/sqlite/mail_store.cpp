@@ -38,7 +38,7 @@ std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient
 }
 
 QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId message_id,
-                       const std::vector<QueuedAddress>& recipients, std::int64_t now) {
+                       const std::vector<QueuedAddress>& recipients, UnixTime now) {
   {
     auto insert = db.prepare(
         "INSERT INTO queue_messages (message_id, reverse_path, envid, ret, smtputf8, eight_bit, "
@@ -95,7 +95,7 @@ StoredMessage accept_message(Connection& db, const NewMessage& message) {
 
   StoredMessage stored;
   stored.content_hash = sha256(message.content).hex();
-  const std::int64_t now = unix_now();
+  const UnixTime now = unix_now();
   {
     auto insert = db.prepare(
         "INSERT INTO messages (content_hash, size, content, created_at) VALUES (?1, ?2, ?3, ?4) "

@@ -39,14 +39,14 @@ bool SqliteMaildropStore::lock(MailboxId mailbox, std::string_view owner,
     }
     // The clock is read here, when the write runs, not when it was queued. A lock is held
     // through the whole second expires_at, so it lasts at least ttl and at most ttl + 1 s.
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     // One statement: take it when free or expired, extend it when ours, else change nothing.
     auto take = db.prepare(
         "INSERT INTO maildrop_locks (mailbox_id, owner, expires_at) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (mailbox_id) DO UPDATE SET owner = excluded.owner, "
         "expires_at = excluded.expires_at "
         "WHERE maildrop_locks.owner = excluded.owner OR maildrop_locks.expires_at < ?4");
-    take->bind(1, mailbox).bind_text(2, holder).bind(3, now + ttl.count()).bind(4, now);
+    take->bind(1, mailbox).bind_text(2, holder).bind(3, now + ttl).bind(4, now);
     take->step();
     return db.changes() == 1;
   });

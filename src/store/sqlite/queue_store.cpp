@@ -38,7 +38,7 @@ QueuedMessage read_envelope(const Statement& row) {
   message.eight_bit = row.column_int(5) != 0;
   message.content_hash = row.column_text(6);
   message.size = static_cast<std::uint64_t>(row.column_int(7));
-  message.queued_at = row.column_int(8);
+  message.queued_at = row.column_time(8);
   return message;
 }
 
@@ -51,11 +51,11 @@ QueueRecipient read_recipient(const Statement& row) {
   recipient.orcpt = row.column_text(4);
   recipient.state = static_cast<RecipientState>(row.column_int(5));
   recipient.attempts = static_cast<int>(row.column_int(6));
-  recipient.next_attempt = row.column_int(7);
+  recipient.next_attempt = row.column_time(7);
   recipient.last_reply = row.column_text(8);
   recipient.remote_host = row.column_text(9);
   recipient.lease_owner = row.column_text(10);  // NULL reads as ""
-  recipient.lease_expires = row.column_int(11);
+  recipient.lease_expires = row.column_time(11);
   recipient.notice_owed = row.column_int(12) != 0;
   recipient.delay_warned = row.column_int(13) != 0;
   return recipient;
@@ -126,7 +126,7 @@ std::vector<DeliveryJob> SqliteQueueStore::claim(std::string_view owner, std::ch
       limit, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())));
   return writer_.call([&holder, lease, count](Connection& db) {
     // The clock is read when the write runs; the write lock makes the pick and the lease one step.
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     struct Picked {
       QueueRecipientId id;
       QueueId queue_id;
@@ -140,7 +140,7 @@ std::vector<DeliveryJob> SqliteQueueStore::claim(std::string_view owner, std::ch
     for (const Picked& one : picked) {
       auto take = db.prepare(
           "UPDATE queue_recipients SET lease_owner = ?2, lease_expires = ?3 WHERE id = ?1");
-      take->bind(1, one.id).bind_text(2, holder).bind(3, now + lease.count());
+      take->bind(1, one.id).bind_text(2, holder).bind(3, now + lease);
       take->step();
     }
 
@@ -173,7 +173,7 @@ bool SqliteQueueStore::renew(std::string_view owner,
   if (lease.count() < 1) throw StoreConflict("a queue lease needs at least one second");
   const std::string holder(owner);
   return writer_.call([&holder, &recipients, lease](Connection& db) {
-    const std::int64_t expires = unix_now() + lease.count();
+    const UnixTime expires = unix_now() + lease;
     bool all_ours = true;
     for (QueueRecipientId id : recipients) {
       auto extend = db.prepare(
@@ -231,12 +231,12 @@ std::size_t SqliteQueueStore::record(std::string_view owner,
   });
 }
 
-std::optional<std::int64_t> SqliteQueueStore::next_due() {
+std::optional<UnixTime> SqliteQueueStore::next_due() {
   auto db = reads_.lease();
   auto query = db->prepare(
       "SELECT next_attempt FROM queue_recipients WHERE state = 0 ORDER BY next_attempt LIMIT 1");
   if (!query->step()) return std::nullopt;
-  return query->column_int(0);
+  return query->column_time(0);
 }
 
 std::vector<QueuedMessage> SqliteQueueStore::notices_owed(std::size_t limit) {
@@ -245,7 +245,7 @@ std::vector<QueuedMessage> SqliteQueueStore::notices_owed(std::size_t limit) {
       limit, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())));
   auto db = reads_.lease();
   ReadTransaction snapshot(*db);
-  const std::int64_t now = unix_now();
+  const UnixTime now = unix_now();
   std::vector<QueueId> ids;
   {
     // A message waits while any of its recipients is under a live lease: the results of one

@@ -37,13 +37,13 @@ PendingRetrieval read_retrieval_row(const Statement& row) {
   r.client_address = row.column_text(6);
   r.helo = row.column_text(7);
   r.trace = row.column_blob(8);
-  r.received_at = row.column_int(9);
+  r.received_at = row.column_time(9);
   r.state = static_cast<RetrievalState>(row.column_int(10));
   r.attempts = static_cast<int>(row.column_int(11));
-  r.next_attempt = row.column_int(12);
+  r.next_attempt = row.column_time(12);
   r.last_error = row.column_text(13);
   r.lease_owner = row.column_text(14);
-  r.lease_expires = row.column_int(15);
+  r.lease_expires = row.column_time(15);
   return r;
 }
 
@@ -90,13 +90,13 @@ Pickup read_pickup_row(const Statement& row) {
   p.envid = row.column_text(3);
   p.ret = static_cast<DsnReturn>(row.column_int(4));
   p.smtputf8 = row.column_int(5) != 0;
-  p.arrival = row.column_int(6);
+  p.arrival = row.column_time(6);
   p.peer = row.column_text(7);
   p.content_hash = row.column_text(8);
   p.size = static_cast<std::uint64_t>(row.column_int(9));
-  p.created_at = row.column_int(10);
-  p.confirmed_at = row.column_int(11);  // NULL reads as 0
-  p.first_fetched_at = row.column_int(12);
+  p.created_at = row.column_time(10);
+  p.confirmed_at = row.column_time(11);  // NULL reads as 0
+  p.first_fetched_at = row.column_time(12);
   p.fetch_count = row.column_int(13);
   p.state = static_cast<PickupState>(row.column_int(14));
   return p;
@@ -164,7 +164,7 @@ RetrievalAdded SqliteReverseStore::add_retrieval(const NewRetrieval& retrieval,
       if (count->column_int(0) >= as_int(max_per_domain))
         return RetrievalAdded{RetrievalAdded::Outcome::domain_full, 0};
     }
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     {
       auto insert = db.prepare(
           "INSERT INTO pending_retrievals (token, reverse_path, sender_domain, declared_size, "
@@ -204,7 +204,7 @@ std::vector<PendingRetrieval> SqliteReverseStore::claim_retrievals(std::string_v
   if (owner.empty()) throw StoreConflict("a lease needs an owner");
   const std::string holder(owner);
   return writer_.call([&holder, lease, limit](Connection& db) {
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     std::vector<RetrievalId> ids;
     {
       // A lease holds through the whole second lease_expires, as maildrop locks do.
@@ -220,7 +220,7 @@ std::vector<PendingRetrieval> SqliteReverseStore::claim_retrievals(std::string_v
       {
         auto take = db.prepare(
             "UPDATE pending_retrievals SET lease_owner = ?2, lease_expires = ?3 WHERE id = ?1");
-        take->bind(1, id).bind_text(2, holder).bind(3, now + lease.count());
+        take->bind(1, id).bind_text(2, holder).bind(3, now + lease);
         take->step();
       }
       if (auto r = read_retrieval(db, id)) claimed.push_back(std::move(*r));
@@ -234,12 +234,12 @@ bool SqliteReverseStore::renew_retrievals(std::string_view owner,
                                           std::chrono::seconds lease) {
   const std::string holder(owner);
   return writer_.call([&holder, &ids, lease](Connection& db) {
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     bool all = true;
     for (const RetrievalId id : ids) {
       auto renew =
           db.prepare("UPDATE pending_retrievals SET lease_expires = ?3" + std::string(leased_by));
-      renew->bind(1, id).bind_text(2, holder).bind(3, now + lease.count());
+      renew->bind(1, id).bind_text(2, holder).bind(3, now + lease);
       renew->step();
       all = all && db.changes() == 1;
     }
@@ -251,7 +251,7 @@ StoredMessage SqliteReverseStore::finish_retrieval(std::string_view owner, Retri
                                                    const NewMessage& message) {
   const std::string holder(owner);
   return writer_.call([&holder, id, &message](Connection& db) {
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     {
       auto finish = db.prepare(
           "UPDATE pending_retrievals SET state = 1, finished_at = ?3, attempts = attempts + 1, "
@@ -275,7 +275,7 @@ StoredMessage SqliteReverseStore::finish_retrieval(std::string_view owner, Retri
 }
 
 bool SqliteReverseStore::defer_retrieval(std::string_view owner, RetrievalId id,
-                                         std::int64_t next_attempt, std::string_view error) {
+                                         UnixTime next_attempt, std::string_view error) {
   const std::string holder(owner);
   const std::string reason(error);
   return writer_.call([&holder, id, next_attempt, &reason](Connection& db) {
@@ -308,12 +308,12 @@ bool SqliteReverseStore::fail_retrieval(std::string_view owner, RetrievalId id,
   });
 }
 
-std::optional<std::int64_t> SqliteReverseStore::next_retrieval_due() {
+std::optional<UnixTime> SqliteReverseStore::next_retrieval_due() {
   auto db = reads_.lease();
   auto query = db->prepare(
       "SELECT next_attempt FROM pending_retrievals WHERE state = 0 ORDER BY next_attempt LIMIT 1");
   if (!query->step()) return std::nullopt;
-  return query->column_int(0);
+  return query->column_time(0);
 }
 
 std::vector<PendingRetrieval> SqliteReverseStore::list_retrievals(std::size_t limit) {
@@ -330,7 +330,7 @@ std::vector<PendingRetrieval> SqliteReverseStore::list_retrievals(std::size_t li
   return list;
 }
 
-std::size_t SqliteReverseStore::purge_retrievals(std::int64_t finished_before) {
+std::size_t SqliteReverseStore::purge_retrievals(UnixTime finished_before) {
   return writer_.call([finished_before](Connection& db) {
     auto purge = db.prepare("DELETE FROM pending_retrievals WHERE state > 0 AND finished_at < ?1");
     purge->bind(1, finished_before);
@@ -345,7 +345,7 @@ PickupId SqliteReverseStore::create_pickup(const NewPickup& pickup) {
   check_pickup(pickup);
   const std::string content_hash = sha256(pickup.content).hex();
   return writer_.call([&pickup, &content_hash](Connection& db) {
-    const std::int64_t now = unix_now();
+    const UnixTime now = unix_now();
     {
       auto taken = db.prepare("SELECT 1 FROM pickups WHERE token = ?1");
       taken->bind_text(1, pickup.token);
@@ -461,7 +461,7 @@ bool SqliteReverseStore::mark_transferred(PickupId id) {
   });
 }
 
-std::vector<Pickup> SqliteReverseStore::expired_pickups(std::int64_t confirmed_before,
+std::vector<Pickup> SqliteReverseStore::expired_pickups(UnixTime confirmed_before,
                                                         std::size_t limit) {
   auto db = reads_.lease();
   ReadTransaction snapshot(*db);
@@ -488,8 +488,7 @@ bool SqliteReverseStore::expire_pickup(PickupId id, const std::optional<NewMessa
   });
 }
 
-std::size_t SqliteReverseStore::purge_pickups(std::int64_t fetched_before,
-                                              std::int64_t offered_before) {
+std::size_t SqliteReverseStore::purge_pickups(UnixTime fetched_before, UnixTime offered_before) {
   // The messages row stays: other deliveries may share it (see docs/store.md).
   return writer_.call([fetched_before, offered_before](Connection& db) {
     auto purge = db.prepare(

@@ -30,7 +30,7 @@ void apply_migrations(Connection& connection);
 // Lookups shared by the interfaces (lookups.cpp); each is one indexed query.
 std::optional<std::int64_t> find_domain_id(Connection& connection, std::string_view domain);
 std::optional<std::int64_t> find_mailbox_id(Connection& connection, std::string_view address);
-std::int64_t unix_now();
+UnixTime unix_now();
 
 // A maildrop's listing (maildrop_store.cpp): a range scan of the covering index
 // deliveries_maildrop, in id order, without reading a row or a message. Here so that the
@@ -38,10 +38,11 @@ std::int64_t unix_now();
 inline constexpr std::string_view maildrop_listing_sql =
     "SELECT id, size, uidl FROM deliveries WHERE mailbox_id = ?1 AND status < 2 ORDER BY id";
 
-// Accepts a message inside the caller's write job (mail_store.cpp): the content once, a
-// delivery per distinct mailbox, a queue entry for the distinct outbound recipients.
-// deliver() and QueueStore::send_notice() both use it. Throws StoreConflict when there
-// is nobody to deliver to, a mailbox is gone, or an outbound address does not split.
+// The delivery transaction (mail_store.cpp): accepts a message inside the caller's write job,
+// the content once, a delivery per distinct mailbox, a queue entry for the distinct outbound
+// recipients. Every write that accepts a message uses it: deliver(), deliver_async(),
+// send_notice(), finish_retrieval() and expire_pickup()'s notice. Throws StoreConflict when
+// there is nobody to deliver to, a mailbox is gone, or an outbound address does not split.
 StoredMessage accept_message(Connection& db, const NewMessage& message);
 
 // The queued recipients claim() may lease now (?1 = now, ?2 = limit), oldest message first:
@@ -123,7 +124,7 @@ class SqliteQueueStore final : public QueueStore {
              std::chrono::seconds lease) override;
   std::optional<MessageText> text(QueueId id) override;
   std::size_t record(std::string_view owner, const std::vector<RecipientResult>& results) override;
-  std::optional<std::int64_t> next_due() override;
+  std::optional<UnixTime> next_due() override;
   std::vector<QueuedMessage> notices_owed(std::size_t limit) override;
   StoredMessage send_notice(const std::vector<QueueRecipientId>& recipients,
                             const NewMessage& notice) override;
@@ -149,13 +150,13 @@ class SqliteReverseStore final : public ReverseStore {
                         std::chrono::seconds lease) override;
   StoredMessage finish_retrieval(std::string_view owner, RetrievalId id,
                                  const NewMessage& message) override;
-  bool defer_retrieval(std::string_view owner, RetrievalId id, std::int64_t next_attempt,
+  bool defer_retrieval(std::string_view owner, RetrievalId id, UnixTime next_attempt,
                        std::string_view error) override;
   bool fail_retrieval(std::string_view owner, RetrievalId id, RetrievalFailure why,
                       std::string_view error) override;
-  std::optional<std::int64_t> next_retrieval_due() override;
+  std::optional<UnixTime> next_retrieval_due() override;
   std::vector<PendingRetrieval> list_retrievals(std::size_t limit) override;
-  std::size_t purge_retrievals(std::int64_t finished_before) override;
+  std::size_t purge_retrievals(UnixTime finished_before) override;
 
   PickupId create_pickup(const NewPickup& pickup) override;
   bool confirm_pickup(PickupId id) override;
@@ -163,9 +164,9 @@ class SqliteReverseStore final : public ReverseStore {
   std::optional<Pickup> find_pickup(std::string_view token) override;
   std::optional<MessageText> pickup_text(PickupId id) override;
   bool mark_transferred(PickupId id) override;
-  std::vector<Pickup> expired_pickups(std::int64_t confirmed_before, std::size_t limit) override;
+  std::vector<Pickup> expired_pickups(UnixTime confirmed_before, std::size_t limit) override;
   bool expire_pickup(PickupId id, const std::optional<NewMessage>& notice) override;
-  std::size_t purge_pickups(std::int64_t fetched_before, std::int64_t offered_before) override;
+  std::size_t purge_pickups(UnixTime fetched_before, UnixTime offered_before) override;
   std::vector<Pickup> list_pickups(std::size_t limit) override;
 
   DomainPolicy policy(std::string_view domain) override;
@@ -193,6 +194,15 @@ class SqliteStore final : public Store {
   MailStore& mail() override { return mail_; }
   MaildropStore& maildrops() override { return maildrops_; }
   AdminStore& admin() override { return admin_; }
+  DeliveryQueue& delivery_queue() override { return queue_; }
+  QueueAdmin& queue_admin() override { return queue_; }
+  RetrievalIntake& retrieval_intake() override { return reverse_; }
+  RetrievalQueue& retrievals() override { return reverse_; }
+  PickupOffers& pickup_offers() override { return reverse_; }
+  PickupWindow& pickup_window() override { return reverse_; }
+  PickupKeeping& pickup_keeping() override { return reverse_; }
+  DomainPolicies& policies() override { return reverse_; }
+  ReverseAdmin& reverse_admin() override { return reverse_; }
   QueueStore& queue() override { return queue_; }
   ReverseStore& reverse() override { return reverse_; }
   WriterStats writer_stats() const override { return writer_.stats(); }
