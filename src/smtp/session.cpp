@@ -20,6 +20,7 @@
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
+#include "net/faulty_stream.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
 #include "reverse/get_authorization.hpp"
@@ -961,6 +962,8 @@ std::string busy_reply(const config::Settings& settings) {
 template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionEnv&,
                                      std::shared_ptr<net::SessionControl>);
 template asio::awaitable<void> serve(asio::local::stream_protocol::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
+template asio::awaitable<void> serve(net::FaultyStream&, const net::SessionEnv&,
                                      std::shared_ptr<net::SessionControl>);
 
 }  // namespace maild::smtp
