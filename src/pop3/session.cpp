@@ -17,6 +17,7 @@
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
+#include "net/faulty_stream.hpp"
 #include "net/sasl.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
@@ -626,6 +627,8 @@ std::string busy_reply() { return "-ERR [SYS/TEMP] too many connections, try aga
 template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionEnv&,
                                      std::shared_ptr<net::SessionControl>);
 template asio::awaitable<void> serve(asio::local::stream_protocol::socket&, const net::SessionEnv&,
+                                     std::shared_ptr<net::SessionControl>);
+template asio::awaitable<void> serve(net::FaultyStream&, const net::SessionEnv&,
                                      std::shared_ptr<net::SessionControl>);
 
 }  // namespace maild::pop3

@@ -20,6 +20,7 @@
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
+#include "net/faulty_stream.hpp"
 #include "net/sasl.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
@@ -856,6 +857,9 @@ template asio::awaitable<void> serve(asio::ip::tcp::socket&, const net::SessionE
                                      const SessionExtensions&,
                                      std::shared_ptr<net::SessionControl>);
 template asio::awaitable<void> serve(asio::local::stream_protocol::socket&, const net::SessionEnv&,
+                                     const SessionExtensions&,
+                                     std::shared_ptr<net::SessionControl>);
+template asio::awaitable<void> serve(net::FaultyStream&, const net::SessionEnv&,
                                      const SessionExtensions&,
                                      std::shared_ptr<net::SessionControl>);
 

@@ -173,6 +173,9 @@ class OriginTest(unittest.TestCase):
         maild = self.start_maild(peer.port)
         self.send(maild)
         wait_until(lambda: peer.messages, "the peer gets the message by DATA")
+        # QUIT follows the 250 for the content: the session may not have sent it yet.
+        wait_until(lambda: any(c.upper().startswith("QUIT") for c in peer.commands),
+                   "the session ends with QUIT")
         self.assertEqual(len(peer.tokens), 1)
         verbs = [c.split(" ", 1)[0] for c in peer.commands]
         self.assertEqual(verbs, ["EHLO", "MAIL", "RCPT", "SOURCE", "RSET", "MAIL", "RCPT", "DATA", "QUIT"])
@@ -195,6 +198,8 @@ class OriginTest(unittest.TestCase):
         trace, content = split_trace(message)
         self.assertEqual(content, MESSAGE)
         self.assertTrue(trace.startswith(b"Received: from client.test"))
+        # The transfer is recorded once the final 250 has gone out, so just after it arrives.
+        wait_until(lambda: self.stats(maild)["pickups_served"] == 1, "the transfer is recorded")
         self.assertEqual(self.stats(maild)["pickups_served"], 1)
         maild.wait_for_log("SOURCE %s... for message" % token[:8])
         self.assertNotIn(token, maild.log())  # tokens are secrets, in the transcript too

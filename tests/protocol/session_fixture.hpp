@@ -96,9 +96,11 @@ class Client {
     return closed_;
   }
 
-  void start_tls() {
+  // max_version (e.g. TLS1_2_VERSION) caps the protocol; 0 takes the newest both sides speak.
+  void start_tls(int max_version = 0) {
     context_.emplace(asio::ssl::context::tls_client);
     context_->set_verify_mode(asio::ssl::verify_none);
+    if (max_version != 0) SSL_CTX_set_max_proto_version(context_->native_handle(), max_version);
     tls_.emplace(socket_, *context_);
     tls_->handshake(asio::ssl::stream_base::client);
   }
@@ -108,20 +110,28 @@ class Client {
   const std::string& unread() const { return buffer_; }
 
  private:
+  // Reads without blocking first: under TLS, bytes may already wait in the
+  // stream's own buffer (read along with the handshake), out of poll's sight.
   bool fill() {
-    const bool ssl_pending = tls_ && SSL_pending(tls_->native_handle()) > 0;
-    if (!ssl_pending) {
-      pollfd fd{socket_.native_handle(), POLLIN, 0};
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout).count();
-      if (::poll(&fd, 1, static_cast<int>(ms)) <= 0) return false;
-    }
     char chunk[4096];
-    boost::system::error_code ec;
-    const std::size_t n = tls_ ? tls_->read_some(asio::buffer(chunk), ec)
-                               : socket_.read_some(asio::buffer(chunk), ec);
-    if (ec || n == 0) return false;
-    buffer_.append(chunk, n);
-    return true;
+    for (;;) {
+      boost::system::error_code ec;
+      boost::system::error_code ignored;
+      socket_.non_blocking(true, ignored);
+      const std::size_t n = tls_ ? tls_->read_some(asio::buffer(chunk), ec)
+                                 : socket_.read_some(asio::buffer(chunk), ec);
+      socket_.non_blocking(false, ignored);
+      if (ec == asio::error::would_block) {
+        pollfd fd{socket_.native_handle(), POLLIN, 0};
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout).count();
+        if (::poll(&fd, 1, static_cast<int>(ms)) <= 0) return false;
+        continue;
+      }
+      if (ec || n == 0) return false;
+      buffer_.append(chunk, n);
+      return true;
+    }
   }
 
   LocalSocket socket_;
@@ -206,33 +216,49 @@ class SessionFixture : public ::testing::Test {
   template <class Serve>
   Client connect(Serve serve, net::Service service, const char* remote = "127.0.0.1",
                  const std::string& early_bytes = {}) {
-    if (!store_) start_world();
-    auto strand = asio::make_strand(io_);
-    auto server = std::make_shared<LocalSocket>(strand);
+    auto server = std::make_shared<LocalSocket>(new_strand());
     LocalSocket client(client_io_);
     asio::local::connect_pair(*server, client);
     if (!early_bytes.empty()) asio::write(client, asio::buffer(early_bytes));
+    spawn(server, serve, service, remote, asio::detached);
+    return Client(std::move(client));
+  }
+
+  // A strand on the sessions' I/O thread, for a session's server end.
+  asio::strand<asio::io_context::executor_type> new_strand() {
+    if (!store_) start_world();
+    return asio::make_strand(io_);
+  }
+
+  // Runs `serve` on `server` (made on new_strand()) as a new session; `ended`
+  // completes co_spawn (it gets the std::exception_ptr) once the session returned.
+  // Returns the session's control (to interrupt it on its strand).
+  template <class Stream, class Serve, class Ended>
+  std::shared_ptr<net::SessionControl> spawn(std::shared_ptr<Stream> server, Serve serve,
+                                             net::Service service, const char* remote,
+                                             Ended ended) {
+    if (!store_) start_world();
     auto env = std::make_shared<net::SessionEnv>(
         net::SessionEnv{*parts_, service, "TEST" + std::to_string(envs_.size()), *parse_ip(remote),
                         std::string(remote) + ":1025", remote});
     envs_.push_back(env);
     auto control = std::make_shared<net::SessionControl>();
-    control->executor = strand;
+    control->executor = server->get_executor();
     controls_.push_back(control);
     asio::co_spawn(
-        strand,
+        server->get_executor(),
         [this, server, env, control, serve]() -> asio::awaitable<void> {
-          if constexpr (std::is_invocable_v<Serve, LocalSocket&, const net::SessionEnv&,
+          if constexpr (std::is_invocable_v<Serve, Stream&, const net::SessionEnv&,
                                             const smtp::SessionExtensions&,
                                             std::shared_ptr<net::SessionControl>>)
             co_await serve(*server, *env, smtp_extensions_, control);
           else
             co_await serve(*server, *env, control);
           boost::system::error_code ignored;
-          server->shutdown(LocalSocket::shutdown_both, ignored);
+          server->shutdown(asio::socket_base::shutdown_both, ignored);
         },
-        asio::detached);
-    return Client(std::move(client));
+        std::move(ended));
+    return control;
   }
 
   // Asks every session to stop, as SIGTERM does.
