@@ -24,6 +24,7 @@
 #include "delivery/courier.hpp"
 #include "delivery/queue_manager.hpp"
 #include "dns/resolver.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
@@ -44,10 +45,6 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_config = 2;
-// After the grace period, how long closed sessions get to unwind.
-constexpr std::chrono::seconds unwind_time{5};
-// max_auth_failures counts failures per client address in this window.
-constexpr std::chrono::minutes auth_failure_window{1};
 
 spdlog::level::level_enum to_spdlog(config::LogLevel level) {
   switch (level) {
@@ -151,10 +148,11 @@ class Daemon {
         server_(io_, settings_, tls_),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         grace_timer_(io_),
-        smtp_auth_throttle_(settings_.smtp.max_auth_failures, auth_failure_window),
-        pop3_auth_throttle_(settings_.pop3.max_auth_failures, auth_failure_window),
+        smtp_auth_throttle_(settings_.smtp.max_auth_failures, limits::auth_failure_window),
+        pop3_auth_throttle_(settings_.pop3.max_auth_failures, limits::auth_failure_window),
         credentials_(settings_.server.auth_cache_ttl),
-        unknown_token_throttle_(settings_.reverse.max_unknown_tokens, auth_failure_window) {}
+        unknown_token_throttle_(settings_.reverse.max_unknown_tokens, limits::auth_failure_window) {
+  }
 
   int run() {
     server_.bind();
@@ -249,7 +247,7 @@ class Daemon {
         forced_ = true;
         spdlog::warn("grace period over: closing {} sessions", server_.sessions().size());
         server_.sessions().close_all();
-        shutdown_deadline_ = now + unwind_time;
+        shutdown_deadline_ = now + limits::unwind_time;
       } else {
         spdlog::error("{} sessions did not end; stopping anyway", server_.sessions().size());
         return finish();

@@ -14,6 +14,7 @@
 #include <exception>
 #include <stdexcept>
 
+#include "maild/config/limits.hpp"
 #include "maild/core/ids.hpp"
 #include "net/watchdog.hpp"
 #include "pop3/session.hpp"
@@ -24,12 +25,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-// How long a refused or not yet greeted client may take to receive our reply.
-constexpr Seconds refusal_timeout{10};
-// Pause after accept(2) fails for lack of file descriptors or memory, so the
-// loop does not spin while the condition lasts; normal accepts never wait.
-constexpr std::chrono::milliseconds accept_failure_pause{100};
 
 bool is_pop3(net::Service s) { return s == net::Service::pop3 || s == net::Service::pop3s; }
 using net::implicit_tls;
@@ -143,7 +138,7 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
     spdlog::warn("accept on {}: {}", listener.endpoint.to_string(), ec.message());
     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
         ec == asio::error::no_memory) {
-      asio::steady_timer pause(io_, accept_failure_pause);
+      asio::steady_timer pause(io_, limits::accept_failure_pause);
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
   }
@@ -203,7 +198,7 @@ asio::awaitable<void> Server::refuse(tcp::socket socket, net::Service service,
   const auto reply = is_pop3(service) ? pop3::busy_reply() : smtp::busy_reply(settings_);
   net::Watchdog<tcp::socket> watchdog(socket);
   boost::system::error_code ec;
-  watchdog.arm(refusal_timeout);
+  watchdog.arm(limits::refusal_timeout);
   if (!implicit_tls(service)) {
     co_await asio::async_write(socket, asio::buffer(reply),
                                asio::redirect_error(asio::use_awaitable, ec));

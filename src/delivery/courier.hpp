@@ -19,6 +19,7 @@
 
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/config/settings.hpp"
 #include "net/session.hpp"
 #include "smtp/client.hpp"
@@ -30,10 +31,6 @@ namespace maild::delivery {
 // A parcel and its outcomes are the SMTP client's own types.
 using Parcel = smtp::OutboundMessage;
 using Outcome = smtp::RecipientOutcome;
-
-// How long deliver() waits for one of a destination's per_destination
-// connections to come free; then its recipients are deferred (451 4.4.5).
-inline constexpr Seconds destination_slot_wait = std::chrono::minutes(2);
 
 class Courier {
  public:
@@ -89,7 +86,7 @@ class Courier {
   net::SessionRegistry sessions_;
   std::atomic<bool> stopped_{false};
   smtp::ClientTimeouts timeouts_;
-  Seconds slot_wait_ = destination_slot_wait;
+  Seconds slot_wait_ = limits::destination_slot_wait;
 };
 
 }  // namespace maild::delivery

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "delivery/dsn.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/core/ids.hpp"
 #include "net/store_calls.hpp"
 
@@ -20,13 +21,6 @@ namespace maild::delivery {
 namespace asio = boost::asio;
 
 namespace {
-
-// A store call that fails is tried again this often before the batch gives up
-// (its leases then lapse and the recipients are tried again later).
-constexpr int record_tries = 3;
-constexpr std::chrono::seconds record_retry_wait{1};
-// Notices sent per look at the queue.
-constexpr std::size_t notices_per_round = 20;
 
 // What a batch reads from the store before it is delivered.
 struct Loaded {
@@ -58,8 +52,8 @@ QueueManager::QueueManager(const config::Settings& settings, store::DeliveryQueu
                            store::DomainPolicies& policies, store::Directory& directory,
                            asio::any_io_executor store_pool, Courier& courier,
                            asio::any_io_executor io)
-    : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers, queue_poll,
-                   settings.delivery.lease_time),
+    : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers,
+                   limits::queue_poll, settings.delivery.lease_time),
       settings_(settings),
       queue_(queue),
       policies_(policies),
@@ -81,7 +75,7 @@ void QueueManager::on_stop() { courier_.stop(); }
 
 asio::awaitable<void> QueueManager::claim_work() {
   auto& in_flight = this->in_flight();
-  const std::size_t capacity = settings_.delivery.workers * batch_messages_max;
+  const std::size_t capacity = settings_.delivery.workers * limits::batch_messages_max;
   if (in_flight.size() >= capacity) co_return;
   auto& queue = queue_;
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
@@ -108,7 +102,7 @@ asio::awaitable<void> QueueManager::claim_work() {
     for (const auto& r : job.message.recipients) in_flight.insert(r.id);
     claimed += job.message.recipients.size();
     auto& batch = by_domain[job.domain];
-    if (batch.size() == batch_messages_max) {
+    if (batch.size() == limits::batch_messages_max) {
       job_started();
       asio::co_spawn(strand(), deliver_batch(job.domain, std::move(batch)), asio::detached);
       batch.clear();
@@ -159,7 +153,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
 
   const auto results = results_for(jobs, outcomes);
   const auto& owner = this->owner();
-  for (int attempt = 1; attempt <= record_tries; ++attempt) {
+  for (int attempt = 1; attempt <= limits::record_tries; ++attempt) {
     bool recorded = false;
     try {
       const auto applied = co_await net::run_blocking(
@@ -172,8 +166,8 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       spdlog::warn("queue: recording results for {} failed (try {}): {}", domain, attempt,
                    e.what());
     }
-    if (recorded || attempt == record_tries) break;
-    asio::steady_timer pause(strand(), record_retry_wait);
+    if (recorded || attempt == limits::record_tries) break;
+    asio::steady_timer pause(strand(), limits::record_retry_wait);
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -300,7 +294,7 @@ store::NewMessage notice_message(NoticeInput& in, const config::Settings& settin
 asio::awaitable<void> QueueManager::send_notices() {
   auto& queue = queue_;
   auto owed = co_await net::run_blocking(
-      store_pool_, [&queue] { return queue.notices_owed(notices_per_round); });
+      store_pool_, [&queue] { return queue.notices_owed(limits::notices_per_round); });
   for (const auto& message : owed) {
     const auto send = [this, &queue, &message] {
       const auto text = queue.text(message.id);

@@ -17,18 +17,12 @@
 
 #include "delivery/courier.hpp"
 #include "delivery/dsn.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
 #include "net/leased_worker.hpp"
 
 namespace maild::delivery {
-
-// How often the manager looks at the store when nothing woke it: new mail
-// queued by another node, recipients coming due, notices owed.
-inline constexpr std::chrono::seconds queue_poll{1};
-// At most this many messages go to one domain in one batch (one connection,
-// one after the other); more make further batches.
-inline constexpr std::size_t batch_messages_max = 50;
 
 // The reply recorded when max_queue_age is over.
 std::string expired_reply(const std::string& last_reply, std::chrono::seconds max_age);

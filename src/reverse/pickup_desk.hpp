@@ -13,16 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "maild/config/limits.hpp"
 #include "maild/store/store.hpp"
 #include "smtp/outbound.hpp"
 #include "smtp/source_offers.hpp"
 
 namespace maild::reverse {
-
-// A pickup offered but never confirmed (the reply to SOURCE was lost) is
-// purged this long after it was created: the peer either fetched it by then
-// or never will, and the queue still owns the message.
-inline constexpr std::chrono::seconds offered_pickup_max_age = std::chrono::hours(1);
 
 // The desk over the store.
 class StorePickupDesk final : public smtp::SourceOffers {

@@ -17,6 +17,7 @@
 #include "config/settings_table.hpp"
 #include "delivery/dsn.hpp"
 #include "delivery/queue_manager.hpp"
+#include "maild/config/limits.hpp"
 #include "net/store_calls.hpp"
 #include "reverse/pickup_desk.hpp"
 #include "smtp/token.hpp"
@@ -25,9 +26,6 @@ namespace maild::reverse {
 namespace asio = boost::asio;
 
 namespace {
-
-// Pickups expired per round; more wait for the next one.
-constexpr std::size_t expiries_per_round = 20;
 
 store::UnixTime unix_now() {
   return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -86,7 +84,7 @@ asio::awaitable<void> PickupKeeper::tend() {
   const auto now = unix_now();
   const auto confirmed_before = now - settings_.reverse.pickup_max_age;
   const auto expired = co_await net::run_blocking(store_pool_, [&reverse, confirmed_before] {
-    return reverse.expired_pickups(confirmed_before, expiries_per_round);
+    return reverse.expired_pickups(confirmed_before, limits::expiries_per_round);
   });
   for (const auto& pickup : expired) {
     bool noticed = false;
@@ -104,7 +102,7 @@ asio::awaitable<void> PickupKeeper::tend() {
     if (noticed && notice_queued_) notice_queued_();  // it may be queued for another server
   }
   const auto fetched_before = now - settings_.reverse.retain_after_fetch;
-  const auto offered_before = now - offered_pickup_max_age;
+  const auto offered_before = now - limits::offered_pickup_max_age;
   const auto purged =
       co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
         return reverse.purge_pickups(fetched_before, offered_before);

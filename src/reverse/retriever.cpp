@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <map>
 
+#include "maild/config/limits.hpp"
 #include "maild/core/ids.hpp"
 #include "net/session_log.hpp"
 #include "net/store_calls.hpp"
@@ -90,7 +91,7 @@ void Retriever::on_stop() {
 
 asio::awaitable<void> Retriever::claim_work() {
   auto& in_flight = this->in_flight();
-  const std::size_t capacity = settings_.delivery.workers * gets_per_connection_max;
+  const std::size_t capacity = settings_.delivery.workers * limits::gets_per_connection_max;
   if (in_flight.size() >= capacity) co_return;
   const std::size_t limit = capacity - in_flight.size();
   auto& reverse = retrievals_;
@@ -114,7 +115,7 @@ asio::awaitable<void> Retriever::claim_work() {
     in_flight.insert(retrieval.id);
     const bool other_domain =
         !group.empty() && group.front().sender_domain != retrieval.sender_domain;
-    if (other_domain || group.size() == gets_per_connection_max) start_group();
+    if (other_domain || group.size() == limits::gets_per_connection_max) start_group();
     group.push_back(std::move(retrieval));
   }
   start_group();
@@ -376,7 +377,7 @@ asio::awaitable<void> Retriever::renew(const std::vector<Id>& ids) {
 asio::awaitable<void> Retriever::purge() {
   const auto now = std::chrono::steady_clock::now();
   if (last_purge_ != std::chrono::steady_clock::time_point{} &&
-      now - last_purge_ < retrieval_purge_interval)
+      now - last_purge_ < limits::retrieval_purge_interval)
     co_return;
   last_purge_ = now;
   auto& reverse = retrievals_;

@@ -25,6 +25,7 @@
 
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
 #include "net/leased_worker.hpp"
@@ -32,12 +33,6 @@
 #include "smtp/client.hpp"
 
 namespace maild::reverse {
-
-// At most this many tokens of one sender domain go over one connection; more
-// make further groups.
-inline constexpr std::size_t gets_per_connection_max = 50;
-// How often finished retrievals older than [reverse] pending_max_age are deleted.
-inline constexpr std::chrono::hours retrieval_purge_interval{1};
 
 // wake(): a SOURCE was accepted. stop(): connections are closed, what they
 // did not finish is deferred (or left to its lease). idle(): every group has

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 
+#include "maild/config/limits.hpp"
 #include "net/auth_throttle.hpp"
 #include "reverse/get_authorization.hpp"
 #include "reverse/policy.hpp"
@@ -23,13 +24,6 @@ using smtp::Flow;
 using smtp::Verdict;
 
 namespace {
-
-// A GET answer goes out in pieces of this size, each under the write deadline.
-constexpr std::size_t get_chunk = 64 * 1024;
-// Each unknown GET token from an address waits this much longer, up to the cap,
-// before its 550: probing gets slow long before max_unknown_tokens closes it.
-constexpr std::chrono::milliseconds unknown_token_delay{250};
-constexpr std::chrono::milliseconds unknown_token_delay_max{2000};
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -237,8 +231,8 @@ class SourceGetSession final : public smtp::ExtensionSession {
     smtp::DotStuffer stuffer;
     const std::array<const std::string*, 2> parts{&(*text)->trace, &(*text)->content};
     for (const std::string* part : parts) {
-      for (std::size_t at = 0; at < part->size(); at += get_chunk) {
-        context.queue(stuffer.stuff(std::string_view(*part).substr(at, get_chunk)));
+      for (std::size_t at = 0; at < part->size(); at += limits::get_chunk.bytes) {
+        context.queue(stuffer.stuff(std::string_view(*part).substr(at, limits::get_chunk.bytes)));
         const bool sent = co_await context.flush(settings.smtp.data_timeout);
         if (!sent) {
           context.log().info("GET {}: the connection failed while sending",
@@ -284,8 +278,8 @@ class SourceGetSession final : public smtp::ExtensionSession {
                     context.hostname() + " too many unknown tokens, closing connection");
       co_return Flow::close;
     }
-    const auto delay =
-        std::min(unknown_token_delay * throttle.failures(env.remote), unknown_token_delay_max);
+    const auto delay = std::min(limits::unknown_token_delay * throttle.failures(env.remote),
+                                limits::unknown_token_delay_max);
     const auto executor = co_await asio::this_coro::executor;
     asio::steady_timer timer(executor, delay);
     boost::system::error_code ignored;
