@@ -169,7 +169,7 @@ class Daemon {
     queue_.emplace(settings_, store_->delivery_queue(), store_->policies(), store_->directory(),
                    store_pool_->get_executor(), *courier_, io_.get_executor());
     retriever_.emplace(settings_, store_->retrievals(), store_pool_->get_executor(), *resolver_,
-                       io_.get_executor());
+                       io_.get_executor(), smtp_extensions_);
     pickup_keeper_.emplace(settings_, store_->pickup_keeping(), store_->directory(),
                            store_pool_->get_executor(), io_.get_executor(),
                            [this] { queue_->wake(); });

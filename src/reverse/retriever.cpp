@@ -59,13 +59,14 @@ struct Retriever::Group {
 
 Retriever::Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
                      asio::any_io_executor store_pool, dns::Resolver& resolver,
-                     asio::any_io_executor io)
+                     asio::any_io_executor io, const smtp::SessionExtensions& checks)
     : LeasedWorker(io, "retrieval", settings.server.hostname, settings.delivery.workers,
                    settings.reverse.poll_interval, settings.delivery.lease_time),
       settings_(settings),
       retrievals_(retrievals),
       store_pool_(std::move(store_pool)),
       resolver_(resolver),
+      checks_(checks),
       io_(io),
       bind_address_(delivery::bind_address_of(settings.delivery)),
       tls_context_(net::make_client_tls_context()) {}
@@ -265,13 +266,40 @@ asio::awaitable<void> Retriever::try_address(Group& group, const delivery::Hop& 
 asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::string& content,
                                         const std::string& remote_host) {
   const auto& retrieval = group.retrievals[index];
+  // The end of the content, as for DATA: every check may refuse, defer or add header fields.
+  std::vector<std::string> recipients;
+  for (const auto& recipient : retrieval.recipients) recipients.push_back(recipient.address);
+  const smtp::FetchedMessage fetched{retrieval.reverse_path, recipients, retrieval.client_address,
+                                     retrieval.helo, content};
+  std::string headers;
+  for (const auto* check : checks_) {
+    const auto verdict = co_await check->on_fetched(fetched);
+    const auto reply = std::to_string(verdict.status.code) + " " +
+                       std::string(verdict.status.enhanced) + " " + verdict.text;
+    switch (verdict.action) {
+      case smtp::Verdict::Action::proceed:
+        headers += verdict.headers;
+        continue;
+      case smtp::Verdict::Action::refuse:
+        spdlog::info("retrieval {} {}: refused by a check: {}", retrieval.id,
+                     smtp::shown_token(retrieval.token), reply);
+        co_await permanent(group, index, reply);
+        co_return;
+      case smtp::Verdict::Action::defer:
+        spdlog::info("retrieval {} {}: deferred by a check: {}", retrieval.id,
+                     smtp::shown_token(retrieval.token), reply);
+        co_await temporary(group, index, reply);
+        co_return;
+    }
+  }
   store::NewMessage message;
   message.reverse_path = retrieval.reverse_path;
   for (const auto& recipient : retrieval.recipients)
     message.mailboxes.insert(message.mailboxes.end(), recipient.mailboxes.begin(),
                              recipient.mailboxes.end());
   message.trace = trace_with_result(
-      retrieval.trace, verified_result(settings_.server.hostname, retrieval.sender_domain));
+      retrieval.trace,
+      verified_result(settings_.server.hostname, retrieval.sender_domain) + headers);
   message.content = std::move(content);
   const auto size = message.content.size();
   auto& reverse = retrievals_;

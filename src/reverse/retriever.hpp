@@ -31,6 +31,7 @@
 #include "net/leased_worker.hpp"
 #include "net/session.hpp"
 #include "smtp/client.hpp"
+#include "smtp/extension.hpp"
 
 namespace maild::reverse {
 
@@ -39,11 +40,13 @@ namespace maild::reverse {
 // recorded its outcomes.
 class Retriever final : public net::LeasedWorker {
  public:
-  // `settings`, `store` and `resolver` must outlive it. Concurrent callbacks
-  // (connections) are at most [delivery] workers.
+  // `settings`, `retrievals`, `resolver` and `checks` must outlive it.
+  // Concurrent callbacks (connections) are at most [delivery] workers. Every
+  // fetched message passes each extension's on_fetched() check before it is
+  // stored, as content that came by DATA passes on_content().
   Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
             boost::asio::any_io_executor store_pool, dns::Resolver& resolver,
-            boost::asio::any_io_executor io);
+            boost::asio::any_io_executor io, const smtp::SessionExtensions& checks);
   ~Retriever() override;
 
   // Test hook: shorter waits than RFC 5321's.
@@ -76,6 +79,7 @@ class Retriever final : public net::LeasedWorker {
   store::RetrievalQueue& retrievals_;
   boost::asio::any_io_executor store_pool_;
   dns::Resolver& resolver_;
+  const smtp::SessionExtensions& checks_;
   boost::asio::any_io_executor io_;
   std::optional<boost::asio::ip::address> bind_address_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;

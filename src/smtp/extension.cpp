@@ -24,6 +24,8 @@ asio::awaitable<Verdict> ExtensionSession::on_content(SessionView&, const Transa
   co_return Verdict{};
 }
 
+asio::awaitable<Verdict> Extension::on_fetched(const FetchedMessage&) const { co_return Verdict{}; }
+
 asio::awaitable<Flow> ExtensionSession::handle(VerbContext& context, Command&) {
   context.reply(status::unrecognized, "command unrecognized");
   co_return Flow::proceed;

@@ -1,6 +1,7 @@
 // The seam between the SMTP session and what plugs into it (STYLE.md 2, 3):
 // checks at every stage of the dialogue (connect, HELO/EHLO, MAIL, each RCPT,
-// the end of the content) and extension verbs with their own handlers, so
+// the end of the content, and the end of content fetched later by GET) and
+// extension verbs with their own handlers, so
 // that SOURCE/GET, policy checks and filters live in their own modules and
 // the session's dialogue stays the same. The session does the cross-cutting
 // checks of an extension verb (its VerbFlags) once, in its dispatch, and
@@ -137,6 +138,17 @@ class ExtensionSession {
   virtual boost::asio::awaitable<Flow> handle(VerbContext&, Command&);
 };
 
+// A message fetched by GET for a SOURCE accepted earlier (SOURCE-GET.md 4):
+// the end of its content, reached without an SMTP session, by the retrieval
+// worker, before anything is stored.
+struct FetchedMessage {
+  const std::string& reverse_path;
+  const std::vector<std::string>& recipients;  // the addresses SOURCE named
+  const std::string& client_address;           // who sent SOURCE
+  const std::string& helo;                     // what it said in HELO/EHLO
+  const std::string& content;
+};
+
 struct ExtensionVerb {
   Verb verb;
   std::string_view name;  // as HELP lists it
@@ -151,6 +163,9 @@ class Extension {
   // EHLO keywords it adds in this session.
   virtual void keywords(const SessionView&, std::vector<std::string>&) const {}
   virtual std::unique_ptr<ExtensionSession> open(const SessionView&) const = 0;
+  // The end-of-content check for content fetched by GET. Refused: the
+  // retrieval fails for good; deferred: it is fetched again later.
+  virtual boost::asio::awaitable<Verdict> on_fetched(const FetchedMessage&) const;
 };
 
 // Every extension of one maild, in the order their checks run.
