@@ -1,0 +1,337 @@
+// The retrieval worker's end-of-content checks (smtp::Extension::on_fetched):
+// a pending retrieval in a SQLite store, the sender domain's MX served by a
+// private dnsmasq and played by a scripted SOURCE server on loopback, and the
+// checks' verdicts seen in the store: stored verified with their headers in
+// the trace, failed for good, or deferred to a later attempt.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dns/resolver.hpp"
+#include "dnsmasq_fixture.hpp"
+#include "maild/config/settings.hpp"
+#include "maild/store/store.hpp"
+#include "reverse/retriever.hpp"
+#include "scripted_peer.hpp"
+#include "smtp/extension.hpp"
+
+namespace maild::reverse {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing::Dnsmasq;
+using testing::PeerConnection;
+using testing::ScriptedPeer;
+
+const std::string token = "5f0c2e8a9b1d4c7e8f6a3b2c1d0e9f8a";
+// What the origin stored, and what goes on the wire for it.
+const std::string content = "Subject: fetched\r\n\r\n.leading dot\r\nbody\r\n";
+const std::string stuffed = "Subject: fetched\r\n\r\n..leading dot\r\nbody\r\n.\r\n";
+const std::string received =
+    "Received: from mx.origin.test ([192.0.2.1]) by client.example.test\r\n";
+
+// What a check was shown of one fetched message.
+struct Seen {
+  std::string reverse_path;
+  std::vector<std::string> recipients;
+  std::string client_address;
+  std::string helo;
+  std::string content;
+};
+
+// A check that answers every fetched message with `verdict` and remembers what it saw.
+class FetchedCheck final : public smtp::Extension {
+ public:
+  explicit FetchedCheck(smtp::Verdict verdict) : verdict_(std::move(verdict)) {}
+
+  std::unique_ptr<smtp::ExtensionSession> open(const smtp::SessionView&) const override {
+    return std::make_unique<smtp::ExtensionSession>();
+  }
+  asio::awaitable<smtp::Verdict> on_fetched(const smtp::FetchedMessage& message) const override {
+    {
+      std::lock_guard lock(mutex_);
+      seen_.push_back(Seen{message.reverse_path, message.recipients, message.client_address,
+                           message.helo, message.content});
+    }
+    co_return verdict_;
+  }
+  std::vector<Seen> seen() const {
+    std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+ private:
+  smtp::Verdict verdict_;
+  mutable std::mutex mutex_;
+  mutable std::vector<Seen> seen_;
+};
+
+class RetrieverChecks : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    binary_ = testing::dnsmasq_path();
+    if (binary_.empty()) return;
+    std::string pattern = "/tmp/maild-retriever-dns-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return;
+    dns_folder_ = pattern;
+    dnsmasq_ = new Dnsmasq;
+    started_dns_ = dnsmasq_->start(binary_, dns_folder_,
+                                   {"--local=/test/", "--mx-host=origin.test,mx.origin.test,10",
+                                    "--host-record=mx.origin.test,127.0.0.1"});
+  }
+  static void TearDownTestSuite() {
+    if (dnsmasq_ != nullptr) dnsmasq_->stop();
+    delete dnsmasq_;
+    dnsmasq_ = nullptr;
+    std::error_code ignored;
+    if (!dns_folder_.empty()) std::filesystem::remove_all(dns_folder_, ignored);
+  }
+
+  void SetUp() override {
+    if (binary_.empty()) GTEST_SKIP() << "dnsmasq is not installed (scripts/install-deps.sh test)";
+    ASSERT_TRUE(started_dns_) << "dnsmasq did not start: " << (dnsmasq_ ? dnsmasq_->log() : "");
+    std::string pattern = "/tmp/maild-retriever-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    peer_.emplace("127.0.0.1");
+
+    // The EHLO name scripted_peer.hpp's greet() expects.
+    settings_.server.hostname = "client.example.test";
+    settings_.store.path = dir_ / "mail.db";
+    settings_.store.workers = 2;
+    settings_.delivery.smtp_port = peer_->port();
+    settings_.delivery.workers = 2;
+    settings_.delivery.retry_schedule = {Seconds{300}};
+    settings_.reverse.poll_interval = Seconds{1};
+    settings_.dns.servers = {Endpoint{"127.0.0.1", dnsmasq_->port()}};
+    settings_.dns.timeout = Seconds{2};
+
+    store_ = store::open_store(settings_);
+    store_->migrate();
+    auto& admin = store_->admin();
+    admin.add_domain("example.test");
+    admin.add_user("bob@example.test", "$y$j9T$notarealhash");
+    admin.add_user("carol@example.test", "$y$j9T$notarealhash");
+    resolver_.emplace(settings_.dns, io_.get_executor());
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (retriever_) {
+      retriever_->stop();
+      EXPECT_TRUE(eventually([this] { return retriever_->idle(); }));
+    }
+    if (peer_) peer_->finish();
+    if (io_thread_.joinable()) {
+      work_.reset();
+      io_.stop();
+      io_thread_.join();
+    }
+    retriever_.reset();
+    resolver_.reset();
+    pool_.join();
+    if (store_) store_->close();
+    std::error_code ignored;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // A SOURCE accepted from mx.origin.test for bob@ and carol@, as the session records it.
+  store::RetrievalId add_retrieval() {
+    store::NewRetrieval retrieval;
+    retrieval.token = token;
+    retrieval.reverse_path = "alice@origin.test";
+    for (const char* address : {"bob@example.test", "carol@example.test"})
+      retrieval.recipients.push_back({address, store_->directory().resolve(address).mailboxes});
+    retrieval.declared_size = content.size();
+    retrieval.client_address = "192.0.2.1";
+    retrieval.helo = "mx.origin.test";
+    retrieval.trace = "Return-Path: <alice@origin.test>\r\n" + received;
+    const auto added = store_->retrieval_intake().add_retrieval(retrieval, 100);
+    EXPECT_EQ(added.outcome, store::RetrievalAdded::Outcome::added);
+    return added.id;
+  }
+
+  // The origin answers one GET for `token` with the content, then QUIT.
+  void serve_content() {
+    peer_->play({[](PeerConnection& peer) {
+      testing::greet(peer, {"SOURCE"});
+      peer.expect("GET " + token + "\r\n");
+      peer.say("354 2.0.0 " + token + " message follows\r\n");
+      peer.say(stuffed);
+      peer.say("250 2.0.0 " + token + " transferred\r\n");
+      testing::quit(peer);
+    }});
+  }
+
+  // Starts the retriever with `checks` and tells it a SOURCE was accepted.
+  void start(smtp::SessionExtensions checks) {
+    checks_ = std::move(checks);
+    retriever_.emplace(settings_, store_->retrievals(), pool_.get_executor(), *resolver_,
+                       io_.get_executor(), checks_);
+    smtp::ClientTimeouts timeouts;
+    for (Seconds* timeout : {&timeouts.connect, &timeouts.greeting, &timeouts.hello, &timeouts.mail,
+                             &timeouts.rcpt, &timeouts.data, &timeouts.data_block,
+                             &timeouts.end_of_data, &timeouts.rset, &timeouts.source})
+      *timeout = Seconds{5};
+    retriever_->set_timeouts(timeouts);
+    retriever_->start();
+    retriever_->wake();
+  }
+
+  // The one retrieval, once `done` holds for it (within 10 s).
+  std::optional<store::PendingRetrieval> retrieval_once(
+      const std::function<bool(const store::PendingRetrieval&)>& done) {
+    std::optional<store::PendingRetrieval> found;
+    eventually([&] {
+      const auto list = store_->reverse_admin().list_retrievals(10);
+      if (list.size() != 1 || !done(list[0])) return false;
+      found = list[0];
+      return true;
+    });
+    return found;
+  }
+
+  static bool eventually(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return condition();
+  }
+
+  std::int64_t counter(const char* name) {
+    return store_->reverse_admin().stats().counters.at(name);
+  }
+
+  static inline std::string binary_;
+  static inline std::filesystem::path dns_folder_;
+  static inline Dnsmasq* dnsmasq_ = nullptr;
+  static inline bool started_dns_ = false;
+
+  config::Settings settings_;
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Store> store_;
+  std::optional<ScriptedPeer> peer_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+      asio::make_work_guard(io_)};
+  std::thread io_thread_;
+  asio::thread_pool pool_{2};
+  std::optional<dns::Resolver> resolver_;
+  smtp::SessionExtensions checks_;
+  std::optional<Retriever> retriever_;
+};
+
+TEST_F(RetrieverChecks, ProceedingChecksAddTheirHeadersAfterTheVerificationResult) {
+  const FetchedCheck first(smtp::Verdict::proceed_with("X-First-Check: clean\r\n"));
+  const FetchedCheck second(smtp::Verdict::proceed_with("X-Second-Check: also clean\r\n"));
+  add_retrieval();
+  serve_content();
+  start({&first, &second});
+
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::fetched) << after->last_error;
+
+  // Both checks saw the SOURCE transaction's envelope and the content as fetched (unstuffed).
+  for (const auto* check : {&first, &second}) {
+    const auto seen = check->seen();
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].reverse_path, "alice@origin.test");
+    EXPECT_EQ(seen[0].recipients,
+              (std::vector<std::string>{"bob@example.test", "carol@example.test"}));
+    EXPECT_EQ(seen[0].client_address, "192.0.2.1");
+    EXPECT_EQ(seen[0].helo, "mx.origin.test");
+    EXPECT_EQ(seen[0].content, content);
+  }
+
+  // Stored verified for both mailboxes; the trace: Return-Path, the result, the checks' headers
+  // in the order the checks ran, then the SOURCE transaction's Received.
+  const auto mail = store_->admin().list_mail(0, std::nullopt);
+  ASSERT_EQ(mail.size(), 2u);
+  for (const auto& summary : mail) {
+    EXPECT_TRUE(summary.verified);
+    const auto detail = store_->admin().get_mail(summary.id);
+    ASSERT_TRUE(detail);
+    EXPECT_EQ(detail->content, content);
+    EXPECT_EQ(detail->trace,
+              "Return-Path: <alice@origin.test>\r\n"
+              "Authentication-Results: client.example.test; source-get=pass "
+              "smtp.mailfrom=origin.test\r\n"
+              "X-First-Check: clean\r\n"
+              "X-Second-Check: also clean\r\n" +
+                  received);
+  }
+  EXPECT_EQ(counter(store::counter::get_fetched), 1);
+  EXPECT_EQ(counter(store::counter::get_failed), 0);
+}
+
+TEST_F(RetrieverChecks, ARefusingCheckFailsTheRetrievalAndNothingIsStored) {
+  const FetchedCheck refusing(
+      smtp::Verdict::refuse(smtp::Status{550, "5.7.1"}, "content refused by policy"));
+  const FetchedCheck later(smtp::Verdict::proceed_with("X-Never: added\r\n"));
+  add_retrieval();
+  serve_content();
+  start({&refusing, &later});
+
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::failed);
+  EXPECT_EQ(after->last_error, "550 5.7.1 content refused by policy");
+  EXPECT_EQ(after->lease_owner, "");
+  ASSERT_EQ(refusing.seen().size(), 1u);
+  EXPECT_EQ(refusing.seen()[0].content, content);
+  EXPECT_TRUE(later.seen().empty()) << "a check ran after a refusal";
+
+  EXPECT_TRUE(store_->admin().list_mail(0, std::nullopt).empty());
+  // Counted as a permanent GET failure, as any other.
+  EXPECT_EQ(counter(store::counter::get_failed), 1);
+  EXPECT_EQ(counter(store::counter::get_fetched), 0);
+  EXPECT_EQ(store_->reverse_admin().stats().retrievals_pending, 0);
+}
+
+TEST_F(RetrieverChecks, ADeferringCheckLeavesTheRetrievalPendingForALaterAttempt) {
+  const FetchedCheck deferring(
+      smtp::Verdict::defer(smtp::status::check_failed, "cannot check now"));
+  const FetchedCheck later(smtp::Verdict::proceed_with("X-Never: added\r\n"));
+  add_retrieval();
+  serve_content();
+  start({&deferring, &later});
+
+  const auto after = retrieval_once([](const auto& r) {
+    return r.state != store::RetrievalState::pending ||
+           (!r.last_error.empty() && r.lease_owner.empty());
+  });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::pending);
+  EXPECT_EQ(after->last_error, "451 4.3.5 cannot check now");
+  EXPECT_EQ(after->attempts, 1);
+  // The first step of the retry schedule (300 s) from now.
+  EXPECT_GT(after->next_attempt, std::chrono::system_clock::now() + 200s);
+  ASSERT_EQ(deferring.seen().size(), 1u);
+  EXPECT_TRUE(later.seen().empty()) << "a check ran after a deferral";
+
+  EXPECT_TRUE(store_->admin().list_mail(0, std::nullopt).empty());
+  EXPECT_EQ(counter(store::counter::get_failed), 0);
+  EXPECT_EQ(counter(store::counter::get_fetched), 0);
+  EXPECT_EQ(store_->reverse_admin().stats().retrievals_pending, 1);
+}
+
+}  // namespace
+}  // namespace maild::reverse
