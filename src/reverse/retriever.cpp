@@ -274,8 +274,9 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
   std::string headers;
   for (const auto* check : checks_) {
     const auto verdict = co_await check->on_fetched(fetched);
-    const auto reply = std::to_string(verdict.status.code) + " " +
-                       std::string(verdict.status.enhanced) + " " + verdict.text;
+    auto reply = std::to_string(verdict.status.code);
+    for (const std::string_view part : {verdict.status.enhanced, std::string_view(verdict.text)})
+      if (!part.empty()) reply += " " + std::string(part);
     switch (verdict.action) {
       case smtp::Verdict::Action::proceed:
         headers += verdict.headers;
