@@ -118,9 +118,9 @@ struct QueueRecipient {
   RecipientState state = RecipientState::queued;
   int attempts = 0;
   UnixTime next_attempt;
-  std::string last_reply;         // e.g. "450 4.2.0 mailbox busy", or our own reason
-  std::string remote_host;        // the server that gave last_reply; "" for our own
-  std::string lease_owner;        // "" when not leased
+  std::string last_reply;   // e.g. "450 4.2.0 mailbox busy", or our own reason
+  std::string remote_host;  // the server that gave last_reply; "" for our own
+  std::string lease_owner;  // "" when not leased
   UnixTime lease_expires;
   bool notice_owed = false;   // a DSN for this recipient is still to be sent
   bool delay_warned = false;  // a delay notice went out already
@@ -134,7 +134,7 @@ struct QueuedMessage {
   bool smtputf8 = false;
   bool eight_bit = false;
   std::string content_hash;
-  std::uint64_t size = 0;                  // octets sent: outbound trace + content
+  std::uint64_t size = 0;  // octets sent: outbound trace + content
   UnixTime queued_at;
   std::vector<QueueRecipient> recipients;  // per call: see DeliveryQueue, QueueAdmin
 };
@@ -151,8 +151,8 @@ struct RecipientResult {
   enum class Kind { delivered, deferred, failed };
   QueueRecipientId id = 0;
   Kind kind = Kind::deferred;
-  UnixTime next_attempt;          // deferred: when to try again
-  std::string reply;              // the remote reply, or our reason
+  UnixTime next_attempt;  // deferred: when to try again
+  std::string reply;      // the remote reply, or our reason
   std::string remote_host;
   bool notice = false;        // owe the sender a DSN for this recipient (failure, delay, relayed)
   bool delay_warned = false;  // deferred: this notice is the delay warning
@@ -160,10 +160,10 @@ struct RecipientResult {
 
 // A message matches when one of its recipients is at `domain` and in `state` (each if given).
 struct QueueFilter {
-  std::optional<std::string> domain;          // recipients at this domain (any case)
-  std::optional<RecipientState> state;        // recipients in this state
-  std::optional<UnixTime> queued_before;      // queued strictly before
-  std::size_t limit = 1000;                   // 0: no limit
+  std::optional<std::string> domain;      // recipients at this domain (any case)
+  std::optional<RecipientState> state;    // recipients in this state
+  std::optional<UnixTime> queued_before;  // queued strictly before
+  std::size_t limit = 1000;               // 0: no limit
 };
 
 // One row of `mailctl mail list`.
@@ -273,8 +273,8 @@ struct NewPickup {
   std::string envid;
   DsnReturn ret = DsnReturn::unspecified;
   bool smtputf8 = false;
-  UnixTime arrival;          // when the message was accepted
-  std::string peer;          // the server SOURCE goes to, for logs and notices
+  UnixTime arrival;  // when the message was accepted
+  std::string peer;  // the server SOURCE goes to, for logs and notices
   std::vector<PickupRecipient> recipients;
   std::string outbound_trace;  // sent before the content in reply to GET
   std::string content;         // stored content-addressed (once, however often offered)
