@@ -311,6 +311,21 @@ class PostfixPeer:
         except OSError:
             return False
 
+    def instance_pids(self):
+        """Every live process of this instance: Postfix's daemons all run in its queue folder,
+        and the children hold the inherited listening socket for a moment after the master."""
+        queue = os.path.realpath(self.queue_dir)
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.path.realpath("/proc/%s/cwd" % entry) == queue:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+        return pids
+
     def running(self):
         """True while this instance's master process lives."""
         return self._is_our_master(self.master_pid or self._read_master_pid())
@@ -327,11 +342,17 @@ class PostfixPeer:
         deadline = time.monotonic() + timeout
         while self._is_our_master(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self._is_our_master(pid):
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + IO_TIMEOUT
-            while self._is_our_master(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        while self.instance_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftovers = self.instance_pids()
+        for leftover in leftovers:
+            try:
+                os.kill(leftover, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + IO_TIMEOUT
+        while leftovers and self.instance_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.started = False
 
     def cleanup(self):

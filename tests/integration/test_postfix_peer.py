@@ -112,6 +112,7 @@ class PostfixPeerTest(unittest.TestCase):
         peer.stop()
 
         self.assertFalse(peer.running())
+        self.assertEqual(peer.instance_pids(), [])
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", peer.port), timeout=1.0).close()
 
