@@ -16,7 +16,7 @@ build_packages=(
   libcrypt-dev libsystemd-dev libgtest-dev libgmock-dev
 )
 test_packages=(
-  clang libclang-rt-dev python3 sqlite3 procps
+  clang libclang-rt-dev python3 python3-cryptography sqlite3 procps
   postfix swaks libnet-ssleay-perl
   mpop fetchmail dnsmasq-base
   mariadb-server mariadb-client

@@ -191,6 +191,7 @@ class Daemon {
       threads.emplace_back([this] { io_.run(); });
     spdlog::info("maild ready: {} I/O threads, store {} ({} workers), {}", settings_.server.threads,
                  store_location(settings_), settings_.store.workers, tls_.describe());
+    warn_about_certificate("");
     notify("READY=1\nSTATUS=accepting connections");
     report_ready();
     io_.run();
@@ -276,10 +277,16 @@ class Daemon {
     try {
       tls_.reload();
       spdlog::info("SIGHUP: certificate {}", tls_.describe());
+      warn_about_certificate("SIGHUP: ");
     } catch (const std::exception& e) {
       spdlog::error("SIGHUP: {} (keeping the previous certificate)", e.what());
     }
     notify("READY=1");
+  }
+
+  void warn_about_certificate(std::string_view when) const {
+    const auto warning = tls_.expiry_warning(std::chrono::system_clock::now());
+    if (!warning.empty()) spdlog::warn("{}{}", when, warning);
   }
 
   Options options_;
@@ -324,6 +331,8 @@ int run(int argc, char** argv) {
   if (options->check_config) {
     try {
       net::TlsContext tls(settings.tls.cert, settings.tls.key);
+      const auto warning = tls.expiry_warning(std::chrono::system_clock::now());
+      if (!warning.empty()) std::cerr << "maild: warning: " << warning << "\n";
     } catch (const std::exception& e) {
       std::cerr << "maild: " << options->config_file << ": " << e.what() << "\n";
       return exit_config;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "maild/config/limits.hpp"
 #include "maild/core/units.hpp"
 #include "net/line_buffer.hpp"
 #include "net/session.hpp"
@@ -138,6 +139,18 @@ class Connection {
 
   // Bytes read past the end of message content go back to the line reader.
   void unread(std::string_view bytes) { lines_.unread(bytes); }
+
+  // The end of a session: what is queued goes out, then TLS is closed with
+  // close_notify (RFC 8446 6.1; peers log a truncation attack without it),
+  // waiting at most limits::tls_close_wait for the peer's own, or its close.
+  boost::asio::awaitable<void> close(Seconds timeout) {
+    const bool flushed = co_await flush(timeout);
+    if (!flushed || !tls_) co_return;
+    watchdog_.arm(std::min<Seconds>(timeout, limits::tls_close_wait));
+    boost::system::error_code ignored;
+    co_await tls_->async_shutdown(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    watchdog_.disarm();
+  }
 
   // Handshake as the server. Input buffered before it is dropped: nothing a
   // client sent in clear may be taken as said under TLS (CVE-2011-0411).

@@ -5,7 +5,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <ctime>
 #include <stdexcept>
+#include <string>
+
+#include "maild/config/limits.hpp"
 
 namespace maild::net {
 namespace ssl = boost::asio::ssl;
@@ -24,7 +28,20 @@ std::string describe_certificate(SSL_CTX* ctx) {
   return std::string(data, static_cast<std::size_t>(size));
 }
 
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* time) {
+  std::tm parts{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &parts) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&parts));
+}
+
 }  // namespace
+
+// Mozilla's "intermediate" configuration (version 5.7) for TLS 1.2.
+const char* const server_tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
 TlsContext::TlsContext(std::filesystem::path cert, std::filesystem::path key)
     : cert_(std::move(cert)), key_(std::move(key)) {
@@ -39,8 +56,15 @@ void TlsContext::reload() {
                        ssl::context::single_dh_use);
   SSL_CTX* native = context->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  // Every suite offered is strong, so the client's order wins (it knows
+  // whether it has AES in hardware), as the profile says.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // SSL_CTX_set1_groups_list and SSL_CTX_set_dh_auto, without the macros' C casts.
+  static char groups[] = "X25519:prime256v1:secp384r1";
+  if (SSL_CTX_set_cipher_list(native, server_tls12_ciphers) != 1 ||
+      SSL_CTX_ctrl(native, SSL_CTRL_SET_GROUPS_LIST, 0, groups) != 1)
+    throw std::runtime_error("OpenSSL refuses the TLS cipher profile");
+  SSL_CTX_ctrl(native, SSL_CTRL_SET_DH_AUTO, 1, nullptr);  // DHE groups sized to the key
   boost::system::error_code ec;
   context->use_certificate_chain_file(cert_.string(), ec);
   if (ec) throw std::runtime_error("tls.cert " + cert_.string() + ": " + ec.message());
@@ -50,9 +74,14 @@ void TlsContext::reload() {
     throw std::runtime_error("tls.key " + key_.string() + " does not match tls.cert " +
                              cert_.string());
   auto description = describe_certificate(native);
+  X509* cert = SSL_CTX_get0_certificate(native);
+  const auto not_before = to_time_point(cert ? X509_get0_notBefore(cert) : nullptr);
+  const auto not_after = to_time_point(cert ? X509_get0_notAfter(cert) : nullptr);
   std::lock_guard lock(mutex_);
   context_ = std::move(context);
   description_ = std::move(description);
+  not_before_ = not_before;
+  not_after_ = not_after;
 }
 
 std::shared_ptr<ssl::context> TlsContext::current() const {
@@ -63,6 +92,18 @@ std::shared_ptr<ssl::context> TlsContext::current() const {
 std::string TlsContext::describe() const {
   std::lock_guard lock(mutex_);
   return enabled() ? description_ : "TLS disabled";
+}
+
+std::string TlsContext::expiry_warning(std::chrono::system_clock::time_point now) const {
+  if (!enabled()) return {};
+  std::lock_guard lock(mutex_);
+  const auto file = "tls.cert " + cert_.string() + " (" + description_ + ")";
+  if (now >= not_after_) return file + " has expired";
+  if (now < not_before_) return file + " is not valid yet";
+  const auto left = std::chrono::floor<std::chrono::days>(not_after_ - now);
+  if (not_after_ - now < limits::certificate_warning)
+    return file + " expires in " + std::to_string(left.count()) + " days";
+  return {};
 }
 
 std::shared_ptr<ssl::context> make_client_tls_context() {

@@ -1,5 +1,7 @@
 // TLS server context from [tls] cert/key, replaced as a whole on SIGHUP, and
-// the client context of outbound STARTTLS.
+// the client context of outbound STARTTLS. The server offers Mozilla's
+// "intermediate" profile: TLS 1.3, and TLS 1.2 with ECDHE/DHE key exchange and
+// AEAD ciphers only (forward secrecy on every port).
 // Trust: the files are the administrator's; OpenSSL validates them. Sessions
 // already running keep the context they started with. Outbound, the peer's
 // certificate is not verified (opportunistic TLS, RFC 7435): TLS there is
@@ -7,6 +9,7 @@
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -26,6 +29,10 @@ class TlsContext {
   std::shared_ptr<boost::asio::ssl::context> current() const;
   // Subject and expiry of the loaded certificate, for the log.
   std::string describe() const;
+  // Why the loaded certificate needs the administrator's attention at `now`
+  // (expired, not yet valid, or expiring within limits::certificate_warning),
+  // naming the file; empty when it is fine or TLS is disabled.
+  std::string expiry_warning(std::chrono::system_clock::time_point now) const;
 
  private:
   std::filesystem::path cert_;
@@ -33,9 +40,17 @@ class TlsContext {
   mutable std::mutex mutex_;
   std::shared_ptr<boost::asio::ssl::context> context_;
   std::string description_;
+  std::chrono::system_clock::time_point not_before_;
+  std::chrono::system_clock::time_point not_after_;
 };
 
+// The TLS 1.2 cipher list the server offers (TLS 1.3's suites are all AEAD
+// with forward secrecy and stay OpenSSL's default).
+extern const char* const server_tls12_ciphers;
+
 // A context for outbound STARTTLS: TLS 1.2 or later, no certificate check.
+// Its ciphers stay OpenSSL's defaults: for opportunistic TLS to any MX, a
+// weaker cipher beats falling back to plain text (RFC 7435).
 std::shared_ptr<boost::asio::ssl::context> make_client_tls_context();
 
 }  // namespace maild::net

@@ -83,7 +83,7 @@ class Session {
       co_await net::try_blocking(env_.parts.store_pool, release, log(),
                                  "releasing the maildrop lock (it expires)");
     }
-    co_await io_.flush(settings_.pop3.idle_timeout);
+    co_await io_.close(settings_.pop3.idle_timeout);
     log().info("disconnect from {}", env_.remote_text);
   }
 

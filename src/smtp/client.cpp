@@ -523,6 +523,7 @@ asio::awaitable<void> ClientSession::quit() {
   command("QUIT");
   const auto bye = co_await read_reply(options_.timeouts.rset, "QUIT");
   (void)bye;  // the messages are settled; the goodbye changes nothing
+  co_await conn_.close(options_.timeouts.rset);
 }
 
 // After a transaction that got no recipients or no DATA: the next MAIL needs a clean state.

@@ -133,14 +133,14 @@ class Session final : public VerbContext {
       auto verdict = co_await hook->on_connect(*this);
       if (!verdict.proceeds()) {
         refuse("connection", verdict);
-        co_await conn_.flush(settings_.smtp.command_timeout);
+        co_await conn_.close(settings_.smtp.command_timeout);
         co_return;
       }
       session_headers_ += verdict.headers;
     }
     reply(status::greeting, hostname() + " ESMTP maild");
     co_await converse();
-    co_await conn_.flush(settings_.smtp.command_timeout);
+    co_await conn_.close(settings_.smtp.command_timeout);
     log().info("disconnect from {}", env_.remote_text);
   }
 

@@ -70,13 +70,15 @@ def free_ports(count, host="127.0.0.1"):
             s.close()
 
 
-def make_certificate(folder, common_name="mx.example.test"):
-    """A self-signed EC certificate and key, as the quick start makes them."""
+def make_certificate(folder, common_name="mx.example.test", key_type="ec", days=90):
+    """A self-signed certificate and key, as the quick start makes them (EC), or RSA."""
     cert = os.path.join(folder, "cert.pem")
     key = os.path.join(folder, "key.pem")
+    new_key = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if key_type == "ec"
+               else ["-newkey", "rsa:2048"])
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + common_name,
+        ["openssl", "req", "-x509", *new_key,
+         "-nodes", "-keyout", key, "-out", cert, "-days", str(days), "-subj", "/CN=" + common_name,
          "-addext", "subjectAltName=DNS:" + common_name],
         check=True, capture_output=True, timeout=60)
     return cert, key

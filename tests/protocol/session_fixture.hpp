@@ -105,6 +105,12 @@ class Client {
     tls_->handshake(asio::ssl::stream_base::client);
   }
   bool tls_active() const { return tls_.has_value(); }
+  // Sends close_notify and reads the server's: true when the server sent its own.
+  bool close_tls() {
+    boost::system::error_code ec;
+    tls_->shutdown(ec);
+    return !ec;
+  }
 
   // Bytes the client has received but not read yet (pipelining checks).
   const std::string& unread() const { return buffer_; }

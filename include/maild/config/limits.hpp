@@ -23,6 +23,13 @@ inline constexpr std::chrono::seconds unwind_time{5};
 inline constexpr std::chrono::minutes auth_failure_window{1};
 // How long a refused or not yet greeted client may take to receive our reply.
 inline constexpr Seconds refusal_timeout{10};
+// A certificate this close to its expiry is logged as a warning at start,
+// on SIGHUP and by --check-config (certbot renews 30 days ahead: a warning
+// means renewal failed).
+inline constexpr std::chrono::days certificate_warning{14};
+// How long a closing session waits for the peer's TLS close_notify after
+// sending its own; a peer that only closes the socket ends it sooner.
+inline constexpr std::chrono::seconds tls_close_wait{2};
 // Pause after accept(2) fails for lack of file descriptors or memory, so the
 // accept loop does not spin while the condition lasts; normal accepts never wait.
 inline constexpr std::chrono::milliseconds accept_failure_pause{100};
