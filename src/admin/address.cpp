@@ -38,9 +38,21 @@ bool is_label(std::string_view label) {
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
+// Mailboxes, aliases and domains are ASCII: maild accepts SMTPUTF8 mail in
+// transit, but keeps no internationalized address of its own (docs/mailctl.md).
+void refuse_non_ascii(std::string_view what, std::string_view text) {
+  if (std::all_of(text.begin(), text.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return;
+  throw RequestError(std::string(what) + " " + quoted(text) +
+                     " is not ASCII: internationalized addresses (RFC 6531) cannot be mailboxes, "
+                     "aliases or domains of maild; write a domain as its A-label (xn--...)");
+}
+
 }  // namespace
 
 std::string domain_name(std::string_view text) {
+  refuse_non_ascii("domain name", text);
   if (text.empty() || text.size() > max_domain_length)
     throw RequestError("bad domain name " + quoted(text));
   for (std::size_t start = 0;;) {
@@ -61,6 +73,7 @@ namespace {
 
 // local@domain where an empty local part is allowed only when `catch_all` is.
 std::string address(std::string_view text, bool catch_all) {
+  refuse_non_ascii("address", text);
   const std::size_t at = text.rfind('@');
   if (at == std::string_view::npos)
     throw RequestError("bad address " + quoted(text) + ": no @domain");

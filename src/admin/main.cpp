@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     po::options_description options;
     options.add_options()("config", po::value<std::string>(&global.config_file))(
         "json", po::bool_switch(&global.json))("help,h", po::bool_switch(&global.help))(
-        "words", po::value<std::vector<std::string>>());
+        "version", "print the version and exit")("words", po::value<std::vector<std::string>>());
     po::positional_options_description positional;
     positional.add("words", -1);
     // The verb's own options pass through unregistered and are parsed by dispatch().
@@ -148,6 +148,10 @@ int main(int argc, char** argv) {
     po::variables_map values;
     po::store(parsed, values);
     po::notify(values);
+    if (values.count("version")) {
+      std::cout << "mailctl " << MAILD_VERSION << "\n";
+      return 0;
+    }
     if (global.config_file.empty()) {
       const char* from_env = std::getenv("MAILD_CONFIG");
       global.config_file =

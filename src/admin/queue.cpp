@@ -7,6 +7,7 @@
 
 #include "address.hpp"
 #include "command.hpp"
+#include "maild/core/text.hpp"
 #include "message_format.hpp"
 #include "output.hpp"
 
@@ -118,10 +119,6 @@ store::QueuedMessage find_queued(const Request& request) {
   auto message = request.store->queue_admin().get(id);
   if (!message) throw RequestError("no queued message with id " + request.args[0]);
   return std::move(*message);
-}
-
-std::string recipients_phrase(std::size_t count) {
-  return std::to_string(count) + (count == 1 ? " recipient" : " recipients");
 }
 
 }  // namespace
@@ -249,7 +246,7 @@ void queue_retry(Request& request) {
   }
   const store::QueuedMessage message = find_queued(request);
   const std::size_t count = request.store->queue_admin().retry(message.id);
-  request.out.confirm("made " + recipients_phrase(count) + " of queued message " +
+  request.out.confirm("made " + counted(count, "recipient") + " of queued message " +
                       std::to_string(message.id) + " due now");
 }
 
@@ -264,7 +261,7 @@ void queue_bounce(Request& request) {
   const store::QueuedMessage message = find_queued(request);
   const std::size_t count = request.store->queue_admin().bounce(message.id, bounce_reason);
   std::string confirmation =
-      "bounced " + recipients_phrase(count) + " of queued message " + std::to_string(message.id);
+      "bounced " + counted(count, "recipient") + " of queued message " + std::to_string(message.id);
   // Whether a notice is owed is the store's decision (sender, NOTIFY); report what it decided.
   const auto after = request.store->queue_admin().get(message.id);
   bool owed = false;

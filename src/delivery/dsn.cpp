@@ -1,6 +1,8 @@
 // RFC 3464 delivery status notifications; see dsn.hpp.
 #include "delivery/dsn.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <ctime>
 #include <string_view>
@@ -61,6 +63,16 @@ std::string_view action(store::RecipientState state) {
 bool has_reply_code(std::string_view reply) {
   return reply.size() >= 3 &&
          std::all_of(reply.begin(), reply.begin() + 3, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// RFC 3464 2.3.5: the next hop's name from "mx.example.org[192.0.2.1]:2526";
+// a hop named by its address (a route by IP) as an address literal (RFC 5321 4.1.3).
+std::string remote_mta(const std::string& remote_host) {
+  const auto host = remote_host.substr(0, remote_host.find('['));
+  unsigned char address[16];
+  if (inet_pton(AF_INET, host.c_str(), address) == 1) return "[" + host + "]";
+  if (inet_pton(AF_INET6, host.c_str(), address) == 1) return "[IPv6:" + host + "]";
+  return field_text(host);
 }
 
 }  // namespace
@@ -162,10 +174,7 @@ std::string compose_notice(const NoticeInput& input) {
     out += "Final-Recipient: " + typed_address(r.address) + "\r\n";
     out += "Action: " + std::string(action(r.state)) + "\r\n";
     out += "Status: " + status_of(r.last_reply) + "\r\n";
-    if (!r.remote_host.empty()) {
-      const auto host = r.remote_host.substr(0, r.remote_host.find('['));
-      out += "Remote-MTA: dns; " + field_text(host) + "\r\n";
-    }
+    if (!r.remote_host.empty()) out += "Remote-MTA: dns; " + remote_mta(r.remote_host) + "\r\n";
     if (has_reply_code(r.last_reply) && !r.remote_host.empty())
       out += "Diagnostic-Code: smtp; " + field_text(r.last_reply) + "\r\n";
     else if (!r.last_reply.empty())

@@ -15,6 +15,7 @@
 #include "delivery/dsn.hpp"
 #include "maild/config/limits.hpp"
 #include "maild/core/ids.hpp"
+#include "maild/core/text.hpp"
 #include "net/store_calls.hpp"
 
 namespace maild::delivery {
@@ -304,8 +305,8 @@ asio::awaitable<void> QueueManager::send_notices() {
       return queue.send_notice(ids, notice);
     };
     const auto stored = co_await net::run_blocking(store_pool_, send);
-    spdlog::info("queue: notice for message {} to <{}>: {} recipients{}", message.id,
-                 message.reverse_path, message.recipients.size(), stored.queued ? ", queued" : "");
+    spdlog::info("queue: notice for message {} to <{}>: {}{}", message.id, message.reverse_path,
+                 counted(message.recipients.size(), "recipient"), stored.queued ? ", queued" : "");
     if (stored.queued) look_again();
   }
 }

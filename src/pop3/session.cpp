@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "maild/core/password.hpp"
+#include "maild/core/text.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
@@ -404,7 +405,7 @@ class Session {
     }
     log().info("quit: {} deleted, {} left", deleted.size(), left);
     state_ = Authorization{};  // finished: nothing to release
-    ok("maild POP3 server signing off (" + std::to_string(left) + " messages left)");
+    ok("maild POP3 server signing off (" + counted(left, "message") + " left)");
     co_return Flow::close;
   }
 

@@ -18,6 +18,7 @@
 #include "delivery/dsn.hpp"
 #include "delivery/queue_manager.hpp"
 #include "maild/config/limits.hpp"
+#include "maild/core/text.hpp"
 #include "net/store_calls.hpp"
 #include "reverse/pickup_desk.hpp"
 #include "smtp/token.hpp"
@@ -107,14 +108,16 @@ asio::awaitable<void> PickupKeeper::tend() {
       co_await net::run_blocking(store_pool_, [&reverse, fetched_before, offered_before] {
         return reverse.purge_pickups(fetched_before, offered_before);
       });
-  if (purged > 0) spdlog::info("queue: {} pickups purged", purged);
+  if (purged > 0) spdlog::info("queue: {} purged", counted(purged, "pickup"));
 }
 
 // A failure notice for a pickup never fetched within pickup_max_age, for the
 // recipients that want one; nothing when none does or it can go nowhere.
 std::optional<store::NewMessage> PickupKeeper::notice_for(const store::Pickup& pickup,
                                                           const std::string& original) const {
-  const std::string reply = "450 4.4.7 not fetched by the receiving server within " +
+  // Our own reason, not the peer's reply: no remote host, so the notice says X-maild.
+  const std::string reply = "554 5.4.7 not fetched by the receiving server " + pickup.peer +
+                            " within " +
                             config::table::format_duration(settings_.reverse.pickup_max_age);
   delivery::NoticeInput in;
   in.reverse_path = pickup.reverse_path;
@@ -124,8 +127,7 @@ std::optional<store::NewMessage> PickupKeeper::notice_for(const store::Pickup& p
   in.retry_until = in.arrival;  // never retried: only delayed recipients show it
   for (const auto& r : pickup.recipients)
     if (delivery::wants_failure_notice(pickup.reverse_path, r.notify))
-      in.recipients.push_back(
-          {r.address, r.orcpt, store::RecipientState::failed, reply, pickup.peer});
+      in.recipients.push_back({r.address, r.orcpt, store::RecipientState::failed, reply, ""});
   if (in.recipients.empty()) return std::nullopt;
   in.original = original;
   auto notice =

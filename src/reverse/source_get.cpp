@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "maild/config/limits.hpp"
+#include "maild/core/text.hpp"
 #include "net/auth_throttle.hpp"
 #include "reverse/get_authorization.hpp"
 #include "reverse/policy.hpp"
@@ -152,10 +153,9 @@ class SourceGetSession final : public smtp::ExtensionSession {
                       "too many pending retrievals for your domain, try again later");
         co_return Flow::proceed;
     }
-    context.log().info("SOURCE {} from <{}>: {} recipients, retrieval {}{}",
-                       smtp::shown_token(token), retrieval.reverse_path,
-                       retrieval.recipients.size(), added->id,
-                       added->outcome == Outcome::already_added ? " (again)" : "");
+    context.log().info("SOURCE {} from <{}>: {}, retrieval {}{}", smtp::shown_token(token),
+                       retrieval.reverse_path, counted(retrieval.recipients.size(), "recipient"),
+                       added->id, added->outcome == Outcome::already_added ? " (again)" : "");
     context.reply(status::ok, token + " accepted for retrieval", token);
     owner_.woke_retrievals();
     co_return Flow::proceed;

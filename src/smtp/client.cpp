@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "maild/core/base64.hpp"
+#include "maild/core/text.hpp"
 #include "smtp/command.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/token.hpp"
@@ -386,8 +387,8 @@ asio::awaitable<ClientSession::SourceStep> ClientSession::offer_source(
                "451 4.3.0 " + peer + " accepted SOURCE but the pickup could not be confirmed");
       co_return SourceStep::settled;
     }
-    log().info("SOURCE {} for message {} to {}: {} recipients, pickup {}", shown, message.queue_id,
-               peer, accepted.size(), offer->id);
+    log().info("SOURCE {} for message {} to {}: {}, pickup {}", shown, message.queue_id, peer,
+               counted(accepted.size(), "recipient"), offer->id);
     for (const auto i : accepted) {
       settle_by(transfer, i, *reply);
       note_relayed(message, transfer, i);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "maild/core/password.hpp"
+#include "maild/core/text.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
 #include "net/credential_cache.hpp"
@@ -747,9 +748,9 @@ class Session final : public VerbContext {
     const auto outbound = message.outbound.size();
     try {
       const auto stored = co_await net::deliver(env_.parts.mail, message);
-      log().info("stored {} from <{}>: {} octets, {} mailboxes, {} queued",
-                 stored.content_hash.substr(0, 16), transaction.mail.reverse_path.address(), size,
-                 stored.deliveries.size(), outbound);
+      log().info("stored {} from <{}>: {} octets, {}, {} queued", stored.content_hash.substr(0, 16),
+                 transaction.mail.reverse_path.address(), size,
+                 counted(stored.deliveries.size(), "mailbox", "mailboxes"), outbound);
       if (stored.queued && env_.parts.queue_wakeup) env_.parts.queue_wakeup();
       reply(status::ok, "OK stored as " + stored.content_hash.substr(0, 16));
     } catch (const std::exception& e) {

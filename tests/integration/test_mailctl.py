@@ -435,6 +435,25 @@ class UsageTest(MailctlCase):
         self.assertIn("--last N", self.ok("mail", "list", "--help"))
         self.assertIn("user list", self.ok("help", "user"))
 
+    def test_internationalized_addresses_are_refused_saying_why(self):
+        self.ok("db", "migrate")
+        self.ok("domain", "add", "example.test")
+        for args in (["domain", "add", "bücher.example"], ["user", "add", "jöhn@example.test"],
+                     ["alias", "add", "ünï@example.test", "bob@example.test"],
+                     ["alias", "add", "bob@example.test", "jöhn@example.test"]):
+            with self.subTest(args=args):
+                self.fails(*args, stdin=b"secret\nsecret\n",
+                           mentioning=("is not ASCII", "RFC 6531"))
+        self.assertIn("xn--bcher-kva.example", self.ok("domain", "add", "xn--bcher-kva.example"))
+
+    def test_version_matches_maild_and_needs_no_store(self):
+        text = self.ok("--version")
+        self.assertRegex(text, r"^mailctl \d+\.\d+\.\d+\n$")
+        self.assertFalse(os.path.exists(self.store))
+        maild_version = subprocess.run([os.environ.get("MAILD_BIN", "maild"), "--version"],
+                                       capture_output=True, text=True, timeout=TIMEOUT).stdout
+        self.assertEqual(text.split()[1], maild_version.split()[1])
+
 
 if __name__ == "__main__":
     unittest.main()

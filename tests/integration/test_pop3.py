@@ -194,7 +194,7 @@ class Transcript(unittest.TestCase):
         self.assertEqual(command(d, "RETR 3", "-ERR"), "-ERR no such message")
         self.assertEqual(command(d, "RETR 0", "-ERR"), "-ERR no such message")
         self.assertEqual(command(d, "DELE 2"), "+OK message 2 deleted")
-        self.assertEqual(command(d, "QUIT"), "+OK maild POP3 server signing off (1 messages left)")
+        self.assertEqual(command(d, "QUIT"), "+OK maild POP3 server signing off (1 message left)")
         self.assertTrue(d.closed())
 
         d = logged_in(maild)
@@ -245,7 +245,7 @@ class Transcript(unittest.TestCase):
             response, got, octets = client.top(1, lines)
             self.assertEqual(response, b"+OK top of message follows")
             self.assertEqual(b"".join(line + b"\r\n" for line in got), trace + header + b"\r\n\r\n" + expected)
-        self.assertEqual(client.quit(), b"+OK maild POP3 server signing off (1 messages left)")
+        self.assertEqual(client.quit(), b"+OK maild POP3 server signing off (1 message left)")
 
     def test_pipelined_commands_get_their_replies_in_order(self):
         maild = started(self)
@@ -265,7 +265,7 @@ class Transcript(unittest.TestCase):
         status(d, "+OK top of message follows")
         self.assertIn("Subject: pipelined 2", multiline(d))
         status(d, "+OK")
-        self.assertEqual(status(d), "+OK maild POP3 server signing off (1 messages left)")
+        self.assertEqual(status(d), "+OK maild POP3 server signing off (1 message left)")
         self.assertTrue(d.closed())
 
     def test_nothing_sent_in_clear_after_stls_is_used(self):
@@ -445,7 +445,7 @@ class Maildrop(unittest.TestCase):
         self.assertEqual(login_reply(maild, "pop3s"), IN_USE)  # the other listener as well
         # Another mailbox is not locked.
         carol = logged_in(maild, CAROL)
-        self.assertEqual(command(first, "QUIT"), "+OK maild POP3 server signing off (1 messages left)")
+        self.assertEqual(command(first, "QUIT"), "+OK maild POP3 server signing off (1 message left)")
         self.assertTrue(first.closed())
         # The refused session is still in AUTHORIZATION and may try again.
         self.assertTrue(login(second).startswith("+OK maildrop has 1 messages"))

@@ -58,7 +58,7 @@ class SourceTest(unittest.TestCase):
         self.assertEqual(counts["source_accepted"], 1)
         self.assertEqual(counts["retrievals_pending"], 1)
         self.assertEqual(deliveries(maild), [])  # nothing is delivered before the GET
-        maild.wait_for_log("SOURCE 5f0c2e8a... from <alice@origin.test>: 1 recipients")
+        maild.wait_for_log("SOURCE 5f0c2e8a... from <alice@origin.test>: 1 recipient,")
         log = maild.log()
         self.assertIn("> 250 2.0.0 5f0c2e8a... accepted for retrieval", log)
         self.assertNotIn(TOKEN, log)

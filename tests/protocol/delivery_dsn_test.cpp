@@ -65,6 +65,17 @@ TEST(DeliveryStatusNotice, FailureListsEachRecipientWithTheRemoteReply) {
   EXPECT_TRUE(text.ends_with("--=_maild_0123456789abcdef0123456789abcdef--\r\n"));
 }
 
+TEST(DeliveryStatusNotice, AHopNamedByItsAddressIsAnAddressLiteral) {
+  auto in = base();
+  in.recipients.push_back(
+      {"bob@example.org", "", RecipientState::failed, "550 5.1.1 no", "127.0.0.3[127.0.0.3]:2526"});
+  in.recipients.push_back({"carol@example.org", "", RecipientState::failed, "550 5.1.1 no",
+                           "2001:db8::25[2001:db8::25]"});
+  const auto text = compose_notice(in);
+  EXPECT_TRUE(has(text, "Remote-MTA: dns; [127.0.0.3]\r\n"));
+  EXPECT_TRUE(has(text, "Remote-MTA: dns; [IPv6:2001:db8::25]\r\n"));
+}
+
 TEST(DeliveryStatusNotice, RetHdrsReturnsOnlyTheHeader) {
   auto in = base();
   in.ret = store::DsnReturn::headers;

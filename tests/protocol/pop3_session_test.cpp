@@ -228,7 +228,7 @@ TEST_F(Pop3Session, DeletionsApplyAtQuitOnly) {
   EXPECT_EQ(reply.rfind("+OK maildrop has 2 messages", 0), 0u) << reply;
   again.send("DELE 1\r\nQUIT\r\n");
   expect_ok(again);
-  EXPECT_EQ(again.line(), "+OK maild POP3 server signing off (1 messages left)");
+  EXPECT_EQ(again.line(), "+OK maild POP3 server signing off (1 message left)");
   auto third = logged_in();
   third.send("STAT\r\n");
   EXPECT_EQ(third.line().rfind("+OK 1 ", 0), 0u);
