@@ -15,6 +15,7 @@ created on both servers with the binary log on, so each has one GTID, with
 equal sequence numbers) must refuse before changing anything, and work once
 the standby's binary log is reset as its message says."""
 
+import json
 import os
 import poplib
 import smtplib
@@ -186,6 +187,10 @@ class NoSplitBrain(unittest.TestCase):
         self.assertIn("and %s at '0-2-" % self.b_endpoint, status.stdout)
         self.assertIn("behind: the primary %s" % self.a_endpoint, status.stdout)
         self.assertIn(position_file, status.stdout)
+        as_json = self.maild.mailctl("--json", "db", "status", *self.admin)
+        self.assertNotEqual(as_json.returncode, 0, as_json.stdout)
+        divergence = json.loads(as_json.stdout)["divergence"].split("\n")
+        self.assertEqual([line.split(":")[0] for line in divergence], ["diverged", "behind"])
 
         # The right primary writable again, the stale one read-only: mail flows, to B.
         self.a.sql("SET GLOBAL read_only = ON")
