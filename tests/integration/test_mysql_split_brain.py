@@ -6,9 +6,9 @@ never gets, A dies, `mailctl db failover` promotes B and maild writes there.
 Then B restarts and comes back read-only (its configuration still says so),
 and A comes back writable (its configuration unchanged) with its two
 transactions: the only writable endpoint is the stale one. maild must refuse
-it (451, nothing written there, a loud log line), `mailctl db status` must
-exit non-zero naming the divergence, and mail must flow again once B is
-writable and A read-only.
+it (451, nothing written there, a loud log line), also after a restart of
+maild, `mailctl db status` must exit non-zero naming the divergence, and mail
+must flow again once B is writable and A read-only.
 
 `mailctl db replicate` with an errant transaction on the standby (accounts
 created on both servers with the binary log on, so each has one GTID, with
@@ -192,9 +192,17 @@ class NoSplitBrain(unittest.TestCase):
         divergence = json.loads(as_json.stdout)["divergence"].split("\n")
         self.assertEqual([line.split(":")[0] for line in divergence], ["diverged", "behind"])
 
+        # A restarted maild remembers (its position file): it does not start on A.
+        self.maild.stop()
+        with self.assertRaises(AssertionError) as refused:
+            self.maild.start()
+        self.assertIn("refusing to write to %s" % self.a_endpoint, str(refused.exception))
+        self.assertEqual(deliveries(self.a), stale_before)
+
         # The right primary writable again, the stale one read-only: mail flows, to B.
         self.a.sql("SET GLOBAL read_only = ON")
         self.b.sql("SET GLOBAL read_only = OFF")
+        self.maild.start()
         wait_until(lambda: send(self.maild, 30) == 250, 30, "maild writes to B again")
         self.assertEqual(pop3_count(self.maild), acknowledged + 1)
         self.maild.wait_for_log("writing to " + self.b_endpoint)
