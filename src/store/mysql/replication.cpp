@@ -650,24 +650,24 @@ FailoverResult failover(const std::vector<Endpoint>& endpoints, const Credential
     }
   }
 
-  // The most advanced: the one whose applied position covers every other's.
+  // The most advanced: the one whose history contains every other's position (by server id
+  // and sequence: standbys that diverged may show the same sequence numbers).
+  std::vector<GtidHistory> histories;
+  for (Member* candidate : candidates) histories.push_back(ask_history(*candidate->db));
   Member* best = nullptr;
-  GtidPosition best_position;
-  for (Member* candidate : candidates) {
-    const auto position = GtidPosition::parse(
-        candidate->db->query_text("SELECT @@GLOBAL.gtid_current_pos").value_or(""));
-    if (!best || (position.covers(best_position) && !best_position.covers(position))) {
-      best = candidate;
-      best_position = position;
-    }
+  for (std::size_t i = 0; i < candidates.size() && !best; ++i) {
+    const bool contains_all =
+        std::all_of(histories.begin(), histories.end(),
+                    [&](const GtidHistory& other) { return histories[i].contains(other.current); });
+    if (contains_all) best = candidates[i];
   }
-  for (Member* candidate : candidates) {
-    const auto position = GtidPosition::parse(
-        candidate->db->query_text("SELECT @@GLOBAL.gtid_current_pos").value_or(""));
-    if (!best_position.covers(position))
-      throw StoreError("the standbys diverged: " + best->endpoint.to_string() + " and " +
-                       candidate->endpoint.to_string() +
-                       " each have transactions the other lacks; promote one by hand");
+  if (!best) {
+    std::string all;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      all += (all.empty() ? "" : ", ") + candidates[i]->endpoint.to_string() + " at '" +
+             histories[i].current.to_string() + "'";
+    throw StoreError("the standbys diverged (" + all +
+                     "): none has every transaction of the others; promote one by hand");
   }
 
   // Promote.
