@@ -98,7 +98,9 @@ std::vector<KeySpec> build_keys() {
       {"store", "backend", words_of(store_backends), "sqlite", "Where mail and accounts are kept",
        into_enum(&S::store, &StoreSettings::backend, store_backends)},
       {"store", "path", PathType{}, "/var/lib/maild/mail.db",
-       "The SQLite database file (sqlite only)", into(&S::store, &StoreSettings::path)},
+       "The SQLite database file; with mysql, its folder keeps maild's GTID position "
+       "(mysql-gtid-position)",
+       into(&S::store, &StoreSettings::path)},
       {"store", "workers", CountType{1, 256}, "8", "Store worker threads (and MySQL connections)",
        into(&S::store, &StoreSettings::workers)},
 
