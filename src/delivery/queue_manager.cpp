@@ -121,6 +121,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                                                   std::vector<store::DeliveryJob> jobs) {
   auto& queue = queue_;
   std::vector<bool> reported(jobs.size(), false);  // its outcomes went to record_outcomes()
+  bool unrecorded = false;  // a recording failed: the store is in trouble, try the rest once
   try {
     const auto slot = co_await workers().acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
@@ -151,12 +152,12 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
       const auto tls = loaded.tls.value_or(settings_.delivery.tls);
       // On the courier's strand: each message's outcomes are recorded on this
       // one's, at once, while the connection waits.
-      const Courier::Report report = [this, &domain, &jobs, &job_of, &reported](
+      const Courier::Report report = [this, &domain, &jobs, &job_of, &reported, &unrecorded](
                                          std::size_t parcel, std::vector<Outcome> outcomes) {
         const auto index = job_of[parcel];
         reported[index] = true;  // deliver_batch waits for the courier meanwhile
-        return asio::co_spawn(strand(), record_outcomes(domain, jobs[index], std::move(outcomes)),
-                              asio::use_awaitable);
+        auto recording = record_outcomes(domain, jobs[index], std::move(outcomes), unrecorded);
+        return asio::co_spawn(strand(), std::move(recording), asio::use_awaitable);
       };
       auto delivering = courier_.deliver(domain, parcels, tls, report);
       co_await std::move(delivering);
@@ -169,7 +170,7 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     if (reported[i]) continue;
     std::vector<Outcome> none;
-    co_await record_outcomes(domain, jobs[i], std::move(none));
+    co_await record_outcomes(domain, jobs[i], std::move(none), unrecorded);
   }
   for (const auto& job : jobs)
     for (const auto& r : job.message.recipients) release(r.id);
@@ -178,16 +179,19 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
 }
 
 // One message's outcomes, recorded in a commit of their own (which the store
-// may share with other workers'), retried a few times; false when they could
-// not be recorded. Its leases are released first: renewals no longer count them.
+// may share with other workers'), retried a few times unless `unrecorded` (an
+// earlier recording of the batch failed); false, and `unrecorded`, when they
+// could not be recorded. Its leases are released first: renewals no longer count them.
 asio::awaitable<bool> QueueManager::record_outcomes(const std::string& domain,
                                                     const store::DeliveryJob& job,
-                                                    std::vector<Outcome> outcomes) {
+                                                    std::vector<Outcome> outcomes,
+                                                    bool& unrecorded) {
   auto& queue = queue_;
   const auto results = results_for(job, outcomes);
   for (const auto& r : job.message.recipients) release(r.id);
   const auto& owner = this->owner();
-  for (int attempt = 1; attempt <= limits::record_tries; ++attempt) {
+  const int tries = unrecorded ? 1 : limits::record_tries;
+  for (int attempt = 1; attempt <= tries; ++attempt) {
     try {
       const auto applied = co_await net::run_blocking(
           store_pool_, [&queue, &owner, &results] { return queue.record(owner, results); });
@@ -200,11 +204,12 @@ asio::awaitable<bool> QueueManager::record_outcomes(const std::string& domain,
       spdlog::warn("queue: recording results for message {} to {} failed (try {}): {}",
                    job.message.id, domain, attempt, e.what());
     }
-    if (attempt == limits::record_tries) break;
+    if (attempt == tries) break;
     asio::steady_timer pause(strand(), limits::record_retry_wait);
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+  unrecorded = true;
   co_return false;
 }
 

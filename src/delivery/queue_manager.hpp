@@ -54,7 +54,7 @@ class QueueManager final : public net::LeasedWorker {
                                              std::vector<store::DeliveryJob> jobs);
   boost::asio::awaitable<bool> record_outcomes(const std::string& domain,
                                                const store::DeliveryJob& job,
-                                               std::vector<Outcome> outcomes);
+                                               std::vector<Outcome> outcomes, bool& unrecorded);
   boost::asio::awaitable<void> send_notices();
   std::vector<store::RecipientResult> results_for(const store::DeliveryJob& job,
                                                   const std::vector<Outcome>& outcomes) const;

@@ -90,12 +90,19 @@ class TakeoverTest(unittest.TestCase):
                    "the queue is empty")
 
     def test_after_a_kill_in_a_long_batch_only_the_message_on_the_wire_arrives_twice(self):
-        # One connection, one second per message at the sink: 30 messages make a long batch
-        # on one connection, and node A is killed after the peer has taken at least 10.
-        sink = SmtpSink(self, host="127.0.0.2", port=self.port, options=["-w", "1"])
+        # 30 messages queued while no peer listens: each attempt is refused and deferred.
         a = self.node(per_destination=1)
         a.start()
         expected = self.queue_messages(a, 30, "long batch")
+        self.assertEqual(a.stop(), 0, a.output())
+        for stream in (a.process.stdout, a.process.stderr):
+            stream.close()
+        # After a restart they are all due (retry_schedule = 1s): one claim, one batch, one
+        # connection, one second per message at the sink. A is killed once the peer has
+        # taken at least 10.
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port, options=["-w", "1"])
+        time.sleep(1.5)
+        a.start()
         sink.wait_for_messages(10, timeout=60)
         a.stop(sig=signal.SIGKILL)
         before = subjects(sink.messages())
@@ -110,6 +117,7 @@ class TakeoverTest(unittest.TestCase):
         print("long batch: %d delivered before the kill, %d captured in all, duplicates: %r"
               % (len(before), len(captured), duplicates))
         self.assertGreaterEqual(len(before), 10)
+        self.assertEqual(a.log().count("connected to mx.example.org"), 1, "one connection")
         for s in expected:
             self.assertGreaterEqual(captured.count(s), 1, s)
         # Everything the peer had accepted was recorded, but perhaps the one on the wire.
