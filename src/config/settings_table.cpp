@@ -145,9 +145,10 @@ std::vector<KeySpec> build_keys() {
       {"smtp", "require_tls_for_auth", BoolType{}, "true", "Refuse AUTH before STARTTLS",
        into(&S::smtp, &SmtpSettings::require_tls_for_auth)},
       {"smtp", "command_timeout", DurationType{1s, 1h}, "5m",
-       "Wait for the next command, then 421 and close",
+       "A whole command line, from its first byte (and the wait for it); then 421 and close",
        into(&S::smtp, &SmtpSettings::command_timeout)},
-      {"smtp", "data_timeout", DurationType{1s, 1h}, "10m", "Wait for the next chunk of DATA",
+      {"smtp", "data_timeout", DurationType{1s, 1h}, "10m",
+       "All of a message's content (DATA) or of one BDAT chunk; then 421 and close",
        into(&S::smtp, &SmtpSettings::data_timeout)},
       {"smtp", "bare_newline", words_of(bare_newline_policies), "normalize",
        "Bare CR or LF in message content: normalize to CRLF, or reject (550 5.5.2)",
@@ -170,7 +171,8 @@ std::vector<KeySpec> build_keys() {
        "Per client address per minute, then -ERR and close",
        into(&S::pop3, &Pop3Settings::max_auth_failures)},
       {"pop3", "idle_timeout", DurationType{1s, one_day}, "10m",
-       "Inactivity autologout timer (RFC 1939 says at least 10m)",
+       "Inactivity autologout timer (RFC 1939 says at least 10m); a command line must also "
+       "complete within it from its first byte",
        into(&S::pop3, &Pop3Settings::idle_timeout)},
 
       // [delivery]
