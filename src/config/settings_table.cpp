@@ -87,6 +87,10 @@ std::vector<KeySpec> build_keys() {
       {"server", "auth_cache_ttl", DurationType{0s, one_day}, "5m",
        "How long a verified password is remembered (POP3 and SMTP AUTH); 0s = check every time",
        into(&S::server, &ServerSettings::auth_cache_ttl)},
+      {"server", "content_memory", SizeType{1_MiB, 65536_MiB}, "512M",
+       "Message content all sessions may hold in memory at once; a message past it is read "
+       "but refused with 452 4.3.1 (keep it above max_message_size)",
+       into(&S::server, &ServerSettings::content_memory)},
 
       // [log]
       {"log", "level", words_of(log_levels), "info", "Least severe level written",

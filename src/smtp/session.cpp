@@ -20,6 +20,7 @@
 #include "maild/core/text.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/content_budget.hpp"
 #include "net/credential_cache.hpp"
 #include "net/faulty_stream.hpp"
 #include "net/sasl.hpp"
@@ -193,6 +194,7 @@ class Session final : public VerbContext {
     return in ? &in->transaction : nullptr;
   }
   Transaction end_transaction() override {
+    content_share_.release();  // the transaction's content goes with it
     auto& in = std::get<InTransaction>(state_);
     auto transaction = std::move(in.transaction);
     state_ = Greeted{std::move(in.greeting)};
@@ -528,6 +530,12 @@ class Session final : public VerbContext {
       reply(status::too_big, "message size exceeds fixed maximum message size");
       co_return Flow::proceed;
     }
+    if (reader.problem() == DataReader::Problem::no_memory) {
+      end_transaction();
+      counting_ = false;
+      reply(status::insufficient_storage, "insufficient system storage, try again later");
+      co_return Flow::proceed;
+    }
     reply(status::ok, std::to_string(chunk.size) + " octets received");
     co_return Flow::proceed;
   }
@@ -574,6 +582,7 @@ class Session final : public VerbContext {
     if (!secured) co_return Flow::close;
     // RFC 3207 4.2: everything known before the handshake is forgotten.
     state_ = AwaitingHello{};
+    content_share_.release();
     authenticated_.reset();
     co_return Flow::proceed;
   }
@@ -702,6 +711,13 @@ class Session final : public VerbContext {
       if (read != net::ReadStatus::line) co_return read;
       received += bytes.size();
       const auto used = reader.feed(bytes);
+      // Kept content counts toward [server] content_memory; past it, the rest is only read.
+      if (reader.problem() == DataReader::Problem::none && !content_share_.grow(used)) {
+        log().warn("message content past server.content_memory ({} octets held by all sessions)",
+                   env_.parts.content_budget->used());
+        reader.out_of_memory();
+        content_share_.release();
+      }
       if (used < bytes.size()) conn_.unread(std::string_view(bytes).substr(used));
     }
     co_return net::ReadStatus::line;
@@ -731,6 +747,8 @@ class Session final : public VerbContext {
   asio::awaitable<Flow> finish_message(DataReader& reader) {
     const auto problem = reader.problem();
     auto content = reader.take_content();
+    net::ContentShare in_flight(env_.parts.content_budget);  // held until the content is stored
+    in_flight.adopt(content_share_);
     auto transaction = end_transaction();
     counting_ = false;
     switch (problem) {
@@ -744,6 +762,9 @@ class Session final : public VerbContext {
         co_return refuse_with(status::bad_content, "message contains a NUL character");
       case DataReader::Problem::line_too_long:
         co_return refuse_with(status::bad_content, "message has a line longer than 1000 octets");
+      case DataReader::Problem::no_memory:
+        co_return refuse_with(status::insufficient_storage,
+                              "insufficient system storage, try again later");
     }
     for (auto& hook : hooks_) {
       auto verdict = co_await hook->on_content(*this, transaction, content);
@@ -854,8 +875,11 @@ class Session final : public VerbContext {
   State state_;
   std::optional<std::string> authenticated_;
   unsigned errors_ = 0;
-  bool too_slow_ = false;  // the last content read ended at the minimum rate's deadline
-  bool counting_ = true;   // this command's 5xx replies count toward max_errors
+  bool too_slow_ = false;
+  net::ContentShare content_share_{
+      env_.parts.content_budget};  // this transaction's content  // the last content read ended at
+                                   // the minimum rate's deadline
+  bool counting_ = true;           // this command's 5xx replies count toward max_errors
   Transcript transcript_;
   std::string session_headers_;  // asked for at connect and HELO: for every message
   std::vector<std::unique_ptr<ExtensionSession>> hooks_;  // one per extension, in order

@@ -39,6 +39,7 @@ inline constexpr Status unavailable{450, "4.3.0"};    // GET: try later
 inline constexpr Status local_error{451, "4.3.0"};    // the store failed
 inline constexpr Status check_failed{451, "4.3.5"};   // a check could not run
 inline constexpr Status too_many_pending{452, "4.3.1"};
+inline constexpr Status insufficient_storage{452, "4.3.1"};
 inline constexpr Status too_many_recipients{452, "4.5.3"};
 inline constexpr Status tls_unavailable{454, "4.7.0"};  // also: temporary AUTH failure
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "maild/core/base64.hpp"
+#include "net/content_budget.hpp"
 #include "session_fixture.hpp"
 #include "smtp/session.hpp"
 
@@ -548,6 +549,53 @@ TEST_F(SmtpSession, TheSessionTimeLimitEndsABusySessionAtItsNextCommand) {
   EXPECT_EQ(replies.back().substr(0, 9), "421 4.4.2");
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
   EXPECT_TRUE(c.closed());
+}
+
+// `size` octets of text in lines of at most 100 (CRLF included).
+std::string lines_of_size(std::size_t size, char fill) {
+  std::string text;
+  while (size > 0) {
+    auto line = std::min<std::size_t>(size, 100);
+    if (size - line == 1) --line;  // no one-octet line left at the end (size >= 2)
+    text += std::string(line - 2, fill) + "\r\n";
+    size -= line;
+  }
+  return text;
+}
+
+// DATA with `size` octets on the wire, terminator included, to bob.
+std::string data_of_size(std::size_t size, char fill) {
+  const std::string head = "Subject: budget\r\n\r\n";
+  return head + lines_of_size(size - head.size() - 3, fill) + ".\r\n";
+}
+
+TEST_F(SmtpSession, ContentPastTheMemoryBudgetIsReadButRefused452AndTheBudgetComesBack) {
+  net::ContentBudget budget(4096);
+  parts().content_budget = &budget;
+  auto c = said_ehlo();
+  const auto send = [&c](const std::string& data) {
+    c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+    c.expect("250 ");
+    c.expect("250 ");
+    c.expect("354 ");
+    c.send(data);
+    return c.reply().back();
+  };
+  EXPECT_EQ(send(data_of_size(4097, 'x')).substr(0, 9), "452 4.3.1");  // past the edge
+  EXPECT_TRUE(stored().empty());
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(send(data_of_size(4096, 'y')).substr(0, 4), "250 ");  // at the edge
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(stored().size(), 1u);
+  // BDAT: a chunk past the budget is refused and the transaction dropped.
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.send("BDAT 5000\r\n" + lines_of_size(5000, 'z'));
+  EXPECT_EQ(c.reply().back().substr(0, 9), "452 4.3.1");
+  EXPECT_EQ(budget.used(), 0u);
+  c.send("QUIT\r\n");
+  c.expect("221 ");
 }
 
 TEST_F(SmtpSession, AClientThatNeverReadsMeetsTheWriteDeadline) {

@@ -34,8 +34,9 @@ struct ServerSettings {
   unsigned max_connections = 10000;
   unsigned max_connections_per_ip = 50;
   unsigned listen_backlog = 1024;
-  Seconds shutdown_grace{30};   // added key: how long sessions may finish on SIGTERM
-  Seconds auth_cache_ttl{300};  // added key: how long a verified password is remembered
+  Seconds shutdown_grace{30};         // added key: how long sessions may finish on SIGTERM
+  Seconds auth_cache_ttl{300};        // added key: how long a verified password is remembered
+  ByteSize content_memory = 512_MiB;  // added key: message content in memory, all sessions at once
   bool operator==(const ServerSettings&) const = default;
 };
 
