@@ -163,6 +163,14 @@ std::vector<KeySpec> build_keys() {
       {"smtp", "received_auth_user", BoolType{}, "false",
        "Name the authenticated user in the Received header",
        into(&S::smtp, &SmtpSettings::received_auth_user)},
+      {"smtp", "max_hops", CountType{1, 1000}, "50",
+       "Received: header fields a message may carry; above it 554 5.4.6 (mail loop), and the "
+       "queue bounces what it would relay with more",
+       into(&S::smtp, &SmtpSettings::max_hops)},
+      {"smtp", "postmaster", MailAddressType{}, "",
+       "Where postmaster@<every local domain> goes unless the domain has its own; empty = where "
+       "the bare <postmaster> goes",
+       into(&S::smtp, &SmtpSettings::postmaster)},
 
       // [pop3]
       {"pop3", "listen", EndpointListType{true, true}, "0.0.0.0:110",

@@ -28,6 +28,7 @@
 #include "net/tls.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
+#include "smtp/header_section.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/received.hpp"
 #include "smtp/reply.hpp"
@@ -414,24 +415,25 @@ class Session final : public VerbContext {
     if (rcpt.forward_path.has_utf8() && !transaction()->mail.smtputf8)
       co_return refuse_with(status::needs_smtputf8,
                             "a non-ASCII address needs the SMTPUTF8 parameter");
-    // <postmaster> without a domain (RFC 5321 4.5.1) must always be accepted:
-    // postmaster@ this host, else @ its parent domain (mx.example.test -> example.test).
-    std::vector<std::string> candidates;
-    if (rcpt.forward_path.is_postmaster()) {
-      candidates.push_back("postmaster@" + hostname());
-      if (const auto dot = hostname().find('.'); dot != std::string::npos)
-        candidates.push_back("postmaster@" + hostname().substr(dot + 1));
-    } else {
-      candidates.push_back(rcpt.forward_path.address());
-    }
-    const auto lookup = [&directory = env_.parts.directory, candidates] {
-      RecipientLookup found;
-      for (; found.candidate < candidates.size(); ++found.candidate) {
-        found.resolution = directory.resolve(candidates[found.candidate]);
-        if (found.resolution.kind == store::Resolution::Kind::mailboxes) return found;
+    // RFC 5321 4.5.1: postmaster must be accepted, bare or at any of our domains.
+    const auto candidates =
+        recipient_candidates(rcpt.forward_path, hostname(), settings_.smtp.postmaster);
+    const auto lookup = [&directory = env_.parts.directory, candidates,
+                         configured = settings_.smtp.postmaster,
+                         bare = rcpt.forward_path.is_postmaster()] {
+      using Kind = store::Resolution::Kind;
+      RecipientLookup first{directory.resolve(candidates.front()), 0};
+      if (first.resolution.kind == Kind::mailboxes) return first;
+      // Another server's postmaster is an address like any other.
+      if (!bare && first.resolution.kind != Kind::unknown_local) return first;
+      for (std::size_t i = 1; i < candidates.size(); ++i) {
+        auto resolution = directory.resolve(candidates[i]);
+        if (resolution.kind == Kind::mailboxes) return RecipientLookup{std::move(resolution), i};
+        // [smtp] postmaster on another server: forwarded there, as an alias would.
+        if (resolution.kind == Kind::not_local && candidates[i] == configured)
+          return RecipientLookup{store::Resolution{Kind::mailboxes, {}, {configured}}, i};
       }
-      found.candidate = 0;
-      return found;
+      return first;
     };
     auto found = co_await store_call(*this, lookup, "resolving a recipient", status::local_error,
                                      "temporary failure looking up the recipient, try again later");
@@ -766,6 +768,16 @@ class Session final : public VerbContext {
         co_return refuse_with(status::insufficient_storage,
                               "insufficient system storage, try again later");
     }
+    // RFC 5321 6.3: a message that went round too often is in a loop.
+    if (const auto hops = count_received(content); hops > settings_.smtp.max_hops) {
+      log().info("refused mail from <{}>: {} Received fields, more than max_hops {}",
+                 transaction.mail.reverse_path.address(), hops, settings_.smtp.max_hops);
+      co_return refuse_with(status::too_many_hops, "too many hops (" + std::to_string(hops) +
+                                                       " Received fields): mail loop?");
+    }
+    // RFC 8601 5: only we may speak as our authserv-id.
+    if (const auto forged = remove_own_authentication_results(content, hostname()))
+      log().info("removed {} Authentication-Results fields claiming to be ours", forged);
     for (auto& hook : hooks_) {
       auto verdict = co_await hook->on_content(*this, transaction, content);
       if (!verdict.proceeds()) {

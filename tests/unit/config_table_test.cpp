@@ -53,6 +53,8 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"smtp.bare_newline", "normalize"},
     {"smtp.max_auth_failures", "5"},
     {"smtp.received_auth_user", "false"},
+    {"smtp.max_hops", "50"},
+    {"smtp.postmaster", ""},
     {"pop3.listen", "0.0.0.0:110"},
     {"pop3.pop3s", "0.0.0.0:995"},
     {"pop3.plaintext_networks", "127.0.0.0/8, ::1/128"},

@@ -83,6 +83,8 @@ struct SmtpSettings {
   BareNewlinePolicy bare_newline = BareNewlinePolicy::normalize;  // added key
   unsigned max_auth_failures = 5;                                 // added key
   bool received_auth_user = false;                                // added key
+  unsigned max_hops = 50;  // Received: fields in arriving content; above it 554 5.4.6
+  std::string postmaster;  // postmaster@<every local domain> goes here; "" = the bare <postmaster>
   bool operator==(const SmtpSettings&) const = default;
 };
 
