@@ -106,22 +106,24 @@ const MariadbServer& mariadb() {
 namespace {
 
 pid_t state_owner = 0;
+const std::filesystem::path* state = nullptr;  // never destroyed: the exit handler reads it
 
-// maild's state folder ([store] path's) for this process, where it keeps its GTID position;
-// removed when the process that made it exits (not a forked child).
+// maild's state folder ([store] path's) for this process, where it keeps its GTID position:
+// a new one per process (mkdtemp), removed when the process that made it exits (not a
+// forked child).
 std::filesystem::path state_folder() {
-  static const std::filesystem::path folder = [] {
+  if (state == nullptr) {
     state_owner = getpid();
-    auto made = std::filesystem::temp_directory_path() /
-                ("maild-store-state-" + std::to_string(state_owner));
-    std::filesystem::create_directories(made);
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "maild-store-state-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp " + pattern);
+    state = new std::filesystem::path(pattern);
     std::atexit([] {
       std::error_code ignored;
-      if (getpid() == state_owner) std::filesystem::remove_all(state_folder(), ignored);
+      if (getpid() == state_owner) std::filesystem::remove_all(*state, ignored);
     });
-    return made;
-  }();
-  return folder;
+  }
+  return *state;
 }
 
 }  // namespace
