@@ -36,18 +36,6 @@ std::string text_of(const std::string& reply) {
   return enhanced_end == std::string::npos ? reply : reply.substr(enhanced_end + 1);
 }
 
-const char* kind_word(Kind kind) {
-  switch (kind) {
-    case Kind::delivered:
-      return "delivered";
-    case Kind::temporary:
-      return "deferred";
-    case Kind::permanent:
-      return "failed";
-  }
-  return "?";
-}
-
 }  // namespace
 
 // The per_destination limit, shared by every deliver() call. A slot freed
@@ -232,10 +220,7 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
         outcome.reply = left.reply;
         outcome.remote_host = left.remote_host;
       }
-      spdlog::info("queue {} to=<{}> relay={} {}: {}", parcels[p].queue_id,
-                   parcels[p].recipients[i].address,
-                   outcome.remote_host.empty() ? "none" : outcome.remote_host,
-                   kind_word(outcome.kind), outcome.reply);
+      // Logged once, by the queue manager, with what it makes of the outcome.
       outcomes.push_back(std::move(outcome));
     }
   }
