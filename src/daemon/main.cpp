@@ -127,6 +127,10 @@ class Daemon {
         credentials_(settings_.server.auth_cache_ttl),
         unknown_token_throttle_(settings_.reverse.max_unknown_tokens, limits::auth_failure_window) {
   }
+  // The log opener may point at helper_, which goes with this object (also when start-up fails).
+  ~Daemon() { set_log_opener({}); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
 
   int run() {
     server_.bind();
@@ -178,7 +182,7 @@ class Daemon {
     // Removed here when the folder lets us, else by the privileged helper as it ends.
     if (pid_file) remove_pid_file(settings_.server.pid_file);
     set_log_opener({});
-    helper_.reset();
+    helper_.reset();  // waits for the helper's exit (and its removal of the pid file)
     spdlog::info("maild stopped");
     return exit_ok;
   }
