@@ -11,6 +11,8 @@ namespace maild::admin {
 
 void db_migrate(Request& request) {
   request.store->migrate();
+  // Run as root for a maild that drops to [server] user: the store must be that user's.
+  store::hand_store_to_service_user(*request.settings);
   const int version = request.store->schema_version();
   if (request.out.json()) {
     request.out.record({{"", "schema_version", std::int64_t{version}}});

@@ -14,10 +14,19 @@ using namespace std::chrono_literals;
 constexpr Seconds one_day = 24h;
 
 template <typename Section, typename Field>
-std::function<void(Settings&, Value)> into(Section Settings::*section, Field Section::*field) {
-  return [section, field](Settings& settings, Value value) {
-    (settings.*section).*field = std::get<Field>(std::move(value));
+std::function<bool(const Settings&, const Settings&)> same_field(Section Settings::*section,
+                                                                 Field Section::*field) {
+  return [section, field](const Settings& a, const Settings& b) {
+    return (a.*section).*field == (b.*section).*field;
   };
+}
+
+template <typename Section, typename Field>
+Binding into(Section Settings::*section, Field Section::*field) {
+  return {[section, field](Settings& settings, Value value) {
+            (settings.*section).*field = std::get<Field>(std::move(value));
+          },
+          same_field(section, field)};
 }
 
 template <typename E, std::size_t N>
@@ -32,14 +41,14 @@ EnumType words_of(const WordTable<E, N>& table) {
 
 // The parser admits only the table's words, so the lookup always finds one.
 template <typename Section, typename E, std::size_t N>
-std::function<void(Settings&, Value)> into_enum(Section Settings::*section, E Section::*field,
-                                                const WordTable<E, N>& table) {
-  return [section, field, &table](Settings& settings, Value value) {
-    const auto& word = std::get<EnumWord>(value).word;
-    for (const auto& [candidate, enum_value] : table) {
-      if (candidate == word) (settings.*section).*field = enum_value;
-    }
-  };
+Binding into_enum(Section Settings::*section, E Section::*field, const WordTable<E, N>& table) {
+  return {[section, field, &table](Settings& settings, Value value) {
+            const auto& word = std::get<EnumWord>(value).word;
+            for (const auto& [candidate, enum_value] : table) {
+              if (candidate == word) (settings.*section).*field = enum_value;
+            }
+          },
+          same_field(section, field)};
 }
 
 constexpr WordTable<LogLevel, 5> log_levels{{{"trace", LogLevel::trace},
@@ -309,3 +318,27 @@ Settings defaults() {
 }
 
 }  // namespace maild::config::table
+
+namespace maild::config {
+
+namespace table {
+
+const std::vector<SampleValue>& sample_values() {
+  // A packaged maild binds its ports as root and then runs as the user the
+  // package creates (config/maild.sysusers).
+  static const std::vector<SampleValue> values{{"server", "user", "maild"}};
+  return values;
+}
+
+}  // namespace table
+
+std::vector<std::string> changed_keys(const Settings& running, const Settings& fresh) {
+  std::vector<std::string> changed;
+  for (const auto& spec : table::keys()) {
+    if (!spec.store.same(running, fresh))
+      changed.push_back(std::string(spec.section) + "." + std::string(spec.key));
+  }
+  return changed;
+}
+
+}  // namespace maild::config

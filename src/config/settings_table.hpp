@@ -64,14 +64,31 @@ using Value = std::variant<std::string, std::filesystem::path, bool, unsigned, s
                            Seconds, ByteSize, EnumWord, std::vector<Endpoint>, std::vector<Network>,
                            std::vector<Seconds>, std::vector<Route>>;
 
+// Where a key lands in Settings: store() writes a parsed value there; same() tells
+// whether two Settings hold the same value for it (what SIGHUP reports as changed).
+struct Binding {
+  std::function<void(Settings&, Value)> write;
+  std::function<bool(const Settings&, const Settings&)> same;
+  void operator()(Settings& settings, Value value) const { write(settings, std::move(value)); }
+};
+
 struct KeySpec {
   std::string_view section;
   std::string_view key;
   ValueType type;
   std::string_view default_text;  // exactly as written in a config file
   std::string_view help;
-  std::function<void(Settings&, Value)> store;
+  Binding store;
 };
+
+// Keys whose value in the sample config (config/mail.conf) is not the default:
+// what an installation from the package should run with.
+struct SampleValue {
+  std::string_view section;
+  std::string_view key;
+  std::string_view text;
+};
+const std::vector<SampleValue>& sample_values();
 
 struct SectionSpec {
   std::string_view name;

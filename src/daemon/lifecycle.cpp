@@ -75,6 +75,60 @@ void remove_pid_file(const std::filesystem::path& file) {
   std::filesystem::remove(file, ignored);
 }
 
+std::string check_user(const std::string& user) {
+  if (user.empty() || getpwnam(user.c_str()) != nullptr) return {};
+  return "server.user: no such user: " + user;
+}
+
+namespace {
+
+std::string running_as() {
+  const passwd* entry = getpwuid(geteuid());
+  return entry != nullptr ? entry->pw_name : "uid " + std::to_string(geteuid());
+}
+
+// "owner root, mode 0644", for the message that says why maild cannot write a file.
+std::string owner_and_mode(const std::filesystem::path& path) {
+  struct stat status {};
+  if (stat(path.c_str(), &status) != 0) return errno_text();
+  const passwd* owner = getpwuid(status.st_uid);
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(status.st_mode & 07777));
+  return "owner " +
+         (owner != nullptr ? std::string(owner->pw_name) : std::to_string(status.st_uid)) +
+         ", mode " + mode;
+}
+
+void require_access(const std::filesystem::path& path, int how, std::string_view what) {
+  if (access(path.c_str(), how) == 0) return;
+  const std::string reason = errno_text();
+  throw std::runtime_error("store.path: " + std::string(what) + " " + path.string() + " (" +
+                           owner_and_mode(path) + ") is not writable by maild running as " +
+                           running_as() + ": " + reason);
+}
+
+}  // namespace
+
+void check_store_access(const config::Settings& settings) {
+  if (settings.store.backend != config::StoreBackend::sqlite) return;
+  const auto& path = settings.store.path;
+  std::error_code ignored;
+  auto folder = path.parent_path();
+  if (folder.empty()) folder = ".";
+  // A missing folder is made by maild: then its nearest existing ancestor must be writable.
+  while (!std::filesystem::exists(folder, ignored) && folder.has_parent_path() &&
+         folder != folder.parent_path())
+    folder = folder.parent_path();
+  require_access(folder, W_OK | X_OK, "the store's folder");
+  if (!std::filesystem::exists(path, ignored)) return;
+  require_access(path, R_OK | W_OK, "the store");
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::filesystem::path companion(path.string() + suffix);
+    if (std::filesystem::exists(companion, ignored))
+      require_access(companion, R_OK | W_OK, "the store's file");
+  }
+}
+
 void drop_privileges(const std::string& user) {
   if (user.empty()) return;
   errno = 0;

@@ -1,8 +1,7 @@
 // maild: the daemon. Reads mail.conf, binds the listeners, drops root, opens
 // the store, serves until SIGTERM/SIGINT (two-phase shutdown); SIGHUP reloads
-// the log level and the TLS certificate.
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
+// the log level and the TLS certificate, reopens the log file and names the
+// changed keys that need a restart; SIGUSR1 reopens the log file.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,11 +14,14 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "daemon/lifecycle.hpp"
+#include "daemon/log.hpp"
+#include "daemon/privileged_helper.hpp"
 #include "daemon/server.hpp"
 #include "delivery/courier.hpp"
 #include "delivery/queue_manager.hpp"
@@ -46,36 +48,6 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_config = 2;
-
-spdlog::level::level_enum to_spdlog(config::LogLevel level) {
-  switch (level) {
-    case config::LogLevel::trace:
-      return spdlog::level::trace;
-    case config::LogLevel::debug:
-      return spdlog::level::debug;
-    case config::LogLevel::info:
-      return spdlog::level::info;
-    case config::LogLevel::warn:
-      return spdlog::level::warn;
-    case config::LogLevel::error:
-      return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
-
-void setup_logging(const config::LogSettings& log) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (log.file.empty())
-    logger = std::make_shared<spdlog::logger>("maild",
-                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  else
-    logger = std::make_shared<spdlog::logger>(
-        "maild", std::make_shared<spdlog::sinks::basic_file_sink_mt>(log.file.string()));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-  logger->set_level(to_spdlog(log.level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(std::move(logger));
-}
 
 struct Options {
   std::string config_file = "/etc/maild/mail.conf";
@@ -144,24 +116,32 @@ class Daemon {
   Daemon(Options options, config::Settings settings)
       : options_(std::move(options)),
         settings_(std::move(settings)),
+        as_loaded_(settings_),
         io_(static_cast<int>(settings_.server.threads)),
         tls_(settings_.tls.cert, settings_.tls.key),
         server_(io_, settings_, tls_),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
+        reopen_signal_(io_, SIGUSR1),
         grace_timer_(io_),
         smtp_auth_throttle_(settings_.smtp.max_auth_failures, limits::auth_failure_window),
         pop3_auth_throttle_(settings_.pop3.max_auth_failures, limits::auth_failure_window),
         credentials_(settings_.server.auth_cache_ttl),
         unknown_token_throttle_(settings_.reverse.max_unknown_tokens, limits::auth_failure_window) {
   }
+  // The log opener may point at helper_, which goes with this object (also when start-up fails).
+  ~Daemon() { set_log_opener({}); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
 
   int run() {
     server_.bind();
     if (options_.detach) detach();
-    if (options_.detach && !settings_.server.pid_file.empty())
-      write_pid_file(settings_.server.pid_file);
+    const bool pid_file = options_.detach && !settings_.server.pid_file.empty();
+    if (pid_file) write_pid_file(settings_.server.pid_file);
     store::read_secrets(settings_);  // the password file may be root's alone
+    start_privileged_helper(pid_file);
     drop_privileges(settings_.server.user);
+    check_store_access(settings_);
     store_ = open_store(settings_);
     store_pool_.emplace(settings_.store.workers);  // threads start here, after detach()'s fork
     resolver_.emplace(settings_.dns, io_.get_executor());
@@ -187,6 +167,7 @@ class Daemon {
     retriever_->start();
     pickup_keeper_->start();
     wait_for_signal();
+    wait_for_reopen_signal();
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < settings_.server.threads; ++i)
       threads.emplace_back([this] { io_.run(); });
@@ -199,18 +180,33 @@ class Daemon {
     for (auto& thread : threads) thread.join();
     store_pool_->join();
     store_->close();
-    if (options_.detach && !settings_.server.pid_file.empty())
-      remove_pid_file(settings_.server.pid_file);
+    // Removed here when the folder lets us, else by the privileged helper as it ends.
+    if (pid_file) remove_pid_file(settings_.server.pid_file);
+    set_log_opener({});
+    helper_.reset();  // waits for the helper's exit (and its removal of the pid file)
     spdlog::info("maild stopped");
     return exit_ok;
   }
 
  private:
+  // Root about to become [server] user: a helper keeps root to read a renewed
+  // certificate's key (certbot leaves it 0600 root), to open the log file again
+  // after logrotate, and to remove the pid file.
+  void start_privileged_helper(bool pid_file) {
+    if (geteuid() != 0 || settings_.server.user.empty()) return;
+    if (!tls_.enabled() && settings_.log.file.empty() && !pid_file) return;
+    helper_.emplace(settings_.tls.cert, settings_.tls.key, settings_.log.file,
+                    pid_file ? settings_.server.pid_file : std::filesystem::path());
+    if (tls_.enabled()) tls_.set_reader([this] { return helper_->read_tls_files(); });
+    if (!settings_.log.file.empty()) set_log_opener([this] { return helper_->open_log_file(); });
+  }
+
   void wait_for_signal() {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       if (signal == SIGHUP) {
-        reload();
+        // Reading files (and asking the helper) blocks: not on an I/O thread.
+        asio::post(*store_pool_, [this] { reload(); });
         wait_for_signal();
       } else if (!stopping_) {
         stopping_ = true;
@@ -261,17 +257,45 @@ class Daemon {
     });
   }
 
+  void wait_for_reopen_signal() {
+    reopen_signal_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      asio::post(*store_pool_, [this] { reopen_log_file("SIGUSR1"); });
+      wait_for_reopen_signal();
+    });
+  }
+
   void finish() {
     signals_.cancel();
+    reopen_signal_.cancel();
     io_.stop();
   }
 
+  void reopen_log_file(std::string_view signal) {
+    const auto failure = reopen_log();
+    if (failure.empty())
+      spdlog::info("{}: log file reopened", signal);
+    else
+      spdlog::error("{}: {} (writing to the file open before)", signal, failure);
+  }
+
+  // On the store pool (SIGHUP): one reload at a time.
   void reload() {
+    std::lock_guard lock(reload_mutex_);
     notify("RELOADING=1");
+    reopen_log_file("SIGHUP");
     try {
       auto fresh = config::load_file(options_.config_file);
+      config::resolve_machine_defaults(fresh);
       spdlog::set_level(to_spdlog(fresh.log.level));
       spdlog::info("SIGHUP: log level {}", spdlog::level::to_string_view(spdlog::get_level()));
+      std::string restart;
+      for (const auto& key : config::changed_keys(as_loaded_, fresh)) {
+        if (key != "log.level") restart += (restart.empty() ? "" : ", ") + key;
+      }
+      if (!restart.empty())
+        spdlog::warn("SIGHUP: changed in {}, used only after a restart: {}", options_.config_file,
+                     restart);
     } catch (const config::ConfigError& e) {
       spdlog::error("SIGHUP: {} (keeping the running configuration)", e.what());
     }
@@ -292,10 +316,14 @@ class Daemon {
 
   Options options_;
   config::Settings settings_;
+  const config::Settings as_loaded_;  // before secrets were read: what SIGHUP compares with
   asio::io_context io_;
   net::TlsContext tls_;
   Server server_;
   asio::signal_set signals_;
+  asio::signal_set reopen_signal_;  // SIGUSR1: reopen the log file
+  std::mutex reload_mutex_;
+  std::optional<PrivilegedHelper> helper_;
   asio::steady_timer grace_timer_;
   std::optional<asio::thread_pool> store_pool_;  // blocking store calls; never an I/O thread
   net::AuthThrottle smtp_auth_throttle_;
@@ -331,6 +359,10 @@ int run(int argc, char** argv) {
   }
   config::resolve_machine_defaults(settings);
   if (options->check_config) {
+    if (const auto problem = check_user(settings.server.user); !problem.empty()) {
+      std::cerr << "maild: " << options->config_file << ": " << problem << "\n";
+      return exit_config;
+    }
     try {
       net::TlsContext tls(settings.tls.cert, settings.tls.key);
       const auto warning = tls.expiry_warning(std::chrono::system_clock::now());

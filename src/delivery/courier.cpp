@@ -37,18 +37,6 @@ std::string text_of(const std::string& reply) {
   return enhanced_end == std::string::npos ? reply : reply.substr(enhanced_end + 1);
 }
 
-const char* kind_word(Kind kind) {
-  switch (kind) {
-    case Kind::delivered:
-      return "delivered";
-    case Kind::temporary:
-      return "deferred";
-    case Kind::permanent:
-      return "failed";
-  }
-  return "?";
-}
-
 // Every recipient not settled yet gets `reply`.
 void settle_rest(smtp::Transfer& transfer, Kind kind, const std::string& reply) {
   for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
@@ -274,16 +262,10 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
   co_return outcomes;
 }
 
-// A parcel's outcomes are final: logged, and reported before anything else is sent.
+// A parcel's outcomes are final: reported before anything else is sent.
 asio::awaitable<bool> Courier::finish(Batch& batch, std::size_t parcel) {
-  const auto& p = batch.parcels[parcel];
+  // Logged once, by the queue manager, with what it makes of the outcome.
   const auto& outcomes = batch.transfers[parcel].outcomes;
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    const auto& outcome = outcomes[i];
-    spdlog::info("queue {} to=<{}> relay={} {}: {}", p.queue_id, p.recipients[i].address,
-                 outcome.remote_host.empty() ? "none" : outcome.remote_host,
-                 kind_word(outcome.kind), outcome.reply);
-  }
   batch.finished[parcel] = true;
   if (!batch.report) co_return true;
   auto reporting = batch.report(parcel, outcomes);

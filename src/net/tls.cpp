@@ -1,10 +1,18 @@
 // Builds OpenSSL server contexts from PEM files, and the outbound client context; see tls.hpp.
 #include "net/tls.hpp"
 
+#include <fcntl.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 #include <string>
@@ -34,7 +42,49 @@ std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* time) {
   return std::chrono::system_clock::from_time_t(timegm(&parts));
 }
 
+// OpenSSL's own text for its errors ("...:PEM routines::no start line"), which
+// Asio's category renders only as "asio.ssl error".
+std::string error_text(const boost::system::error_code& ec) {
+  if (ec.category() != boost::asio::error::get_ssl_category()) return ec.message();
+  char text[256];
+  ERR_error_string_n(static_cast<unsigned long>(ec.value()), text, sizeof text);
+  return text;
+}
+
 }  // namespace
+
+PemFiles::~PemFiles() {
+  if (!key.empty()) OPENSSL_cleanse(key.data(), key.size());
+}
+
+std::string read_pem_file(std::string_view setting, const std::filesystem::path& file) {
+  const auto fail = [&](const std::string& why) {
+    return std::runtime_error(std::string(setting) + " " + file.string() + ": " + why);
+  };
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail(std::strerror(errno));
+  std::string text;
+  char buffer[16384];
+  for (;;) {
+    const auto n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      close(fd);
+      throw fail(std::strerror(error));
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limits::tls_file_max.bytes) {
+      close(fd);
+      OPENSSL_cleanse(text.data(), text.size());
+      throw fail("larger than " + std::to_string(limits::tls_file_max.bytes) + " bytes");
+    }
+  }
+  OPENSSL_cleanse(buffer, sizeof buffer);
+  close(fd);
+  return text;
+}
 
 // Mozilla's "intermediate" configuration (version 5.7) for TLS 1.2.
 const char* const server_tls12_ciphers =
@@ -44,12 +94,28 @@ const char* const server_tls12_ciphers =
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
 TlsContext::TlsContext(std::filesystem::path cert, std::filesystem::path key)
-    : cert_(std::move(cert)), key_(std::move(key)) {
+    : cert_(std::move(cert)), key_(std::move(key)), reader_([this] {
+        PemFiles files;
+        files.cert = read_pem_file("tls.cert", cert_);
+        files.key = read_pem_file("tls.key", key_);
+        return files;
+      }) {
   if (enabled()) reload();
+}
+
+void TlsContext::set_reader(PemReader reader) {
+  std::lock_guard lock(mutex_);
+  reader_ = std::move(reader);
 }
 
 void TlsContext::reload() {
   if (!enabled()) return;
+  PemReader reader;
+  {
+    std::lock_guard lock(mutex_);
+    reader = reader_;
+  }
+  const PemFiles files = reader();
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
@@ -66,10 +132,10 @@ void TlsContext::reload() {
     throw std::runtime_error("OpenSSL refuses the TLS cipher profile");
   SSL_CTX_ctrl(native, SSL_CTRL_SET_DH_AUTO, 1, nullptr);  // DHE groups sized to the key
   boost::system::error_code ec;
-  context->use_certificate_chain_file(cert_.string(), ec);
-  if (ec) throw std::runtime_error("tls.cert " + cert_.string() + ": " + ec.message());
-  context->use_private_key_file(key_.string(), ssl::context::pem, ec);
-  if (ec) throw std::runtime_error("tls.key " + key_.string() + ": " + ec.message());
+  context->use_certificate_chain(boost::asio::buffer(files.cert), ec);
+  if (ec) throw std::runtime_error("tls.cert " + cert_.string() + ": " + error_text(ec));
+  context->use_private_key(boost::asio::buffer(files.key), ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("tls.key " + key_.string() + ": " + error_text(ec));
   if (SSL_CTX_check_private_key(native) != 1)
     throw std::runtime_error("tls.key " + key_.string() + " does not match tls.cert " +
                              cert_.string());

@@ -11,15 +11,42 @@
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 namespace maild::net {
 
+// The contents of tls.cert and tls.key; the key's bytes are wiped when it goes.
+struct PemFiles {
+  PemFiles() = default;
+  PemFiles(const PemFiles&) = delete;
+  PemFiles& operator=(const PemFiles&) = delete;
+  PemFiles(PemFiles&&) = default;
+  PemFiles& operator=(PemFiles&&) = default;
+  ~PemFiles();
+
+  std::string cert;
+  std::string key;
+};
+
+// Reads one file of at most limits::tls_file_max bytes. Throws std::runtime_error
+// "<setting> <file>: <reason>", the reason being errno's text ("Permission denied").
+std::string read_pem_file(std::string_view setting, const std::filesystem::path& file);
+
+// Where reload() gets the files: by default this process reads them; after the
+// privilege drop, maild's privileged helper does.
+using PemReader = std::function<PemFiles()>;
+
 class TlsContext {
  public:
   TlsContext(std::filesystem::path cert, std::filesystem::path key);
+
+  const std::filesystem::path& cert_file() const { return cert_; }
+  const std::filesystem::path& key_file() const { return key_; }
+  // Replaces the reader reload() uses from now on.
+  void set_reader(PemReader reader);
 
   bool enabled() const { return !cert_.empty(); }
   // Loads the files again. Throws std::runtime_error naming the file and the
@@ -37,6 +64,7 @@ class TlsContext {
  private:
   std::filesystem::path cert_;
   std::filesystem::path key_;
+  PemReader reader_;
   mutable std::mutex mutex_;
   std::shared_ptr<boost::asio::ssl::context> context_;
   std::string description_;

@@ -107,7 +107,7 @@ TEST(KeyTable, EverySectionIsDeclaredAndHasKeys) {
 TEST(KeyTable, EveryEntryHasHelpAndAStore) {
   for (const auto& spec : table::keys()) {
     EXPECT_FALSE(spec.help.empty()) << spec.key;
-    EXPECT_TRUE(spec.store) << spec.key;
+    EXPECT_TRUE(spec.store.write && spec.store.same) << spec.key;
   }
 }
 
@@ -280,8 +280,30 @@ max_pending_per_domain = 32
   EXPECT_EQ(s.reverse.max_pending_per_domain, 32U);
 }
 
-TEST(Render, SampleConfigParsesBackToTheDefaults) {
-  EXPECT_EQ(parse(render_sample_config(), "mail.conf", "/etc/maild"), table::defaults());
+// The sample is the defaults, except the service user a package runs as.
+TEST(Render, SampleConfigParsesBackToTheDefaultsAndTheServiceUser) {
+  auto expected = table::defaults();
+  expected.server.user = "maild";
+  EXPECT_EQ(parse(render_sample_config(), "mail.conf", "/etc/maild"), expected);
+  EXPECT_NE(render_sample_config().find("# Default: (empty)\nuser = maild\n"), std::string::npos);
+}
+
+TEST(ChangedKeys, NamesEveryKeyThatDiffersInTableOrder) {
+  const auto running = table::defaults();
+  EXPECT_TRUE(changed_keys(running, running).empty());
+  auto fresh = running;
+  fresh.smtp.max_recipients = 7;
+  fresh.server.user = "nobody";
+  fresh.log.level = LogLevel::debug;
+  EXPECT_EQ(changed_keys(running, fresh),
+            (std::vector<std::string>{"server.user", "log.level", "smtp.max_recipients"}));
+}
+
+TEST(ChangedKeys, ParsedFilesAreComparedKeyByKey) {
+  // A file that moves keys away from their defaults reports exactly those keys.
+  const auto running = table::defaults();
+  const auto fresh = parse("[tls]\ncert = /x.pem\n[delivery]\ntls = encrypt\n", "m.conf", "/");
+  EXPECT_EQ(changed_keys(running, fresh), (std::vector<std::string>{"tls.cert", "delivery.tls"}));
 }
 
 TEST(Render, SampleConfigShowsEveryKeyWithItsHelp) {
@@ -291,9 +313,10 @@ TEST(Render, SampleConfigShowsEveryKeyWithItsHelp) {
         << section.name;
   }
   for (const auto& spec : table::keys()) {
-    const std::string line =
-        "\n" + std::string(spec.key) + " =" +
-        (spec.default_text.empty() ? "" : " " + std::string(spec.default_text)) + "\n";
+    const auto value = spec.section == "server" && spec.key == "user" ? std::string_view("maild")
+                                                                      : spec.default_text;
+    const std::string line = "\n" + std::string(spec.key) + " =" +
+                             (value.empty() ? "" : " " + std::string(value)) + "\n";
     EXPECT_NE(sample.find(line), std::string::npos) << spec.key;
     EXPECT_NE(sample.find("# " + std::string(spec.help)), std::string::npos) << spec.key;
   }

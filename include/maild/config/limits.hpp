@@ -30,6 +30,10 @@ inline constexpr std::chrono::days certificate_warning{14};
 // How long a closing session waits for the peer's TLS close_notify after
 // sending its own; a peer that only closes the socket ends it sooner.
 inline constexpr std::chrono::seconds tls_close_wait{2};
+// The largest tls.cert or tls.key file read (a chain of a few certificates is ~10 KiB).
+inline constexpr ByteSize tls_file_max = 1_MiB;
+// How long maild waits for its privileged helper to read the TLS files, or to exit.
+inline constexpr std::chrono::seconds privileged_helper_wait{5};
 // Pause after accept(2) fails for lack of file descriptors or memory, so the
 // accept loop does not spin while the condition lasts; normal accepts never wait.
 inline constexpr std::chrono::milliseconds accept_failure_pause{100};

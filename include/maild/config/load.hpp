@@ -34,6 +34,10 @@ Settings load_file(const std::filesystem::path& file);
 // Fills in what the file left to the machine: hostname, threads.
 void resolve_machine_defaults(Settings& settings);
 
+// "section.key" of every key whose value differs between the two, in the
+// order of the key table (SIGHUP names the changes that need a restart).
+std::vector<std::string> changed_keys(const Settings& running, const Settings& fresh);
+
 // The commented sample config (config/mail.conf) generated from the key table.
 std::string render_sample_config();
 

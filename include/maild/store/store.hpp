@@ -375,6 +375,12 @@ enum class OpenMode {
 std::unique_ptr<Store> open_store(const config::Settings& settings,
                                   OpenMode mode = OpenMode::create_if_missing);
 
+// Run by root with [server] user set, for SQLite: gives the store file and its
+// -wal and -shm files to that user, so that maild can write them once it has
+// dropped root (`mailctl db migrate` as root). Otherwise does nothing.
+// Throws StoreError naming the file and the reason.
+void hand_store_to_service_user(const config::Settings& settings);
+
 // Reads the secrets a backend keeps in files ([mysql] password_file becomes [mysql] password),
 // so that maild can do it before it drops root. open_store() reads them itself otherwise.
 // Throws StoreError naming the file it cannot read.

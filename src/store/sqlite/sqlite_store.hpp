@@ -19,8 +19,11 @@
 namespace maild::store::sqlite {
 
 // Opens (or, with create_if_missing, creates) the store file. Does not migrate.
+// A new file is created 0600 and new folders 0750 (the store holds all mail and
+// the password hashes); created by root with `owner` set ([server] user), they
+// belong to that user, and SQLite gives its -wal and -shm files the same owner.
 std::unique_ptr<Store> open_store(const std::filesystem::path& path, OpenMode mode,
-                                  std::size_t read_connections);
+                                  std::size_t read_connections, const std::string& owner = {});
 
 // Schema versions (migrations.cpp). A new file is at version 0.
 int schema_version(Connection& connection);
