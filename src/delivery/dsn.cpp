@@ -47,8 +47,13 @@ std::string_view header_section(std::string_view message) {
   return end == std::string_view::npos ? message : message.substr(0, end + 4);
 }
 
-std::string_view action(store::RecipientState state) {
-  switch (state) {
+// Delivered by us into a mailbox, rather than relayed to a server that does not report.
+bool delivered_here(const NoticeRecipient& r) {
+  return r.state == store::RecipientState::delivered && r.remote_host.empty();
+}
+
+std::string_view action(const NoticeRecipient& r) {
+  switch (r.state) {
     case store::RecipientState::failed:
       return "failed";
     case store::RecipientState::queued:
@@ -56,7 +61,7 @@ std::string_view action(store::RecipientState state) {
     case store::RecipientState::delivered:
       break;
   }
-  return "relayed";
+  return delivered_here(r) ? "delivered" : "relayed";
 }
 
 // The reply's code when it starts with one ("550 ..."), else nothing.
@@ -116,6 +121,9 @@ std::string compose_notice(const NoticeInput& input) {
       std::any_of(input.recipients.begin(), input.recipients.end(), [](const NoticeRecipient& r) {
         return r.state == store::RecipientState::queued;
       });
+  const bool delivered_only =
+      !failure && !delayed_only &&
+      std::all_of(input.recipients.begin(), input.recipients.end(), delivered_here);
   const std::string boundary = "=_maild_" + input.token;
   const std::string mailer_daemon = "MAILER-DAEMON@" + input.hostname;
 
@@ -123,9 +131,10 @@ std::string compose_notice(const NoticeInput& input) {
   out += "From: Mail Delivery System <" + mailer_daemon + ">\r\n";
   out += "To: <" + field_text(input.reverse_path) + ">\r\n";
   out += "Subject: ";
-  out += failure        ? "Undelivered Mail Returned to Sender"
-         : delayed_only ? "Delayed Mail (still being retried)"
-                        : "Successful Mail Relay Report";
+  out += failure          ? "Undelivered Mail Returned to Sender"
+         : delayed_only   ? "Delayed Mail (still being retried)"
+         : delivered_only ? "Successful Mail Delivery Report"
+                          : "Successful Mail Relay Report";
   out += "\r\n";
   out += "Date: " + rfc5322_date(input.now) + "\r\n";
   out += "Message-ID: <" + input.token + "." + "notice@" + input.hostname + ">\r\n";
@@ -150,6 +159,8 @@ std::string compose_notice(const NoticeInput& input) {
         "Your message could not be delivered yet. The mail system will keep\r\n"
         "trying until " +
         rfc5322_date(input.retry_until) + ".\r\nYou do not need to send it again.\r\n\r\n";
+  else if (delivered_only)
+    out += "Your message was delivered to the mailboxes listed below.\r\n\r\n";
   else
     out +=
         "Your message was delivered to a server that does not report\r\n"
@@ -172,12 +183,12 @@ std::string compose_notice(const NoticeInput& input) {
     out += "\r\n";
     if (!r.orcpt.empty()) out += "Original-Recipient: " + field_text(r.orcpt) + "\r\n";
     out += "Final-Recipient: " + typed_address(r.address) + "\r\n";
-    out += "Action: " + std::string(action(r.state)) + "\r\n";
+    out += "Action: " + std::string(action(r)) + "\r\n";
     out += "Status: " + status_of(r.last_reply) + "\r\n";
     if (!r.remote_host.empty()) out += "Remote-MTA: dns; " + remote_mta(r.remote_host) + "\r\n";
     if (has_reply_code(r.last_reply) && !r.remote_host.empty())
       out += "Diagnostic-Code: smtp; " + field_text(r.last_reply) + "\r\n";
-    else if (!r.last_reply.empty())
+    else if (!r.last_reply.empty() && !delivered_here(r))
       out += "Diagnostic-Code: X-maild; " + field_text(r.last_reply) + "\r\n";
     out += "Last-Attempt-Date: " + rfc5322_date(input.now) + "\r\n";
     if (r.state == store::RecipientState::queued)
@@ -185,14 +196,18 @@ std::string compose_notice(const NoticeInput& input) {
   }
   out += "\r\n";
 
-  // Part 3: the original, whole or its header only.
-  const bool whole = failure && input.ret != store::DsnReturn::headers &&
-                     (input.ret == store::DsnReturn::full ||
-                      input.original.size() <= notice_full_return_max.bytes);
+  // Part 3: the original, whole or its header only. A failure notice returns it whole unless
+  // RET=HDRS (or it is large without RET); a success notice only with RET=FULL (RFC 3461 4.3).
+  const bool success = !failure && !delayed_only;
+  const bool whole = (failure && input.ret != store::DsnReturn::headers &&
+                      (input.ret == store::DsnReturn::full ||
+                       input.original.size() <= notice_full_return_max.bytes)) ||
+                     (success && input.ret == store::DsnReturn::full);
   out += "--" + boundary + "\r\n";
   if (whole) {
     out += "Content-Type: message/rfc822\r\n";
-    out += "Content-Description: Undelivered Message\r\n\r\n";
+    out += failure ? "Content-Description: Undelivered Message\r\n\r\n"
+                   : "Content-Description: Delivered Message\r\n\r\n";
     out += input.original;
     if (!input.original.empty() && !input.original.ends_with("\r\n")) out += "\r\n";
   } else {

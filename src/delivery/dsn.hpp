@@ -1,6 +1,6 @@
 // Delivery status notifications (RFC 3464 inside an RFC 6522 multipart/report):
-// what a sender gets when recipients failed, are delayed, or were relayed to
-// a server that cannot report further. Pure: text in, text out.
+// what a sender gets when recipients failed, are delayed, were delivered to
+// local mailboxes, or were relayed to a server that cannot report further. Pure: text in, text out.
 // Trust: remote replies and the original message are untrusted text; replies
 // are reduced to printable ASCII on one line before they go into a field.
 #pragma once
@@ -23,9 +23,10 @@ struct NoticeRecipient {
   std::string address;  // the recipient as queued
   std::string orcpt;    // "rfc822;bob@example.com", "" when absent
   store::RecipientState state =
-      store::RecipientState::failed;  // failed, queued (delayed), delivered (relayed)
+      store::RecipientState::failed;  // failed, queued (delayed), delivered (relayed or here)
   std::string last_reply;             // "550 5.1.1 no such user", or our own reason
-  std::string remote_host;            // "mx.example.org[192.0.2.1]", "" when no server answered
+  std::string remote_host;            // "mx.example.org[192.0.2.1]", "" when no server answered;
+                                      // delivered without one: delivered to our own mailbox
 };
 
 struct NoticeInput {
@@ -44,7 +45,9 @@ struct NoticeInput {
 // The notice's content: RFC 5322 header and multipart/report body, CRLF
 // lines of at most 998 octets. Failed recipients make it a failure notice
 // (with the original message, or its header with RET=HDRS or when large);
-// otherwise it is a delay or relay notice with the original header only.
+// otherwise it is a delay notice, or a success notice (Action: delivered for
+// our own mailboxes, relayed for a server without DSN), with the original
+// header only, or the whole message for a success notice with RET=FULL.
 std::string compose_notice(const NoticeInput& input);
 
 // The RFC 3463 status code in a reply ("550 5.1.1 text" -> "5.1.1"), or the

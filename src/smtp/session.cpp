@@ -472,8 +472,11 @@ class Session final : public VerbContext {
     // Forwarding aliases queue a copy for their outside targets.
     for (const auto& target : resolution.forwards) add_outbound(target, rcpt);
     // Only a recipient whose every copy stays here is local through and through.
-    if (resolution.kind == store::Resolution::Kind::mailboxes && resolution.forwards.empty())
+    if (resolution.kind == store::Resolution::Kind::mailboxes && resolution.forwards.empty()) {
       current.local.push_back({address, resolution.mailboxes});
+      if ((rcpt.notify & notify_success) != 0)
+        current.delivered.push_back({address, rcpt.notify, rcpt.orcpt});
+    }
     current.recipients.push_back(std::move(rcpt));
     reply(status::recipient_ok, "OK");
     co_return Flow::proceed;
@@ -791,8 +794,10 @@ class Session final : public VerbContext {
     message.trace = trace(transaction);
     message.mailboxes = std::move(transaction.mailboxes);
     message.content = std::move(content);
-    if (!transaction.outbound.empty()) {
+    // The queue entry: outbound recipients, and local ones owed a success notice.
+    if (!transaction.outbound.empty() || !transaction.delivered.empty()) {
       message.outbound = std::move(transaction.outbound);
+      message.delivered = std::move(transaction.delivered);
       message.outbound_trace = received(transaction);
       message.envid = transaction.mail.envid;
       message.ret = dsn_return(transaction.mail.ret);

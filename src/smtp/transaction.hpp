@@ -22,6 +22,8 @@ struct Transaction {
   // Accepted recipients that resolved to local mailboxes only: a recipient
   // accepted for another server (relay, forward) has no entry.
   std::vector<store::RetrievalRecipient> local;
+  // Those of `local` that asked for a success notice (NOTIFY=SUCCESS): delivered at acceptance.
+  std::vector<store::OutboundRecipient> delivered;
   // Header fields that checks asked for (CRLF lines): they go between
   // Return-Path and Received when the message is accepted.
   std::string headers;

@@ -70,12 +70,12 @@ class DeliveryTest(unittest.TestCase):
             "dead.fallback.test": "127.0.0.4",
         })
 
-    def start_maild(self, extra=""):
+    def start_maild(self, extra="", users=("alice@example.test",)):
         maild = Maild(self, config_extra=(
             "[dns]\nservers = %s\ntimeout = 2s\n"
             "[delivery]\nsmtp_port = %d\nretry_schedule = 1s\nlease_time = 10s\n%s"
             % (self.dns.endpoint, self.port, extra)))
-        provision(maild, users=("alice@example.test",))
+        provision(maild, users=users)
         maild.start()
         return maild
 
@@ -85,6 +85,15 @@ class DeliveryTest(unittest.TestCase):
             client.ehlo("client.test")
             refused = client.sendmail(sender, recipients, message, mail_options, rcpt_options)
         self.assertEqual(refused, {})
+
+    def send_each(self, maild, sender, recipients, message, mail_options=()):
+        """One transaction with each recipient's own RCPT parameters: [(address, [options])]."""
+        with smtplib.SMTP("127.0.0.1", maild.ports["smtp"], timeout=IO_TIMEOUT) as client:
+            client.ehlo("client.test")
+            self.assertEqual(client.mail(sender, list(mail_options))[0], 250)
+            for address, options in recipients:
+                self.assertEqual(client.rcpt(address, options)[0], 250, address)
+            self.assertEqual(client.data(message)[0], 250)
 
     def queue(self, maild):
         """Every queued message as mailctl --json queue show prints it (recipients in detail)."""
@@ -202,6 +211,104 @@ class DeliveryTest(unittest.TestCase):
         self.assertIn(b"Content-Type: text/rfc822-headers", content)
         self.assertIn(b"Subject: headers only", content)
         self.assertNotIn(b"Hello.", content)  # distinct_message's body stays out
+
+    # ---- success notices (RFC 3461 NOTIFY=SUCCESS) ----
+
+    def test_notify_success_to_local_mailboxes_gets_one_delivered_notice(self):
+        maild = self.start_maild(users=("alice@example.test", "bob@example.test",
+                                        "carol@example.test"))
+        self.send_each(maild, "alice@example.test",
+                       [("bob@example.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;Bob@example.test"]),
+                        ("carol@example.test", ["NOTIFY=SUCCESS,FAILURE"]),
+                        ("alice@example.test", [])],
+                       distinct_message("arrived", to="bob@example.test"),
+                       mail_options=["ENVID=env-ok"])
+        notice = wait_until(lambda: self.notices(maild), "a delivered notice to alice")
+        time.sleep(2.0)  # two retry periods: no second notice
+        self.assertEqual(len(self.notices(maild)), 1)
+        self.assertEqual(self.queue(maild), [])
+        self.assertEqual(len(deliveries(maild, "bob@example.test")), 1)
+        text = export_message(maild, notice[0]["id"])
+        self.assertTrue(text.startswith(b"Return-Path: <>\r\n"))
+        _, content = split_trace(text)
+        self.assertIn(b"Subject: Successful Mail Delivery Report", content)
+        self.assertIn(b"Content-Type: multipart/report; report-type=delivery-status", content)
+        self.assertIn(b"Original-Envelope-Id: env-ok\r\n", content)
+        self.assertIn(b"Original-Recipient: rfc822;Bob@example.test\r\n"
+                      b"Final-Recipient: rfc822;bob@example.test\r\n"
+                      b"Action: delivered\r\nStatus: 2.0.0\r\n", content)
+        self.assertIn(b"Final-Recipient: rfc822;carol@example.test\r\n"
+                      b"Action: delivered\r\nStatus: 2.0.0\r\n", content)
+        self.assertEqual(content.count(b"Final-Recipient:"), 2)  # not alice: no NOTIFY=SUCCESS
+        self.assertIn(b"Content-Type: text/rfc822-headers", content)
+        self.assertIn(b"Subject: arrived", content)
+        self.assertNotIn(b"Hello.", content)  # headers only without RET=FULL
+
+    def test_no_success_notice_unless_asked_and_never_to_the_null_sender(self):
+        maild = self.start_maild(users=("alice@example.test", "bob@example.test"))
+        self.send(maild, ["bob@example.test"], distinct_message("failure only"),
+                  rcpt_options=["NOTIFY=FAILURE,DELAY"])
+        self.send(maild, ["bob@example.test"], distinct_message("never"),
+                  rcpt_options=["NOTIFY=NEVER"])
+        self.send(maild, ["bob@example.test"], distinct_message("no notify"))
+        self.send(maild, ["bob@example.test"], distinct_message("from nobody"), sender="",
+                  rcpt_options=["NOTIFY=SUCCESS"])
+        self.assertEqual(self.queue(maild), [])  # nothing owed, so nothing queued
+        # A last message that does ask: its notice is the only one.
+        self.send(maild, ["bob@example.test"], distinct_message("marker"),
+                  mail_options=["ENVID=marker"], rcpt_options=["NOTIFY=SUCCESS"])
+        notice = wait_until(lambda: self.notices(maild), "the marker's notice")
+        time.sleep(2.0)
+        self.assertEqual(len(self.notices(maild)), 1)
+        self.assertEqual(len(deliveries(maild, "bob@example.test")), 5)
+        _, content = split_trace(export_message(maild, notice[0]["id"]))
+        self.assertIn(b"Original-Envelope-Id: marker\r\n", content)
+        self.assertEqual(maild.log().count("queue: notice for message"), 1, maild.log()[-3000:])
+
+    def test_ret_full_returns_the_whole_message_with_a_delivered_notice(self):
+        maild = self.start_maild(users=("alice@example.test", "bob@example.test"))
+        self.send(maild, ["bob@example.test"], distinct_message("whole"),
+                  mail_options=["RET=FULL"], rcpt_options=["NOTIFY=SUCCESS"])
+        notice = wait_until(lambda: self.notices(maild), "a delivered notice to alice")
+        _, content = split_trace(export_message(maild, notice[0]["id"]))
+        self.assertIn(b"Content-Type: message/rfc822", content)
+        self.assertIn(b"Hello.", content)
+
+    def test_a_peer_without_dsn_makes_one_relayed_notice(self):
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port, options=["-N"])  # no DSN
+        maild = self.start_maild()
+        self.send_each(maild, "alice@example.test",
+                       [("bob@example.org", ["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.org"]),
+                        ("carol@example.org", ["NOTIFY=FAILURE"])],
+                       distinct_message("relayed", to="bob@example.org"),
+                       mail_options=["ENVID=env-relay"])
+        captured = sink.wait_for_messages(1, timeout=DELIVERY_TIMEOUT)[0]
+        self.assertNotIn(b"NOTIFY", captured)  # not offered: not passed on
+        notice = wait_until(lambda: self.notices(maild), "a relayed notice to alice")
+        time.sleep(2.0)
+        self.assertEqual(len(self.notices(maild)), 1)
+        self.assertEqual(self.queue(maild), [])
+        _, content = split_trace(export_message(maild, notice[0]["id"]))
+        self.assertIn(b"Subject: Successful Mail Relay Report", content)
+        self.assertIn(b"Original-Envelope-Id: env-relay\r\n", content)
+        self.assertIn(b"Original-Recipient: rfc822;bob@example.org\r\n"
+                      b"Final-Recipient: rfc822;bob@example.org\r\n"
+                      b"Action: relayed\r\nStatus: 2.", content)
+        self.assertIn(b"Remote-MTA: dns; mx.example.org", content)
+        self.assertNotIn(b"carol@example.org\r\nAction:", content)
+
+    def test_a_peer_with_dsn_gets_the_parameters_and_maild_sends_no_notice(self):
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port)  # smtp-sink offers DSN
+        maild = self.start_maild()
+        self.send(maild, ["bob@example.org"], distinct_message("passed on", to="bob@example.org"),
+                  mail_options=["ENVID=env-on"],
+                  rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.org"])
+        captured = sink.wait_for_messages(1, timeout=DELIVERY_TIMEOUT)[0]
+        self.assertIn(b"NOTIFY=SUCCESS", captured)
+        self.assertIn(b"ORCPT=rfc822;bob@example.org", captured)
+        wait_until(lambda: not self.queue(maild), "the message leaves maild's queue")
+        time.sleep(1.0)
+        self.assertEqual(self.notices(maild), [])
 
     def test_null_mx_fails_at_once(self):
         maild = self.start_maild()

@@ -115,6 +115,74 @@ TEST(DeliveryStatusNotice, RelayedNotice) {
                            "mx.example.org[192.0.2.1]"});
   const auto text = compose_notice(in);
   EXPECT_TRUE(has(text, "Action: relayed\r\nStatus: 2.0.0\r\n"));
+  EXPECT_TRUE(has(text, "Subject: Successful Mail Relay Report\r\n"));
+  EXPECT_TRUE(has(text, "Content-Type: text/rfc822-headers\r\n"));
+  EXPECT_FALSE(has(text, "The body."));
+}
+
+TEST(DeliveryStatusNotice, DeliveredNoticeForLocalMailboxes) {
+  auto in = base();
+  in.envid = "env-7";
+  in.recipients.push_back({"bob@example.test", "rfc822;Bob@example.test", RecipientState::delivered,
+                           store::local_delivery_reply, ""});
+  in.recipients.push_back(
+      {"carol@example.test", "", RecipientState::delivered, store::local_delivery_reply, ""});
+  const auto text = compose_notice(in);
+  EXPECT_TRUE(has(text, "Subject: Successful Mail Delivery Report\r\n"));
+  EXPECT_TRUE(has(text, "Original-Envelope-Id: env-7\r\n"));
+  EXPECT_TRUE(has(text,
+                  "Original-Recipient: rfc822;Bob@example.test\r\n"
+                  "Final-Recipient: rfc822;bob@example.test\r\n"
+                  "Action: delivered\r\n"
+                  "Status: 2.0.0\r\n"
+                  "Last-Attempt-Date: "));
+  EXPECT_TRUE(has(text,
+                  "\r\n\r\nFinal-Recipient: rfc822;carol@example.test\r\n"
+                  "Action: delivered\r\nStatus: 2.0.0\r\n"));
+  EXPECT_FALSE(has(text, "Remote-MTA:"));
+  EXPECT_FALSE(has(text, "Diagnostic-Code:"));
+  // Without RET=FULL a success notice carries the header only (RFC 3461 4.3).
+  EXPECT_TRUE(has(text, "Content-Type: text/rfc822-headers\r\n"));
+  EXPECT_TRUE(has(text, "Subject: hello\r\n"));
+  EXPECT_FALSE(has(text, "The body."));
+  in.ret = store::DsnReturn::headers;
+  EXPECT_FALSE(has(compose_notice(in), "The body."));
+}
+
+TEST(DeliveryStatusNotice, RetFullReturnsTheWholeMessageWithASuccessNotice) {
+  auto in = base();
+  in.ret = store::DsnReturn::full;
+  in.recipients.push_back(
+      {"bob@example.test", "", RecipientState::delivered, store::local_delivery_reply, ""});
+  const auto text = compose_notice(in);
+  EXPECT_TRUE(has(text, "Content-Type: message/rfc822\r\n"));
+  EXPECT_TRUE(has(text, "Content-Description: Delivered Message\r\n"));
+  EXPECT_TRUE(has(text, "The body."));
+}
+
+TEST(DeliveryStatusNotice, DeliveredAndRelayedTogetherMakeOneRelayReport) {
+  auto in = base();
+  in.recipients.push_back(
+      {"bob@example.test", "", RecipientState::delivered, store::local_delivery_reply, ""});
+  in.recipients.push_back({"dave@example.org", "", RecipientState::delivered, "250 2.0.0 Ok",
+                           "mx.example.org[192.0.2.1]"});
+  const auto text = compose_notice(in);
+  EXPECT_TRUE(has(text, "Subject: Successful Mail Relay Report\r\n"));
+  EXPECT_TRUE(has(text, "Final-Recipient: rfc822;bob@example.test\r\nAction: delivered\r\n"));
+  EXPECT_TRUE(has(text, "Final-Recipient: rfc822;dave@example.org\r\nAction: relayed\r\n"));
+}
+
+TEST(DeliveryStatusNotice, AFailureNextToADeliveryIsAFailureNotice) {
+  auto in = base();
+  in.recipients.push_back(
+      {"bob@example.test", "", RecipientState::delivered, store::local_delivery_reply, ""});
+  in.recipients.push_back({"dave@example.org", "", RecipientState::failed, "550 5.1.1 unknown",
+                           "mx.example.org[192.0.2.1]"});
+  const auto text = compose_notice(in);
+  EXPECT_TRUE(has(text, "Subject: Undelivered Mail Returned to Sender\r\n"));
+  EXPECT_TRUE(has(text, "Action: delivered\r\n"));
+  EXPECT_TRUE(has(text, "Action: failed\r\n"));
+  EXPECT_TRUE(has(text, "Content-Description: Undelivered Message\r\n"));
 }
 
 TEST(DeliveryStatusNotice, HostileRepliesStayOnOneBoundedLine) {

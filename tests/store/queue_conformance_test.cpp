@@ -524,6 +524,73 @@ TEST_P(StoreConformance, AFailureNoticeIsSentOnceAndTheMessageLeaves) {
   EXPECT_TRUE(queue_admin().list({}).empty());
 }
 
+TEST_P(StoreConformance, LocalRecipientsOweOneSuccessNoticeFromAcceptance) {
+  const MailboxId alice = add_mailbox("alice@example.com");
+  const MailboxId bob = add_mailbox("bob@example.com");
+  const MailboxId carol = add_mailbox("carol@example.com");
+  NewMessage message = outbound({to("dave@remote.test")}, body("delivered here"), {bob, carol});
+  message.envid = "env-1";
+  message.ret = DsnReturn::headers;
+  message.delivered = {to("bob@example.com", notify_success, "rfc822;Bob@example.com"),
+                       to("carol@example.com", notify_success | notify_failure),
+                       to("BOB@example.com", notify_success),    // the same one once
+                       to("dave@remote.test", notify_success)};  // already outbound
+  const StoredMessage stored = mail().deliver(message);
+  EXPECT_EQ(stored.deliveries.size(), 2u);
+  const QueueId id = stored.queued.value();
+
+  // The outbound recipient is leased: the notice waits for its round.
+  const auto jobs = delivery_queue().claim("owner", seconds(60), 10);
+  ASSERT_EQ(ids_of(jobs).size(), 1u);  // delivered recipients are never claimed
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  ASSERT_EQ(delivery_queue().record("owner", {result(ids_of(jobs)[0], Kind::delivered)}), 1u);
+
+  const auto owed = delivery_queue().notices_owed(10);
+  ASSERT_EQ(owed.size(), 1u);
+  EXPECT_EQ(owed[0].id, id);
+  EXPECT_EQ(owed[0].envid, "env-1");
+  EXPECT_EQ(owed[0].ret, DsnReturn::headers);
+  ASSERT_THAT(addresses_of(owed[0].recipients),
+              ElementsAre("bob@example.com", "carol@example.com"));
+  const QueueRecipient& b = owed[0].recipients[0];
+  EXPECT_EQ(b.state, RecipientState::delivered);
+  EXPECT_EQ(b.notify, notify_success);
+  EXPECT_EQ(b.orcpt, "rfc822;Bob@example.com");
+  EXPECT_EQ(b.last_reply, local_delivery_reply);
+  EXPECT_EQ(b.remote_host, "");
+  EXPECT_EQ(b.domain, "example.com");
+  EXPECT_EQ(delivery_queue().text(id).value().content, body("delivered here"));
+
+  NewMessage notice;
+  notice.mailboxes = {alice};
+  notice.trace = "Return-Path: <>\r\n";
+  notice.content = "Subject: Successful Mail Delivery Report\r\n\r\nbob, carol\r\n";
+  delivery_queue().send_notice({owed[0].recipients[0].id, owed[0].recipients[1].id}, notice);
+  EXPECT_TRUE(delivery_queue().notices_owed(10).empty());
+  EXPECT_FALSE(queue_admin().get(id));
+  EXPECT_EQ(maildrops().list(alice).size(), 1u);
+}
+
+TEST_P(StoreConformance, ALocalOnlyMessageIsQueuedOnlyForItsSuccessNotice) {
+  const MailboxId bob = add_mailbox("bob@example.com");
+  NewMessage message = outbound({}, body("local only"), {bob});
+  message.outbound_trace = onward_trace;
+  message.delivered = {to("bob@example.com", notify_success)};
+  const QueueId id = mail().deliver(message).queued.value();
+  EXPECT_EQ(delivery_queue().next_due(), std::nullopt);  // nothing to deliver
+  const auto owed = delivery_queue().notices_owed(10);
+  ASSERT_EQ(owed.size(), 1u);
+  EXPECT_EQ(owed[0].id, id);
+  EXPECT_THAT(addresses_of(owed[0].recipients), ElementsAre("bob@example.com"));
+
+  // The null sender is never owed a notice: no queue entry at all.
+  NewMessage bounce = outbound({}, body("from nobody"), {bob});
+  bounce.reverse_path = "";
+  bounce.delivered = {to("bob@example.com", notify_success)};
+  EXPECT_FALSE(mail().deliver(bounce).queued);
+  EXPECT_EQ(delivery_queue().notices_owed(10).size(), 1u);
+}
+
 TEST_P(StoreConformance, ANoticeWaitsWhileASiblingRecipientIsLeased) {
   const QueueId id =
       mail().deliver(outbound({to("a@x.test"), to("b@y.test")}, body("siblings"))).queued.value();

@@ -97,16 +97,28 @@ struct NewMessage {
   DsnReturn ret = DsnReturn::unspecified;
   bool smtputf8 = false;   // the envelope needs SMTPUTF8 onward
   bool eight_bit = false;  // BODY=8BITMIME was declared
+
+  // Local recipients whose sender asked for a success notice (RCPT NOTIFY=SUCCESS, RFC 3461
+  // 6.2): they go into the queue entry already delivered, with the notice owed, so the
+  // queue manager sends one "delivered" notice for them. Ignored for the null sender.
+  // Duplicates, and addresses also in `outbound`, are queued once.
+  std::vector<OutboundRecipient> delivered;
 };
+
+// The reply a locally delivered recipient is recorded with (RecipientState::delivered
+// with no remote_host): what its "delivered" notice reports.
+inline constexpr const char* local_delivery_reply = "250 2.0.0 delivered to mailbox";
 
 struct StoredMessage {
   MessageId message_id = 0;
   std::string content_hash;            // 64 hex characters, SHA-256 of content
   std::vector<DeliveryId> deliveries;  // one per distinct mailbox, in mailboxes order
-  std::optional<QueueId> queued;       // the queue entry when there were outbound recipients
+  std::optional<QueueId> queued;       // the queue entry: outbound recipients, notices owed
 };
 
 // A queued recipient's state. Values only grow: queued becomes delivered or failed.
+// Delivered with a remote_host: relayed to that server; without one: delivered here
+// (NewMessage::delivered).
 enum class RecipientState : int { queued = 0, delivered = 1, failed = 2 };
 
 struct QueueRecipient {

@@ -21,9 +21,10 @@ struct QueuedAddress {
 };
 
 // The outbound recipients once each (the first spelling wins), checked before anything is written.
-std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient>& outbound) {
+// `seen` holds the addresses already taken (folded), and gains these.
+std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient>& outbound,
+                                             std::set<std::string>& seen) {
   std::vector<QueuedAddress> distinct;
-  std::set<std::string> seen;
   for (const OutboundRecipient& recipient : outbound) {
     auto split = split_address(recipient.address);
     if (!split || split->local.empty()) {
@@ -38,7 +39,8 @@ std::vector<QueuedAddress> distinct_outbound(const std::vector<OutboundRecipient
 }
 
 QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId message_id,
-                       const std::vector<QueuedAddress>& recipients, UnixTime now) {
+                       const std::vector<QueuedAddress>& recipients,
+                       const std::vector<QueuedAddress>& delivered, UnixTime now) {
   {
     auto insert = db.prepare(
         "INSERT INTO queue_messages (message_id, reverse_path, envid, ret, smtputf8, eight_bit, "
@@ -68,6 +70,20 @@ QueueId queue_outbound(Connection& db, const NewMessage& message, MessageId mess
         .bind(6, now);
     insert->step();
   }
+  for (const QueuedAddress& recipient : delivered) {
+    // Delivered here already: only the success notice is owed.
+    auto insert = db.prepare(
+        "INSERT INTO queue_recipients (queue_id, address, domain, notify, orcpt, state, attempts, "
+        "next_attempt, last_reply, notice_owed) VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, ?6, ?7, 1)");
+    insert->bind(1, queue_id)
+        .bind_text(2, recipient.address)
+        .bind_text(3, recipient.domain)
+        .bind(4, static_cast<std::int64_t>(recipient.recipient->notify))
+        .bind_text(5, recipient.recipient->orcpt)
+        .bind(6, now)
+        .bind_text(7, local_delivery_reply);
+    insert->step();
+  }
   return queue_id;
 }
 
@@ -79,7 +95,12 @@ StoredMessage accept_message(Connection& db, const NewMessage& message) {
   for (MailboxId id : message.mailboxes) {
     if (unique.insert(id).second) mailboxes.push_back(id);
   }
-  const std::vector<QueuedAddress> outbound = distinct_outbound(message.outbound);
+  std::set<std::string> seen;
+  const std::vector<QueuedAddress> outbound = distinct_outbound(message.outbound, seen);
+  // A null sender is never owed a notice (RFC 3461 6.1).
+  const std::vector<QueuedAddress> delivered = message.reverse_path.empty()
+                                                   ? std::vector<QueuedAddress>{}
+                                                   : distinct_outbound(message.delivered, seen);
   if (mailboxes.empty() && outbound.empty()) {
     throw StoreConflict("a message needs at least one mailbox or outbound recipient");
   }
@@ -139,8 +160,8 @@ StoredMessage accept_message(Connection& db, const NewMessage& message) {
     stored.deliveries.push_back(existing->column_int(0));
   }
 
-  if (!outbound.empty())
-    stored.queued = queue_outbound(db, message, stored.message_id, outbound, now);
+  if (!outbound.empty() || !delivered.empty())
+    stored.queued = queue_outbound(db, message, stored.message_id, outbound, delivered, now);
   return stored;
 }
 
