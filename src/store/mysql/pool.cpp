@@ -257,9 +257,9 @@ void Pool::check_role() {
   }
   std::string why;
   try {
-    std::unique_ptr<Connection> fresh;
-    Connection& connection =
-        idle ? *idle : *(fresh = std::make_unique<Connection>(*in_use, settings_, false));
+    std::unique_ptr<Connection> fresh;  // only for this question: the pool has none idle
+    if (!idle) fresh = std::make_unique<Connection>(*in_use, settings_, false);
+    Connection& connection = idle ? *idle : *fresh;
     if (connection.query_int("SELECT @@GLOBAL.read_only OR @@GLOBAL.innodb_read_only") == 0) {
       if (idle) give_back(std::move(idle), generation);
       return;
