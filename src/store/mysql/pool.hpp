@@ -75,7 +75,8 @@ class Pool {
  private:
   Lease acquire();
   void give_back(std::unique_ptr<Connection> connection, std::uint64_t generation);
-  void forget_writable(const std::string& why);  // the next call looks for the primary again
+  // Drops the connections to the endpoint in use; the role check looks for the primary at once.
+  void forget_writable(const std::string& why);
   std::unique_ptr<Connection> connect(std::uint64_t& generation);
   void discover();  // with discovery_ held
   // With discovery_ held: find_primary, made the endpoint in use. Throws StoreError as
