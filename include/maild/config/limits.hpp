@@ -38,6 +38,14 @@ inline constexpr std::chrono::seconds privileged_helper_wait{5};
 // accept loop does not spin while the condition lasts; normal accepts never wait.
 inline constexpr std::chrono::milliseconds accept_failure_pause{100};
 
+// ---- the MySQL store (src/store/mysql) ----
+
+// How often the pool asks the endpoint its connections use whether it is
+// still writable (read_only off). One that is not (a failover demoted it)
+// loses its connections and the writable endpoint is looked for again, so
+// reads follow a role change within this time, before any write fails.
+inline constexpr std::chrono::seconds mysql_role_check{2};
+
 // ---- sessions (src/smtp, src/pop3) ----
 
 // No session lasts longer than this: once it has, the next command gets

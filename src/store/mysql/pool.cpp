@@ -1,5 +1,5 @@
 // Connections to the writable endpoint: found at open, looked for again after any connection
-// error, handed out one per call, at most `size` at once.
+// error or when the role check finds it read-only, handed out one per call, at most `size` at once.
 // Trust: only our own bookkeeping; servers may vanish between any two statements.
 #include "store/mysql/pool.hpp"
 
@@ -7,6 +7,8 @@
 
 #include <random>
 #include <thread>
+
+#include "maild/config/limits.hpp"
 
 namespace maild::store::mysql {
 namespace {
@@ -94,6 +96,7 @@ void Pool::open(OpenMode mode) {
   last_failure_.clear();
   if (requirements_.semi_sync)
     report_semi_sync(primary.facts.semi_sync_active, primary.endpoint.to_string());
+  if (!watcher_.joinable()) watcher_ = std::thread([this] { watch_roles(); });
 }
 
 Writable Pool::find_primary() {
@@ -162,6 +165,8 @@ void Pool::close() {
     open_ -= dropped.size();
   }
   freed_.notify_all();
+  watch_.notify_all();
+  if (watcher_.joinable() && watcher_.get_id() != std::this_thread::get_id()) watcher_.join();
 }
 
 std::string Pool::location() const {
@@ -179,10 +184,12 @@ void Pool::forget_writable(const std::string& why) {
     ++generation_;
     last_failure_ = why;
     next_discovery_ = {};  // at once: the primary may simply be back on a new connection
+    look_now_ = true;
     dropped.swap(idle_);
     open_ -= dropped.size();
   }
   freed_.notify_all();
+  watch_.notify_all();
 }
 
 void Pool::discover() {
@@ -191,21 +198,113 @@ void Pool::discover() {
     if (writable_) return;  // another call found it while this one waited
     if (std::chrono::steady_clock::now() < next_discovery_) throw StoreError(last_failure_);
   }
+  const Writable primary = adopt_primary();
+  spdlog::info("mysql: writing to {} ({})", primary.endpoint.to_string(), primary.facts.version);
+}
+
+Writable Pool::adopt_primary() {
   try {
-    const Writable primary = find_primary();
+    Writable primary = find_primary();
     std::lock_guard lock(mutex_);
     writable_ = primary.endpoint;
     mariadb_ = primary.facts.mariadb;
     ++generation_;
     last_failure_.clear();
-    spdlog::info("mysql: writing to {} ({})", primary.endpoint.to_string(), primary.facts.version);
     if (requirements_.semi_sync)
       report_semi_sync(primary.facts.semi_sync_active, primary.endpoint.to_string());
+    return primary;
   } catch (const StoreError& error) {
     std::lock_guard lock(mutex_);
     last_failure_ = error.what();
     next_discovery_ = std::chrono::steady_clock::now() + rediscovery_interval;
     throw;
+  }
+}
+
+void Pool::watch_roles() {
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      watch_.wait_for(lock, limits::mysql_role_check, [this] { return closed_ || look_now_; });
+      if (closed_) return;
+      look_now_ = false;
+    }
+    check_role();
+  }
+}
+
+void Pool::check_role() {
+  std::optional<Endpoint> in_use;
+  std::uint64_t generation = 0;
+  std::unique_ptr<Connection> idle;
+  {
+    std::lock_guard lock(mutex_);
+    in_use = writable_;
+    generation = generation_;
+    if (in_use && !idle_.empty()) {
+      idle = std::move(idle_.back());  // still counted in open_; given back below
+      idle_.pop_back();
+    }
+  }
+  if (!in_use) {
+    std::lock_guard search(discovery_);
+    try {
+      discover();
+    } catch (const StoreError&) {
+      // The next call fails with the reason, and find_primary logged a refusal.
+    }
+    return;
+  }
+  std::string why;
+  try {
+    std::unique_ptr<Connection> fresh;  // only for this question: the pool has none idle
+    if (!idle) fresh = std::make_unique<Connection>(*in_use, settings_, false);
+    Connection& connection = idle ? *idle : *fresh;
+    if (connection.query_int("SELECT @@GLOBAL.read_only OR @@GLOBAL.innodb_read_only") == 0) {
+      if (idle) give_back(std::move(idle), generation);
+      return;
+    }
+    why = "it is read-only now";
+  } catch (const MysqlError& error) {
+    if (error.kind != FailureKind::connection) {
+      spdlog::debug("mysql: cannot ask {} for its role: {}", in_use->to_string(), error.what());
+      if (idle) give_back(std::move(idle), generation);
+      return;
+    }
+    why = error.what();
+  } catch (const StoreError& error) {
+    why = error.what();
+  }
+  std::lock_guard search(discovery_);
+  std::vector<std::unique_ptr<Connection>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    if (idle) {
+      dropped.push_back(std::move(idle));
+      --open_;
+    }
+    if (generation != generation_) return;  // a call forgot it meanwhile and looks again itself
+    writable_.reset();
+    ++generation_;  // leased connections are dropped when given back
+    last_failure_ = why;
+    next_discovery_ = {};
+    for (auto& connection : idle_) dropped.push_back(std::move(connection));
+    open_ -= idle_.size();
+    idle_.clear();
+  }
+  freed_.notify_all();
+  const std::string old = in_use->to_string();
+  try {
+    const Writable primary = adopt_primary();
+    if (primary.endpoint == *in_use) {
+      spdlog::info("mysql: still writing to {} after: {}", old, why);
+    } else {
+      spdlog::warn("mysql: {} is no longer the writable endpoint ({}); writing to {} ({})", old,
+                   why, primary.endpoint.to_string(), primary.facts.version);
+    }
+  } catch (const StoreError& error) {
+    spdlog::warn("mysql: {} is no longer the writable endpoint ({}); none to write to: {}", old,
+                 why, error.what());
   }
 }
 

@@ -1,5 +1,7 @@
 // The store's connections, all to the writable endpoint, and the rules for running a call on one:
 // reads and writes, what happens when a connection is lost, and when a call is tried again.
+// A thread of the pool's own asks, every limits::mysql_role_check, whether that endpoint is still
+// writable, so that no call is served by a demoted primary for longer than that.
 // Trust: the servers may go away, be killed, or change roles at any moment; nothing is reported
 // committed unless COMMIT answered, and nothing whose outcome is unknown is run twice.
 #pragma once
@@ -13,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -42,8 +45,8 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   // Reads the committed position, finds the writable endpoint and makes sure the database
-  // exists on it (creating it with create_if_missing). Throws StoreError when it cannot: maild
-  // does not start then.
+  // exists on it (creating it with create_if_missing), then starts the role check. Throws
+  // StoreError when it cannot: maild does not start then.
   void open(OpenMode mode);
 
   // Runs work(Connection&) outside any transaction. A lost connection is replaced and the work
@@ -61,7 +64,7 @@ class Pool {
   auto write(Work work, Isolation isolation = Isolation::repeatable_read)
       -> std::invoke_result_t<Work&, Connection&>;
 
-  void close();  // drops idle connections; later calls fail with StoreError
+  void close();  // stops the role check, drops idle connections; later calls fail with StoreError
 
   // The endpoint in use ("" before open() or while none is writable).
   std::string location() const;
@@ -72,9 +75,21 @@ class Pool {
  private:
   Lease acquire();
   void give_back(std::unique_ptr<Connection> connection, std::uint64_t generation);
-  void forget_writable(const std::string& why);  // the next call looks for the primary again
+  // Drops the connections to the endpoint in use; the role check looks for the primary at once.
+  void forget_writable(const std::string& why);
   std::unique_ptr<Connection> connect(std::uint64_t& generation);
   void discover();  // with discovery_ held
+  // With discovery_ held: find_primary, made the endpoint in use. Throws StoreError as
+  // find_writable does, remembering why (calls fail with that reason until the next search).
+  Writable adopt_primary();
+  // The role check's thread: every limits::mysql_role_check (at once after a call forgot the
+  // writable endpoint), check_role().
+  void watch_roles();
+  // Asks the endpoint in use, on an idle connection (or a new one when none is idle), whether
+  // it is still writable. When it is read-only now, or cannot be reached, its connections are
+  // dropped and the writable endpoint looked for again, subject to the GTID guard; one line is
+  // logged. With no endpoint in use, looks for one (as a call would).
+  void check_role();
   // With [mysql] semi_sync: at most every semi_sync_check_interval, after a commit, asks whether
   // the primary still waits for a standby, and logs (loudly) when that changes.
   void check_semi_sync(Connection& connection);
@@ -100,6 +115,9 @@ class Pool {
   std::uint64_t generation_ = 0;  // grows whenever writable_ is found again or forgotten
   std::string last_failure_;      // why there is no writable endpoint
   std::chrono::steady_clock::time_point next_discovery_{};
+  std::condition_variable watch_;  // wakes the role check: closed, or the endpoint forgotten
+  bool look_now_ = false;          // a call forgot the endpoint: look for it again at once
+  std::thread watcher_;
 
   std::mutex discovery_;  // one search for the primary at a time
   std::atomic<std::uint64_t> transactions_{0};
