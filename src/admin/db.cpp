@@ -1,6 +1,8 @@
 // mailctl db: schema migration and status. Talks to the store's schema
 // management and AdminStore::status(), and for MySQL to each endpoint (replication.cpp);
 // trusts what the store and the servers report.
+#include <optional>
+
 #include "command.hpp"
 #include "output.hpp"
 #include "replication.hpp"
@@ -47,7 +49,20 @@ void db_status(Request& request) {
     store->close();
     return;
   }
-  const Table endpoints = endpoints_table(survey_endpoints(request));
+  const auto states = survey_endpoints(request);
+  const Table endpoints = endpoints_table(states);
+  // The endpoints' histories against each other and against what maild acknowledged.
+  const auto file = store::replication::committed_position_file(*request.settings);
+  std::vector<std::string> problems;
+  std::optional<store::replication::GtidPosition> committed;
+  try {
+    committed = store::replication::read_committed_position(file);
+  } catch (const store::StoreError& error) {
+    problems.push_back(error.what());
+  }
+  for (std::string& problem :
+       store::replication::divergences(states, committed, "remembered in " + file.string()))
+    problems.push_back(std::move(problem));
   std::string failure;
   Record record;
   try {
@@ -58,8 +73,13 @@ void db_status(Request& request) {
     failure = error.what();
     record = {{"backend", "backend", std::string("mysql")}, {"store", "error", failure}};
   }
+  std::string joined;
+  for (const std::string& problem : problems) joined += (joined.empty() ? "" : "\n") + problem;
+  if (request.out.json()) record.push_back({"", "divergence", joined});
   request.out.record_with_table(record, "endpoints", endpoints);
+  if (!request.out.json() && !joined.empty()) request.out.raw(joined + "\n");
   if (!failure.empty()) throw RequestError(failure);
+  if (!problems.empty()) throw RequestError(problems.front());
 }
 
 }  // namespace maild::admin

@@ -56,15 +56,21 @@ replication::ReplicateOptions replicate_options(const Request& request) {
   return options;
 }
 
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& line : lines) out += (out.empty() ? "" : "\n") + line;
+  return out;
+}
+
 void print_steps(Request& request, const std::vector<std::string>& steps, std::string_view key,
-                 const Record& head, const std::vector<std::string>& warnings = {}) {
+                 const Record& head, const std::vector<std::string>& warnings = {},
+                 const std::vector<std::string>& configuration = {}) {
   if (request.out.json()) {
     Table table{{{"", key}}, {}};
     for (const std::string& step : steps) table.rows.push_back({step});
     Record record = head;
-    std::string joined;
-    for (const std::string& warning : warnings) joined += (joined.empty() ? "" : "\n") + warning;
-    record.push_back({"", "warnings", joined});
+    record.push_back({"", "warnings", joined(warnings)});
+    if (!configuration.empty()) record.push_back({"", "configuration", joined(configuration)});
     request.out.record_with_table(record, key, table);
     return;
   }
@@ -73,6 +79,13 @@ void print_steps(Request& request, const std::vector<std::string>& steps, std::s
   for (const std::string& step : steps) text += "  " + step + "\n";
   out.raw(text);
   out.record(head);
+  if (!configuration.empty()) {
+    text =
+        "to keep this after a restart, put these lines in the [mariadbd] section of each "
+        "server's option file (SET GLOBAL does not survive one):\n";
+    for (const std::string& line : configuration) text += "  " + line + "\n";
+    out.raw(text);
+  }
   for (const std::string& warning : warnings) out.raw("warning: " + warning + "\n");
 }
 
@@ -157,7 +170,7 @@ void db_failover(Request& request) {
                 result.old_primary ? result.old_primary->to_string() : std::string("unknown")},
                {"fenced", "fenced", std::string(result.fenced ? "yes" : "no (unreachable)")},
                {"standbys", "standbys", standbys.empty() ? std::string("none") : standbys}},
-              result.warnings);
+              result.warnings, result.configuration);
 }
 
 }  // namespace maild::admin

@@ -98,7 +98,9 @@ std::vector<KeySpec> build_keys() {
       {"store", "backend", words_of(store_backends), "sqlite", "Where mail and accounts are kept",
        into_enum(&S::store, &StoreSettings::backend, store_backends)},
       {"store", "path", PathType{}, "/var/lib/maild/mail.db",
-       "The SQLite database file (sqlite only)", into(&S::store, &StoreSettings::path)},
+       "The SQLite database file; with mysql, its folder keeps maild's GTID position "
+       "(mysql-gtid-position)",
+       into(&S::store, &StoreSettings::path)},
       {"store", "workers", CountType{1, 256}, "8", "Store worker threads (and MySQL connections)",
        into(&S::store, &StoreSettings::workers)},
 
@@ -143,10 +145,11 @@ std::vector<KeySpec> build_keys() {
       {"smtp", "require_tls_for_auth", BoolType{}, "true", "Refuse AUTH before STARTTLS",
        into(&S::smtp, &SmtpSettings::require_tls_for_auth)},
       {"smtp", "command_timeout", DurationType{1s, 1h}, "5m",
-       "Wait for the next command, then 421 and close",
+       "A whole command line, from its first byte (and the wait for it); then 421 and close",
        into(&S::smtp, &SmtpSettings::command_timeout)},
       {"smtp", "data_timeout", DurationType{1s, 1h}, "10m",
-       "Wait for the next chunk of DATA; also the most a GET callback's whole content may take",
+       "All of a message's content (DATA) or of one BDAT chunk, then 421 and close; also of a "
+       "GET callback's answer",
        into(&S::smtp, &SmtpSettings::data_timeout)},
       {"smtp", "bare_newline", words_of(bare_newline_policies), "normalize",
        "Bare CR or LF in message content: normalize to CRLF, or reject (550 5.5.2)",
@@ -169,7 +172,8 @@ std::vector<KeySpec> build_keys() {
        "Per client address per minute, then -ERR and close",
        into(&S::pop3, &Pop3Settings::max_auth_failures)},
       {"pop3", "idle_timeout", DurationType{1s, one_day}, "10m",
-       "Inactivity autologout timer (RFC 1939 says at least 10m)",
+       "Inactivity autologout timer (RFC 1939 says at least 10m); a command line must also "
+       "complete within it from its first byte",
        into(&S::pop3, &Pop3Settings::idle_timeout)},
 
       // [delivery]

@@ -158,11 +158,25 @@ void Courier::stop() {
   sessions_.close_all();
 }
 
+// One deliver() call: its parcels, how far each got, and who hears of the outcomes.
+struct Courier::Batch {
+  std::vector<Parcel>& parcels;
+  std::vector<smtp::Transfer> transfers;
+  std::vector<bool> finished;  // its outcomes were reported
+  const Report& report;
+  bool unrecorded = false;  // an outcome could not be recorded: nothing more goes out
+
+  bool all_settled() const {
+    return std::all_of(transfers.begin(), transfers.end(),
+                       [](const smtp::Transfer& t) { return t.done(); });
+  }
+};
+
 asio::awaitable<std::vector<Outcome>> Courier::deliver(const std::string& domain,
                                                        std::vector<Parcel>& parcels,
-                                                       config::TlsPolicy tls) {
+                                                       config::TlsPolicy tls, Report report) {
   // A strand of its own, so its connections never share one with the caller's.
-  auto task = run(domain, parcels, tls);
+  auto task = run(domain, parcels, tls, report);
   auto running = asio::co_spawn(asio::make_strand(executor_), std::move(task), asio::use_awaitable);
   auto outcomes = co_await std::move(running);
   co_return outcomes;
@@ -170,11 +184,12 @@ asio::awaitable<std::vector<Outcome>> Courier::deliver(const std::string& domain
 
 asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
                                                    std::vector<Parcel>& parcels,
-                                                   config::TlsPolicy tls) {
+                                                   config::TlsPolicy tls, const Report& report) {
   const bool nothing_to_do = std::all_of(parcels.begin(), parcels.end(),
                                          [](const Parcel& p) { return p.recipients.empty(); });
   if (nothing_to_do) co_return std::vector<Outcome>{};
-  std::vector<smtp::Transfer> transfers;
+  Batch batch{parcels, {}, std::vector<bool>(parcels.size(), false), report};
+  auto& transfers = batch.transfers;
   transfers.reserve(parcels.size());
   for (const auto& parcel : parcels) transfers.emplace_back(parcel);
   const auto destination = destination_for(settings_.delivery, domain);
@@ -189,7 +204,7 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
     } release{*slots_, destination.key};
     const auto hops = co_await find_hops(resolver_, destination, settings_.delivery.smtp_port);
     if (hops.kind == Hops::Kind::ok) {
-      co_await try_hops(destination, hops, parcels, transfers, tls, problem);
+      co_await try_hops(destination, hops, batch, tls, problem);
     } else {
       const auto kind = hops.kind == Hops::Kind::permanent ? Kind::permanent : Kind::temporary;
       for (auto& transfer : transfers) {
@@ -211,6 +226,8 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
   left.kind = Kind::temporary;
   if (stopped_) {
     left.reply = stopping_reply;
+  } else if (batch.unrecorded) {
+    left.reply = "451 4.3.0 not sent: an earlier outcome could not be recorded";
   } else if (problem.answered) {
     left.reply = problem.answered->reply;
     left.remote_host = problem.answered->remote_host;
@@ -225,34 +242,44 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
   std::vector<Outcome> outcomes;
   for (std::size_t p = 0; p < parcels.size(); ++p) {
     auto& transfer = transfers[p];
-    for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
-      auto& outcome = transfer.outcomes[i];
-      if (!transfer.settled[i]) {
-        outcome.kind = left.kind;
-        outcome.reply = left.reply;
-        outcome.remote_host = left.remote_host;
+    if (!batch.finished[p]) {
+      for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
+        if (transfer.settled[i]) continue;
+        transfer.outcomes[i].kind = left.kind;
+        transfer.outcomes[i].reply = left.reply;
+        transfer.outcomes[i].remote_host = left.remote_host;
       }
-      spdlog::info("queue {} to=<{}> relay={} {}: {}", parcels[p].queue_id,
-                   parcels[p].recipients[i].address,
-                   outcome.remote_host.empty() ? "none" : outcome.remote_host,
-                   kind_word(outcome.kind), outcome.reply);
-      outcomes.push_back(std::move(outcome));
+      co_await finish(batch, p);
     }
+    for (auto& outcome : transfer.outcomes) outcomes.push_back(std::move(outcome));
   }
   co_return outcomes;
 }
 
+// A parcel's outcomes are final: logged, and reported before anything else is sent.
+asio::awaitable<bool> Courier::finish(Batch& batch, std::size_t parcel) {
+  const auto& p = batch.parcels[parcel];
+  const auto& outcomes = batch.transfers[parcel].outcomes;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& outcome = outcomes[i];
+    spdlog::info("queue {} to=<{}> relay={} {}: {}", p.queue_id, p.recipients[i].address,
+                 outcome.remote_host.empty() ? "none" : outcome.remote_host,
+                 kind_word(outcome.kind), outcome.reply);
+  }
+  batch.finished[parcel] = true;
+  if (!batch.report) co_return true;
+  auto reporting = batch.report(parcel, outcomes);
+  const bool recorded = co_await std::move(reporting);
+  if (!recorded) batch.unrecorded = true;
+  co_return recorded;
+}
+
 // Each host in order, each of its addresses in order, until every recipient is settled.
 asio::awaitable<void> Courier::try_hops(const Destination& destination, const Hops& hops,
-                                        std::vector<Parcel>& parcels,
-                                        std::vector<smtp::Transfer>& transfers,
-                                        config::TlsPolicy tls, Problem& problem) {
-  const auto all_settled = [&] {
-    return std::all_of(transfers.begin(), transfers.end(),
-                       [](const smtp::Transfer& t) { return t.done(); });
-  };
+                                        Batch& batch, config::TlsPolicy tls, Problem& problem) {
+  const auto finished = [&] { return batch.all_settled() || batch.unrecorded || stopped_; };
   for (const auto& hop : hops.hops) {
-    if (all_settled() || stopped_) co_return;
+    if (finished()) co_return;
     const auto found = co_await addresses_of(resolver_, hop);
     if (found.addresses.empty()) {
       spdlog::info("{}: {}", destination.domain, found.problem);
@@ -261,11 +288,11 @@ asio::awaitable<void> Courier::try_hops(const Destination& destination, const Ho
       continue;
     }
     for (const auto& address : found.addresses) {
-      if (all_settled() || stopped_) co_return;
-      auto trouble = co_await attempt(destination, hop, address, parcels, transfers, tls, true);
+      if (finished()) co_return;
+      auto trouble = co_await attempt(destination, hop, address, batch, tls, true);
       // A failed handshake under `may`: the same server once more, in plain text.
       if (trouble && trouble->tls_failed && tls == config::TlsPolicy::may && !stopped_) {
-        auto again = co_await attempt(destination, hop, address, parcels, transfers, tls, false);
+        auto again = co_await attempt(destination, hop, address, batch, tls, false);
         trouble = std::move(again);
       }
       if (!trouble) continue;
@@ -281,8 +308,8 @@ asio::awaitable<void> Courier::try_hops(const Destination& destination, const Ho
 
 // One connection to one address: the session, and every unsettled parcel over it.
 asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
-    const Destination& destination, const Hop& hop, IpAddress address, std::vector<Parcel>& parcels,
-    std::vector<smtp::Transfer>& transfers, config::TlsPolicy tls, bool try_starttls) {
+    const Destination& destination, const Hop& hop, IpAddress address, Batch& batch,
+    config::TlsPolicy tls, bool try_starttls) {
   const auto remote_host = remote_host_text(hop.host, address, hop.port);
   const net::SessionLog log(next_session_id());
   const auto executor = co_await asio::this_coro::executor;
@@ -314,9 +341,15 @@ asio::awaitable<std::optional<smtp::SessionTrouble>> Courier::attempt(
   smtp::ClientSession session(socket, options, control, log);
   const bool opened = co_await session.open();
   if (opened) {
-    for (std::size_t p = 0; p < parcels.size() && session.usable(); ++p) {
-      if (transfers[p].done()) continue;
-      co_await session.send(parcels[p], transfers[p]);
+    // Each message's outcome is recorded before the next goes out: after a
+    // crash, only the message on the wire can arrive twice.
+    auto& transfers = batch.transfers;
+    for (std::size_t p = 0; p < batch.parcels.size() && session.usable(); ++p) {
+      if (batch.finished[p]) continue;
+      if (!transfers[p].done()) co_await session.send(batch.parcels[p], transfers[p]);
+      if (!transfers[p].done()) continue;
+      const bool recorded = co_await finish(batch, p);
+      if (!recorded || stopped_) break;
     }
   }
   co_await session.quit();

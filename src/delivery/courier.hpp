@@ -12,6 +12,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +36,12 @@ using Outcome = smtp::RecipientOutcome;
 
 class Courier {
  public:
+  // Told each parcel's outcomes (by its index) as soon as they are final, once
+  // per parcel, and awaited before the next message goes out: true once they
+  // are recorded; false when they could not be, and nothing more is sent.
+  using Report =
+      std::function<boost::asio::awaitable<bool>(std::size_t parcel, std::vector<Outcome>)>;
+
   // Reads [delivery] route_auth_file (throws std::runtime_error naming the
   // file and line when it is bad). `settings`, `resolver` and `pickups` must
   // outlive it; destroy it only when no deliver() is running any more (stop()
@@ -48,10 +56,11 @@ class Courier {
   // Delivers every parcel over as few connections as it can (several messages per
   // connection), never more than [delivery] per_destination connections at once to one
   // destination (route next hop, or the domain), waiting for a free slot within a deadline.
-  // One Outcome per recipient of every parcel, in order. Never throws for remote trouble.
+  // One Outcome per recipient of every parcel, in order; `report`, when given, hears
+  // of each parcel's as soon as they are final. Never throws for remote trouble.
   boost::asio::awaitable<std::vector<Outcome>> deliver(const std::string& domain,
                                                        std::vector<Parcel>& parcels,
-                                                       config::TlsPolicy tls);
+                                                       config::TlsPolicy tls, Report report = {});
   // Shutdown: cancels every connection; what was not finished comes back temporary.
   void stop();
 
@@ -62,18 +71,17 @@ class Courier {
  private:
   class Slots;
   struct Problem;
+  struct Batch;
 
   boost::asio::awaitable<std::vector<Outcome>> run(const std::string& domain,
                                                    std::vector<Parcel>& parcels,
-                                                   config::TlsPolicy tls);
+                                                   config::TlsPolicy tls, const Report& report);
   boost::asio::awaitable<void> try_hops(const Destination& destination, const Hops& hops,
-                                        std::vector<Parcel>& parcels,
-                                        std::vector<smtp::Transfer>& transfers,
-                                        config::TlsPolicy tls, Problem& problem);
+                                        Batch& batch, config::TlsPolicy tls, Problem& problem);
   boost::asio::awaitable<std::optional<smtp::SessionTrouble>> attempt(
-      const Destination& destination, const Hop& hop, IpAddress address,
-      std::vector<Parcel>& parcels, std::vector<smtp::Transfer>& transfers, config::TlsPolicy tls,
-      bool try_starttls);
+      const Destination& destination, const Hop& hop, IpAddress address, Batch& batch,
+      config::TlsPolicy tls, bool try_starttls);
+  boost::asio::awaitable<bool> finish(Batch& batch, std::size_t parcel);
 
   const config::Settings& settings_;
   dns::Resolver& resolver_;

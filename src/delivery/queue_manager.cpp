@@ -53,7 +53,7 @@ QueueManager::QueueManager(const config::Settings& settings, store::DeliveryQueu
                            store::DomainPolicies& policies, store::Directory& directory,
                            asio::any_io_executor store_pool, Courier& courier,
                            asio::any_io_executor io)
-    : LeasedWorker(io, "queue", settings.server.hostname, settings.delivery.workers,
+    : LeasedWorker(io, "queue", "recipients", settings.server.hostname, settings.delivery.workers,
                    limits::queue_poll, settings.delivery.lease_time),
       settings_(settings),
       queue_(queue),
@@ -75,13 +75,13 @@ asio::awaitable<void> QueueManager::round() {
 void QueueManager::on_stop() { courier_.stop(); }
 
 asio::awaitable<void> QueueManager::claim_work() {
-  auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * limits::batch_messages_max;
-  if (in_flight.size() >= capacity) co_return;
+  const auto busy = in_flight();
+  if (busy >= capacity) co_return;
   auto& queue = queue_;
   const auto next = co_await net::run_blocking(store_pool_, [&queue] { return queue.next_due(); });
   if (!next || *next > unix_now()) co_return;
-  const std::size_t limit = capacity - in_flight.size();
+  const std::size_t limit = capacity - busy;
   const auto lease = settings_.delivery.lease_time;
   const auto& owner = this->owner();
   auto jobs = co_await net::run_blocking(
@@ -100,7 +100,7 @@ asio::awaitable<void> QueueManager::claim_work() {
   std::size_t claimed = 0;
   std::map<std::string, std::vector<store::DeliveryJob>> by_domain;
   for (auto& job : jobs) {
-    for (const auto& r : job.message.recipients) in_flight.insert(r.id);
+    for (const auto& r : job.message.recipients) hold(r.id);
     claimed += job.message.recipients.size();
     auto& batch = by_domain[job.domain];
     if (batch.size() == limits::batch_messages_max) {
@@ -121,10 +121,12 @@ asio::awaitable<void> QueueManager::claim_work() {
 asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
                                                   std::vector<store::DeliveryJob> jobs) {
   auto& queue = queue_;
-  std::vector<Outcome> outcomes;
+  std::vector<bool> reported(jobs.size(), false);  // its outcomes went to record_outcomes()
+  bool unrecorded = false;  // a recording failed: the store is in trouble, try the rest once
   try {
     const auto slot = co_await workers().acquire();  // given back when the try block ends
     std::vector<Parcel> parcels;
+    std::vector<std::size_t> job_of;  // each parcel's job
     // The contents, and the domain's own STARTTLS policy (mailctl policy set --tls).
     const auto load = [&policies = policies_, &queue, &jobs, &domain] {
       Loaded loaded;
@@ -134,114 +136,146 @@ asio::awaitable<void> QueueManager::deliver_batch(std::string domain,
     };
     auto loaded = co_await net::run_blocking(store_pool_, load);
     auto& texts = loaded.texts;
-    std::vector<store::DeliveryJob> kept;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
-      if (!texts[i]) continue;  // deleted from the queue meanwhile
       const auto& m = jobs[i].message;
+      if (!texts[i]) {
+        // Deleted from the queue meanwhile: nothing to send, nothing to record.
+        for (const auto& r : m.recipients) release(r.id);
+        reported[i] = true;
+        continue;
+      }
       parcels.push_back(Parcel{m.id, m.reverse_path, m.envid, m.ret, m.smtputf8, m.eight_bit,
                                m.recipients, texts[i]->trace + texts[i]->content,
                                texts[i]->trace.size(), m.queued_at});
-      kept.push_back(std::move(jobs[i]));
+      job_of.push_back(i);
     }
-    jobs = std::move(kept);
     if (!stopping() && !parcels.empty()) {
       const auto tls = loaded.tls.value_or(settings_.delivery.tls);
-      outcomes = co_await courier_.deliver(domain, parcels, tls);
+      // On the courier's strand: each message's outcomes are recorded on this
+      // one's, at once, while the connection waits.
+      const Courier::Report report = [this, &domain, &jobs, &job_of, &reported, &unrecorded](
+                                         std::size_t parcel, std::vector<Outcome> outcomes) {
+        const auto index = job_of[parcel];
+        reported[index] = true;  // deliver_batch waits for the courier meanwhile
+        auto recording = record_outcomes(domain, jobs[index], std::move(outcomes), unrecorded);
+        return asio::co_spawn(strand(), std::move(recording), asio::use_awaitable);
+      };
+      auto delivering = courier_.deliver(domain, parcels, tls, report);
+      co_await std::move(delivering);
     }
   } catch (const std::exception& e) {
     spdlog::warn("queue: delivery to {} failed: {}", domain, e.what());
   }
 
-  const auto results = results_for(jobs, outcomes);
-  const auto& owner = this->owner();
-  for (int attempt = 1; attempt <= limits::record_tries; ++attempt) {
-    bool recorded = false;
-    try {
-      const auto applied = co_await net::run_blocking(
-          store_pool_, [&queue, &owner, &results] { return queue.record(owner, results); });
-      if (applied < results.size())
-        spdlog::warn("queue: {} of {} results for {} came after their lease was lost",
-                     results.size() - applied, results.size(), domain);
-      recorded = true;
-    } catch (const std::exception& e) {
-      spdlog::warn("queue: recording results for {} failed (try {}): {}", domain, attempt,
-                   e.what());
-    }
-    if (recorded || attempt == limits::record_tries) break;
-    asio::steady_timer pause(strand(), limits::record_retry_wait);
-    boost::system::error_code ec;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // What the courier never reported (stopping, or trouble) is recorded as unfinished.
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (reported[i]) continue;
+    std::vector<Outcome> none;
+    co_await record_outcomes(domain, jobs[i], std::move(none), unrecorded);
   }
   for (const auto& job : jobs)
-    for (const auto& r : job.message.recipients) in_flight().erase(r.id);
+    for (const auto& r : job.message.recipients) release(r.id);
   job_finished();
   look_again();  // notices may be owed now
 }
 
+// One message's outcomes, recorded in a commit of their own (which the store
+// may share with other workers'), retried a few times unless `unrecorded` (an
+// earlier recording of the batch failed); false, and `unrecorded`, when they
+// could not be recorded. Its leases are released first: renewals no longer count them.
+asio::awaitable<bool> QueueManager::record_outcomes(const std::string& domain,
+                                                    const store::DeliveryJob& job,
+                                                    std::vector<Outcome> outcomes,
+                                                    bool& unrecorded) {
+  auto& queue = queue_;
+  const auto results = results_for(job, outcomes);
+  for (const auto& r : job.message.recipients) release(r.id);
+  const auto& owner = this->owner();
+  const int tries = unrecorded ? 1 : limits::record_tries;
+  for (int attempt = 1; attempt <= tries; ++attempt) {
+    try {
+      const auto applied = co_await net::run_blocking(
+          store_pool_, [&queue, &owner, &results] { return queue.record(owner, results); });
+      if (applied < results.size())
+        spdlog::warn("queue: {} of {} results for message {} to {} came after their lease was lost",
+                     results.size() - applied, results.size(), job.message.id, domain);
+      look_again();  // notices may be owed now
+      co_return true;
+    } catch (const std::exception& e) {
+      spdlog::warn("queue: recording results for message {} to {} failed (try {}): {}",
+                   job.message.id, domain, attempt, e.what());
+    }
+    if (attempt == tries) break;
+    asio::steady_timer pause(strand(), limits::record_retry_wait);
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  unrecorded = true;
+  co_return false;
+}
+
 std::vector<store::RecipientResult> QueueManager::results_for(
-    const std::vector<store::DeliveryJob>& jobs, const std::vector<Outcome>& outcomes) const {
+    const store::DeliveryJob& job, const std::vector<Outcome>& outcomes) const {
   using Kind = store::RecipientResult::Kind;
   std::map<store::QueueRecipientId, const Outcome*> by_id;
   for (const auto& o : outcomes) by_id[o.recipient] = &o;
   const auto now = unix_now();
   const auto& d = settings_.delivery;
   std::vector<store::RecipientResult> results;
-  for (const auto& job : jobs) {
-    const auto& m = job.message;
-    for (const auto& r : m.recipients) {
-      store::RecipientResult result;
-      result.id = r.id;
-      const auto found = by_id.find(r.id);
-      const Outcome fallback{r.id,
-                             Outcome::Kind::temporary,
-                             stopping() ? "451 4.3.2 maild was shutting down"
-                                        : "451 4.3.0 the delivery attempt did not finish",
-                             "",
-                             false,
-                             false};
-      const Outcome& o = found == by_id.end() ? fallback : *found->second;
-      result.reply = o.reply;
-      result.remote_host = o.remote_host;
-      if (o.unconfirmed)
-        spdlog::warn("queue: <{}> of message {}: no reply after the content; it may arrive twice",
-                     r.address, m.id);
-      switch (o.kind) {
-        case Outcome::Kind::delivered:
-          result.kind = Kind::delivered;
-          result.notice = o.dsn_relayed && !m.reverse_path.empty();
-          break;
-        case Outcome::Kind::permanent:
+  const auto& m = job.message;
+  for (const auto& r : m.recipients) {
+    store::RecipientResult result;
+    result.id = r.id;
+    const auto found = by_id.find(r.id);
+    const Outcome fallback{r.id,
+                           Outcome::Kind::temporary,
+                           stopping() ? "451 4.3.2 maild was shutting down"
+                                      : "451 4.3.0 the delivery attempt did not finish",
+                           "",
+                           false,
+                           false};
+    const Outcome& o = found == by_id.end() ? fallback : *found->second;
+    result.reply = o.reply;
+    result.remote_host = o.remote_host;
+    if (o.unconfirmed)
+      spdlog::warn("queue: <{}> of message {}: no reply after the content; it may arrive twice",
+                   r.address, m.id);
+    switch (o.kind) {
+      case Outcome::Kind::delivered:
+        result.kind = Kind::delivered;
+        result.notice = o.dsn_relayed && !m.reverse_path.empty();
+        break;
+      case Outcome::Kind::permanent:
+        result.kind = Kind::failed;
+        result.notice = wants_failure_notice(m.reverse_path, r.notify);
+        break;
+      case Outcome::Kind::temporary: {
+        const auto age = now - m.queued_at;
+        const auto expires = m.queued_at + d.max_queue_age;
+        if (now >= expires) {
           result.kind = Kind::failed;
+          result.reply = expired_reply(o.reply, d.max_queue_age);
           result.notice = wants_failure_notice(m.reverse_path, r.notify);
           break;
-        case Outcome::Kind::temporary: {
-          const auto age = now - m.queued_at;
-          const auto expires = m.queued_at + d.max_queue_age;
-          if (now >= expires) {
-            result.kind = Kind::failed;
-            result.reply = expired_reply(o.reply, d.max_queue_age);
-            result.notice = wants_failure_notice(m.reverse_path, r.notify);
-            break;
-          }
-          const auto step = std::min<std::size_t>(static_cast<std::size_t>(r.attempts),
-                                                  d.retry_schedule.size() - 1);
-          result.kind = Kind::deferred;
-          result.next_attempt = std::min(now + d.retry_schedule[step], expires);
-          if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning &&
-              wants_delay_notice(m.reverse_path, r.notify)) {
-            result.notice = true;
-            result.delay_warned = true;
-          }
-          break;
         }
+        const auto step = std::min<std::size_t>(static_cast<std::size_t>(r.attempts),
+                                                d.retry_schedule.size() - 1);
+        result.kind = Kind::deferred;
+        result.next_attempt = std::min(now + d.retry_schedule[step], expires);
+        if (d.delay_warning.count() > 0 && !r.delay_warned && age >= d.delay_warning &&
+            wants_delay_notice(m.reverse_path, r.notify)) {
+          result.notice = true;
+          result.delay_warned = true;
+        }
+        break;
       }
-      spdlog::info("queue: <{}> of message {}: {} ({}) {}", r.address, m.id,
-                   result.kind == Kind::delivered ? "delivered"
-                   : result.kind == Kind::failed  ? "failed"
-                                                  : "deferred",
-                   result.remote_host.empty() ? "-" : result.remote_host, result.reply);
-      results.push_back(std::move(result));
     }
+    spdlog::info("queue: <{}> of message {}: {} ({}) {}", r.address, m.id,
+                 result.kind == Kind::delivered ? "delivered"
+                 : result.kind == Kind::failed  ? "failed"
+                                                : "deferred",
+                 result.remote_host.empty() ? "-" : result.remote_host, result.reply);
+    results.push_back(std::move(result));
   }
   return results;
 }
@@ -311,13 +345,13 @@ asio::awaitable<void> QueueManager::send_notices() {
   }
 }
 
-asio::awaitable<void> QueueManager::renew(const std::vector<Id>& ids) {
+asio::awaitable<bool> QueueManager::renew(const std::vector<Id>& ids) {
   auto& queue = queue_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(
       store_pool_, [&queue, &owner, &ids, lease] { return queue.renew(owner, ids, lease); });
-  if (!kept) spdlog::warn("queue: a lease on recipients in flight was lost");
+  co_return kept;
 }
 
 }  // namespace maild::delivery

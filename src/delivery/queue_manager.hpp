@@ -35,6 +35,8 @@ store::NewMessage notice_message(NoticeInput& in, const config::Settings& settin
 
 // wake(): something was queued. stop(): transfers are cancelled and come back
 // temporary, and are recorded so. idle(): every batch has recorded its outcomes.
+// Each message's outcomes are recorded as soon as its peer's reply is in, before
+// the connection sends the next: a crash resends at most the message on the wire.
 class QueueManager final : public net::LeasedWorker {
  public:
   QueueManager(const config::Settings& settings, store::DeliveryQueue& queue,
@@ -45,13 +47,16 @@ class QueueManager final : public net::LeasedWorker {
  private:
   void on_start() override;
   boost::asio::awaitable<void> round() override;
-  boost::asio::awaitable<void> renew(const std::vector<Id>& ids) override;
+  boost::asio::awaitable<bool> renew(const std::vector<Id>& ids) override;
   void on_stop() override;
   boost::asio::awaitable<void> claim_work();
   boost::asio::awaitable<void> deliver_batch(std::string domain,
                                              std::vector<store::DeliveryJob> jobs);
+  boost::asio::awaitable<bool> record_outcomes(const std::string& domain,
+                                               const store::DeliveryJob& job,
+                                               std::vector<Outcome> outcomes, bool& unrecorded);
   boost::asio::awaitable<void> send_notices();
-  std::vector<store::RecipientResult> results_for(const std::vector<store::DeliveryJob>& jobs,
+  std::vector<store::RecipientResult> results_for(const store::DeliveryJob& job,
                                                   const std::vector<Outcome>& outcomes) const;
   store::NewMessage notice_for(const store::QueuedMessage& message,
                                const std::string& original) const;

@@ -84,15 +84,23 @@ class Connection {
     co_return sent;
   }
 
-  // The next CRLF line. Waits at most `timeout` for each chunk of it.
+  // The session may last until `deadline` (limits::session_max); every wait
+  // ends by then, and session_expired() says why it did.
+  void set_session_deadline(Clock::time_point deadline) { session_deadline_ = deadline; }
+  bool session_expired() const { return Clock::now() >= session_deadline_; }
+
+  // The next CRLF line. Waits at most `timeout` for its first byte, and all
+  // of it must have come within `timeout` of that byte: a peer that trickles
+  // bytes cannot hold the reader any longer.
   boost::asio::awaitable<ReadResult> read_line(Seconds timeout) {
     const auto result = co_await read_line_by(timeout, Clock::time_point::max());
     co_return result;
   }
 
-  // The same, but all of the line must have come by `deadline`: a peer that
-  // trickles bytes cannot hold the reader any longer.
+  // The same, and all of the line must have come by `deadline`.
   boost::asio::awaitable<ReadResult> read_line_by(Seconds timeout, Clock::time_point deadline) {
+    deadline = std::min(deadline, session_deadline_);
+    std::optional<Clock::time_point> started;  // when the line's first byte was here
     for (;;) {
       if (auto line = lines_.next()) {
         if (line->too_long) co_return ReadResult{ReadStatus::too_long, {}};
@@ -104,8 +112,10 @@ class Connection {
       // the flush completed found no read to cancel.
       if (stopping()) co_return ReadResult{ReadStatus::stopping, {}};
       const auto now = Clock::now();
-      if (now >= deadline) co_return ReadResult{ReadStatus::timed_out, {}};
-      const auto wait = std::min<Clock::duration>(timeout, deadline - now);
+      if (!started && lines_.has_pending()) started = now;
+      const auto line_deadline = started ? std::min(deadline, *started + timeout) : deadline;
+      if (now >= line_deadline) co_return ReadResult{ReadStatus::timed_out, {}};
+      const auto wait = std::min<Clock::duration>(timeout, line_deadline - now);
       auto space = lines_.prepare(read_chunk);
       boost::system::error_code ec;
       const std::size_t n = co_await read_some(space.data(), space.size(), wait, ec);
@@ -115,22 +125,27 @@ class Connection {
   }
 
   // Raw bytes (message content): what the line buffer holds first, then
-  // whatever the peer sends next, appended to `out`.
-  boost::asio::awaitable<ReadStatus> read_raw(std::string& out, Seconds timeout) {
+  // whatever the peer sends next (by `deadline` at the latest), appended to `out`.
+  boost::asio::awaitable<ReadStatus> read_raw(
+      std::string& out, Seconds timeout, Clock::time_point deadline = Clock::time_point::max()) {
     if (lines_.has_pending()) {
       out += lines_.take_buffered();
       co_return ReadStatus::line;
     }
     const bool flushed = co_await flush(timeout);
     if (!flushed) co_return ReadStatus::closed;
+    deadline = std::min(deadline, session_deadline_);
+    const auto now = Clock::now();
+    if (now >= deadline) co_return ReadStatus::timed_out;
+    const auto wait = std::min<Clock::duration>(timeout, deadline - now);
     const auto old_size = out.size();
     out.resize(old_size + raw_chunk);
     boost::system::error_code ec;
-    std::size_t n = co_await read_some(out.data() + old_size, raw_chunk, timeout, ec);
+    std::size_t n = co_await read_some(out.data() + old_size, raw_chunk, wait, ec);
     // A stop request cancels waits for commands; message content in flight is finished.
     while (ec == boost::asio::error::operation_aborted && stopping() && !watchdog_.expired()) {
       ec.clear();
-      n = co_await read_some(out.data() + old_size, raw_chunk, timeout, ec);
+      n = co_await read_some(out.data() + old_size, raw_chunk, wait, ec);
     }
     out.resize(old_size + n);
     if (ec) co_return failure_status(ec);
@@ -237,6 +252,7 @@ class Connection {
   }
 
   Socket& socket_;
+  Clock::time_point session_deadline_ = Clock::time_point::max();
   std::optional<boost::asio::ssl::stream<Socket&>> tls_;
   Watchdog<Socket> watchdog_;
   LineBuffer lines_;

@@ -15,9 +15,11 @@
 namespace maild::net {
 namespace asio = boost::asio;
 
-LeasedWorker::LeasedWorker(asio::any_io_executor io, std::string name, const std::string& hostname,
-                           std::size_t workers, Seconds poll, Seconds lease_time)
+LeasedWorker::LeasedWorker(asio::any_io_executor io, std::string name, std::string leased,
+                           const std::string& hostname, std::size_t workers, Seconds poll,
+                           Seconds lease_time)
     : name_(std::move(name)),
+      leased_(std::move(leased)),
       strand_(asio::make_strand(io)),
       wakeup_(strand_),
       owner_(hostname + "/" + std::to_string(::getpid()) + "/" + random_hex_128().substr(0, 8)),
@@ -65,12 +67,47 @@ asio::awaitable<void> LeasedWorker::run() {
   idle_ = jobs_ == 0;
 }
 
-asio::awaitable<void> LeasedWorker::renew_leases() {
+asio::awaitable<bool> LeasedWorker::renew_leases() {
   const auto now = std::chrono::steady_clock::now();
-  if (in_flight_.empty() || now - last_renewal_ < lease_time_ / 3) co_return;
+  std::vector<Id> ids;
+  {
+    std::lock_guard lock(in_flight_mutex_);
+    if (in_flight_.empty() || now - last_renewal_ < lease_time_ / 3) co_return true;
+    ids.assign(in_flight_.begin(), in_flight_.end());
+  }
   last_renewal_ = now;
-  const std::vector<Id> ids(in_flight_.begin(), in_flight_.end());
-  co_await renew(ids);
+  for (;;) {
+    const bool kept = co_await renew(ids);
+    if (kept) co_return true;
+    // An outcome recorded while renew() ran ended its lease: no loss. Renew
+    // what is still in flight once more; unless nothing left it meanwhile.
+    std::vector<Id> still;
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      for (const auto id : ids)
+        if (in_flight_.contains(id)) still.push_back(id);
+    }
+    if (still.empty()) co_return true;
+    if (still.size() == ids.size()) break;
+    ids = std::move(still);
+  }
+  spdlog::warn("{}: a lease on {} in flight was lost", name_, leased_);
+  co_return false;
+}
+
+void LeasedWorker::hold(Id id) {
+  std::lock_guard lock(in_flight_mutex_);
+  in_flight_.insert(id);
+}
+
+std::size_t LeasedWorker::in_flight() const {
+  std::lock_guard lock(in_flight_mutex_);
+  return in_flight_.size();
+}
+
+void LeasedWorker::release(Id id) {
+  std::lock_guard lock(in_flight_mutex_);
+  in_flight_.erase(id);
 }
 
 void LeasedWorker::look_again() {

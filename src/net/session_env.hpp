@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "maild/config/limits.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/core/net_types.hpp"
 #include "maild/store/store.hpp"
@@ -34,6 +35,11 @@ struct ServerParts {
   CredentialCache& credentials;  // verified passwords, for POP3 and SMTP AUTH
   // Tells the outbound queue that a message was just queued (may be empty).
   std::function<void()> queue_wakeup;
+  // How long one session may last (tests shorten them).
+  Seconds smtp_session_max = limits::smtp_session_max;
+  Seconds pop3_session_max = limits::pop3_session_max;
+  ByteSize content_min_rate = limits::content_min_rate;
+  Seconds content_rate_grace = limits::content_rate_grace;
 };
 
 struct SessionEnv {

@@ -69,6 +69,7 @@ class Session {
         owner_(settings_.server.hostname + "/" + env.id) {}
 
   asio::awaitable<void> run() {
+    io_.set_session_deadline(std::chrono::steady_clock::now() + env_.parts.pop3_session_max);
     log().info("pop3 connect from {} on {}", env_.remote_text,
                net::implicit_tls(env_.service) ? "pop3s" : "pop3");
     if (net::implicit_tls(env_.service)) {
@@ -121,6 +122,11 @@ class Session {
         case net::ReadStatus::closed:
           co_return;
         case net::ReadStatus::timed_out:
+          if (io_.session_expired()) {
+            log().info("the session's time limit passed, closing");
+            err("[SYS/TEMP] session time limit exceeded, closing connection");
+            co_return;
+          }
           // RFC 1939 3: the autologout timer closes without a response.
           log().info("idle timeout, closing");
           co_return;

@@ -189,8 +189,9 @@ class Retriever::AddressShares {
 Retriever::Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
                      asio::any_io_executor store_pool, dns::Resolver& resolver,
                      asio::any_io_executor io, const smtp::SessionExtensions& checks)
-    : LeasedWorker(io, "retrieval", settings.server.hostname, settings.delivery.workers,
-                   settings.reverse.poll_interval, settings.delivery.lease_time),
+    : LeasedWorker(io, "retrieval", "retrievals", settings.server.hostname,
+                   settings.delivery.workers, settings.reverse.poll_interval,
+                   settings.delivery.lease_time),
       settings_(settings),
       retrievals_(retrievals),
       store_pool_(std::move(store_pool)),
@@ -241,10 +242,10 @@ void Retriever::on_stop() {
 }
 
 asio::awaitable<void> Retriever::claim_work() {
-  auto& in_flight = this->in_flight();
   const std::size_t capacity = settings_.delivery.workers * limits::gets_per_connection_max;
-  if (in_flight.size() >= capacity) co_return;
-  const std::size_t limit = capacity - in_flight.size();
+  const auto busy = in_flight();
+  if (busy >= capacity) co_return;
+  const std::size_t limit = capacity - busy;
   auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
@@ -256,7 +257,7 @@ asio::awaitable<void> Retriever::claim_work() {
   // Ordered by sender domain: consecutive runs make each domain's retrievals.
   std::vector<std::vector<store::PendingRetrieval>> domains;
   for (auto& retrieval : claimed) {
-    in_flight.insert(retrieval.id);
+    hold(retrieval.id);
     if (domains.empty() || domains.back().front().sender_domain != retrieval.sender_domain)
       domains.emplace_back();
     domains.back().push_back(std::move(retrieval));
@@ -321,7 +322,7 @@ asio::awaitable<void> Retriever::fetch_group(std::string domain,
   } catch (const std::exception& e) {
     spdlog::warn("retrieval: fetching from {} failed: {}", group.domain, e.what());
   }
-  for (const auto& r : group.retrievals) in_flight().erase(r.id);
+  for (const auto& r : group.retrievals) release(r.id);
   job_finished();
 }
 
@@ -515,6 +516,7 @@ asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::st
   const auto& owner = this->owner();
   const auto id = retrieval.id;
   std::string refusal;
+  release(id);  // stored now, before the rest of the group
   try {
     const auto stored = co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &message] {
       return reverse.finish_retrieval(owner, id, message);
@@ -552,6 +554,7 @@ asio::awaitable<void> Retriever::permanent(Group& group, std::size_t index,
   const auto id = retrieval.id;
   spdlog::info("retrieval {} {} from <{}>: failed, not delivered: {}", id,
                smtp::shown_token(retrieval.token), retrieval.reverse_path, reason);
+  release(id);
   try {
     co_await net::run_blocking(store_pool_, [&reverse, &owner, id, &reason] {
       return reverse.fail_retrieval(owner, id, store::RetrievalFailure::permanent, reason);
@@ -573,6 +576,7 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
   const auto now = unix_now();
   const auto max_age = settings_.reverse.pending_max_age;
   const auto expires = retrieval.received_at.time_since_epoch().count() + max_age.count();
+  release(id);
   try {
     if (now >= expires) {
       const auto why = "550 5.4.7 not fetched within " + std::to_string(max_age.count()) +
@@ -600,14 +604,14 @@ asio::awaitable<void> Retriever::temporary(Group& group, std::size_t index,
   }
 }
 
-asio::awaitable<void> Retriever::renew(const std::vector<Id>& ids) {
+asio::awaitable<bool> Retriever::renew(const std::vector<Id>& ids) {
   auto& reverse = retrievals_;
   const auto& owner = this->owner();
   const auto lease = settings_.delivery.lease_time;
   const bool kept = co_await net::run_blocking(store_pool_, [&reverse, &owner, &ids, lease] {
     return reverse.renew_retrievals(owner, ids, lease);
   });
-  if (!kept) spdlog::warn("retrieval: a lease on retrievals in flight was lost");
+  co_return kept;
 }
 
 // Fetched and failed retrievals are kept for `mailctl` a while, then deleted.

@@ -67,7 +67,7 @@ class Retriever final : public net::LeasedWorker {
 
   void on_start() override;
   boost::asio::awaitable<void> round() override;
-  boost::asio::awaitable<void> renew(const std::vector<Id>& ids) override;
+  boost::asio::awaitable<bool> renew(const std::vector<Id>& ids) override;
   void on_stop() override;
   boost::asio::awaitable<void> claim_work();
   boost::asio::awaitable<void> purge();

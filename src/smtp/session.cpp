@@ -119,6 +119,7 @@ class Session final : public VerbContext {
   }
 
   asio::awaitable<void> run() {
+    conn_.set_session_deadline(Clock::now() + env_.parts.smtp_session_max);
     log().info("connect from {} on {}", env_.remote_text, service_name());
     if (net::implicit_tls(env_.service)) {
       const bool secured = co_await start_tls();
@@ -204,6 +205,7 @@ class Session final : public VerbContext {
 
  private:
   using Handler = asio::awaitable<Flow> (Session::*)(Command&);
+  using Clock = std::chrono::steady_clock;
   struct VerbEntry {
     Verb verb;
     std::string_view name;
@@ -239,8 +241,7 @@ class Session final : public VerbContext {
         case net::ReadStatus::closed:
           co_return;
         case net::ReadStatus::timed_out:
-          log().info("timeout waiting for a command");
-          reply(status::timed_out, hostname() + " timeout exceeded, closing connection");
+          say_timed_out(conn_.session_expired() ? "the session's time limit" : "a command");
           co_return;
         case net::ReadStatus::stopping:
           say_shutting_down();
@@ -681,13 +682,25 @@ class Session final : public VerbContext {
   }
 
   // Feeds the reader until its chunk (BDAT) or the message (DATA) is complete;
-  // bytes after it stay for the command reader.
+  // bytes after it stay for the command reader. All of it must come within
+  // data_timeout, and after the grace at content_min_rate on average.
   asio::awaitable<net::ReadStatus> read_content(DataReader& reader) {
+    const auto started = Clock::now();
+    const auto deadline = started + settings_.smtp.data_timeout;
+    const auto rate = std::max<std::uint64_t>(env_.parts.content_min_rate.bytes, 1);
+    std::uint64_t received = 0;
     std::string bytes;
     while (!reader.chunk_done()) {
+      // What has come so far buys this much time at the minimum rate.
+      const std::chrono::milliseconds earned(received * 1000 / rate);
+      const auto slow = started + std::max<Clock::duration>(env_.parts.content_rate_grace, earned);
+
       bytes.clear();
-      const auto read = co_await conn_.read_raw(bytes, settings_.smtp.data_timeout);
+      const auto read =
+          co_await conn_.read_raw(bytes, settings_.smtp.data_timeout, std::min(deadline, slow));
+      if (read == net::ReadStatus::timed_out) too_slow_ = Clock::now() >= slow;
       if (read != net::ReadStatus::line) co_return read;
+      received += bytes.size();
       const auto used = reader.feed(bytes);
       if (used < bytes.size()) conn_.unread(std::string_view(bytes).substr(used));
     }
@@ -697,10 +710,19 @@ class Session final : public VerbContext {
   Flow content_interrupted(net::ReadStatus read) {
     if (transaction()) end_transaction();
     if (read == net::ReadStatus::timed_out) {
-      log().info("timeout while receiving message content");
-      reply(status::timed_out, hostname() + " timeout exceeded, closing connection");
+      if (conn_.session_expired())
+        say_timed_out("the session's time limit, in message content");
+      else if (too_slow_)
+        say_timed_out("message content arriving slower than the minimum rate");
+      else
+        say_timed_out("message content (data_timeout)");
     }
     return Flow::close;
+  }
+
+  void say_timed_out(std::string_view waiting_for) {
+    log().info("timeout waiting for {}", waiting_for);
+    reply(status::timed_out, hostname() + " timeout exceeded, closing connection");
   }
 
   // The end of the content: refuse it, or store it and only then say 250.
@@ -832,7 +854,8 @@ class Session final : public VerbContext {
   State state_;
   std::optional<std::string> authenticated_;
   unsigned errors_ = 0;
-  bool counting_ = true;  // this command's 5xx replies count toward max_errors
+  bool too_slow_ = false;  // the last content read ended at the minimum rate's deadline
+  bool counting_ = true;   // this command's 5xx replies count toward max_errors
   Transcript transcript_;
   std::string session_headers_;  // asked for at connect and HELO: for every message
   std::vector<std::unique_ptr<ExtensionSession>> hooks_;  // one per extension, in order

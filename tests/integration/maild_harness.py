@@ -236,7 +236,8 @@ class Maild:
             password_file = os.path.join(self.dir, "mysql-password")
             with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                 f.write(self.mysql.password + "\n")
-            sections["store"] = {"backend": "mysql", "workers": "2"}
+            # [store] path's folder is maild's state folder (its GTID position) with MySQL too.
+            sections["store"] = {"backend": "mysql", "path": "mail.db", "workers": "2"}
             sections["mysql"] = {"endpoints": self.mysql.endpoint(), "user": self.mysql.user,
                                  "password_file": "mysql-password",  # relative to mail.conf
                                  "database": self.mysql.database, "semi_sync": "false"}

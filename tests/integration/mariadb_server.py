@@ -156,7 +156,10 @@ class MariaDB:
     # -- lifecycle -------------------------------------------------------
 
     def _install_db(self):
+        # --tmpdir (passed on to mariadbd): its bootstrap's temporary tables stay in our folder,
+        # not in the system's /tmp beside those of other servers being installed at the time.
         command = [INSTALL_DB, "--no-defaults", "--datadir=%s" % self.data_dir,
+                   "--tmpdir=%s" % self.tmp_dir,
                    "--auth-root-authentication-method=normal", "--skip-test-db",
                    "--skip-name-resolve", "--user=%s" % SERVER_USER,
                    "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"]

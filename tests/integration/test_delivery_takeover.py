@@ -1,7 +1,9 @@
 """Two maild nodes on one store: leases keep them from delivering a recipient
 twice, and when a node dies (SIGKILL in the middle of a batch) the other one
-delivers everything it left once its leases lapse. smtp-sink on 127.0.0.2
-receives; dnsmasq answers the MX."""
+delivers everything it left once its leases lapse, and of what the dead node
+had sent only the message on the wire arrives twice: each message's outcome
+is recorded as soon as the peer accepts it. A healthy node never logs a lost
+lease. smtp-sink on 127.0.0.2 receives; dnsmasq answers the MX."""
 
 import re
 import signal
@@ -15,6 +17,7 @@ from postfix_peer import SmtpSink, missing_tools
 from test_delivery import port_free_on, wait_until
 
 LEASE = 5  # seconds: [delivery] lease_time for these nodes (its minimum)
+LOST_LEASE = "a lease on recipients in flight was lost"
 
 
 def subjects(messages):
@@ -35,11 +38,12 @@ class TakeoverTest(unittest.TestCase):
         self.dns = DnsServer(self, mx={"example.org": [(10, "mx.example.org")]},
                              hosts={"mx.example.org": "127.0.0.2"})
 
-    def node(self, sharing=None, hostname="node-a.example.test"):
+    def node(self, sharing=None, hostname="node-a.example.test", per_destination=4):
         """A maild node; with sharing (another node), on that node's store."""
         extra = ("[dns]\nservers = %s\ntimeout = 2s\n"
                  "[delivery]\nsmtp_port = %d\nretry_schedule = 1s\nlease_time = %ds\n"
-                 % (self.dns.endpoint, self.port, LEASE))
+                 "per_destination = %d\n"
+                 % (self.dns.endpoint, self.port, LEASE, per_destination))
         if sharing and not sharing.mysql:
             extra += "[store]\npath = %s\n" % sharing.store_path
         maild = Maild(self, config_extra=extra, hostname=hostname,
@@ -85,6 +89,46 @@ class TakeoverTest(unittest.TestCase):
         wait_until(lambda: b.mailctl("--json", "queue", "list").stdout.strip() == "[]",
                    "the queue is empty")
 
+    def test_after_a_kill_in_a_long_batch_only_the_message_on_the_wire_arrives_twice(self):
+        # 30 messages queued while no peer listens: each attempt is refused and deferred.
+        a = self.node(per_destination=1)
+        a.start()
+        expected = self.queue_messages(a, 30, "long batch")
+        self.assertEqual(a.stop(), 0, a.output())
+        for stream in (a.process.stdout, a.process.stderr):
+            stream.close()
+        # After a restart they are all due (retry_schedule = 1s): one claim, one batch, one
+        # connection, one second per message at the sink. A is killed once the peer has
+        # taken at least 10.
+        sink = SmtpSink(self, host="127.0.0.2", port=self.port, options=["-w", "1"])
+        time.sleep(1.5)
+        a.start()
+        sink.wait_for_messages(10, timeout=60)
+        a.stop(sig=signal.SIGKILL)
+        before = subjects(sink.messages())
+
+        b = self.node(sharing=a, hostname="node-b.example.test", per_destination=1)
+        b.start()
+        wait_until(lambda: set(expected) <= set(subjects(sink.messages())),
+                   "node B delivers what node A left", timeout=120)
+        time.sleep(1.5)
+        captured = subjects(sink.messages())
+        duplicates = {s: captured.count(s) for s in expected if captured.count(s) > 1}
+        print("long batch: %d delivered before the kill, %d captured in all, duplicates: %r"
+              % (len(before), len(captured), duplicates))
+        self.assertGreaterEqual(len(before), 10)
+        self.assertEqual(a.log().count("connected to mx.example.org"), 1, "one connection")
+        for s in expected:
+            self.assertGreaterEqual(captured.count(s), 1, s)
+        # Everything the peer had accepted was recorded, but perhaps the one on the wire.
+        self.assertLessEqual(sum(n - 1 for n in duplicates.values()), 1, duplicates)
+        self.assertEqual([s for s in duplicates if s not in before], [], duplicates)
+        wait_until(lambda: b.mailctl("--json", "queue", "list").stdout.strip() == "[]",
+                   "the queue is empty")
+        # Node B, healthy, recorded ~20 outcomes one by one while renewing its leases.
+        self.assertNotIn(LOST_LEASE, b.log())
+        self.assertNotIn(LOST_LEASE, a.log())
+
     def test_two_live_nodes_never_deliver_one_recipient_twice(self):
         sink = SmtpSink(self, host="127.0.0.2", port=self.port)
         a = self.node()
@@ -96,6 +140,8 @@ class TakeoverTest(unittest.TestCase):
         time.sleep(2.0)  # and no more than that
         captured = subjects(sink.messages())
         self.assertEqual(sorted(captured), sorted(expected))
+        for node in (a, b):
+            self.assertNotIn(LOST_LEASE, node.log())
 
 
 if __name__ == "__main__":

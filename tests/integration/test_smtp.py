@@ -142,7 +142,7 @@ class Delivery(SmtpCase):
         self.assertIsNone(received["tls_version"])
         self.assertIsNone(received["user"])
         # The id in Received is the session id on maild's log lines.
-        self.assertRegex(maild.log(), r" info %s stored %s from <sender@remote\.test>: %d octets, 1 mailboxes"
+        self.assertRegex(maild.log(), r" info %s stored %s from <sender@remote\.test>: %d octets, 1 mailbox,"
                          % (received["id"], digest.decode(), len(MESSAGE)))
 
     def test_250_only_after_the_commit_the_message_is_there_when_the_client_hears_it(self):

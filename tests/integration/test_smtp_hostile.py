@@ -184,6 +184,73 @@ class Floods(unittest.TestCase):
         self.assertEqual(deliveries(maild), [])
 
 
+class SlowClients(unittest.TestCase):
+    """Slowloris: clients that trickle a byte at a time hold no place past the timeout."""
+
+    PLACES = 10
+
+    def test_tricklers_are_cut_at_the_timeout_and_a_legitimate_client_is_served(self):
+        maild = Maild(self, "[server]\nmax_connections = %d\nmax_connections_per_ip = %d\n"
+                            "[smtp]\ncommand_timeout = 2s\n" % (self.PLACES, self.PLACES))
+        provision(maild, ["bob@example.test"])
+        maild.start()
+        cut_after = [None] * self.PLACES
+        stop = threading.Event()
+
+        def trickler(n):
+            sock = socket.create_connection(("127.0.0.1", maild.ports["smtp"]), timeout=IO_TIMEOUT)
+            try:
+                if not sock.recv(512).startswith(b"220 "):
+                    return
+                started = time.monotonic()
+                for byte in b"EHLO trickler.test" * 10:  # a byte each 0.25 s: 45 s if never cut
+                    if stop.is_set():
+                        return
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.25)
+                    sock.setblocking(False)
+                    try:
+                        answer = sock.recv(512)
+                    except BlockingIOError:
+                        answer = None
+                    finally:
+                        sock.setblocking(True)
+                    if answer is not None:  # the 421, or the close
+                        cut_after[n] = (time.monotonic() - started, answer)
+                        return
+            except OSError as e:
+                cut_after[n] = (time.monotonic() - started, repr(e))
+            finally:
+                sock.close()
+
+        threads = [threading.Thread(target=trickler, args=(n,)) for n in range(self.PLACES)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # every place taken, each trickler mid-line
+        attack_started = time.monotonic()
+        served_after = None
+        while time.monotonic() - attack_started < 10 and served_after is None:
+            try:
+                with smtplib.SMTP("127.0.0.1", maild.ports["smtp"], timeout=IO_TIMEOUT) as client:
+                    client.sendmail("alice@remote.test", ["bob@example.test"],
+                                    b"Subject: served\r\n\r\nduring the attack\r\n")
+                    served_after = time.monotonic() - attack_started
+            except (smtplib.SMTPException, OSError):
+                time.sleep(0.2)  # 421 too many connections: every place is a trickler's
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=IO_TIMEOUT)
+        self.assertIsNotNone(served_after, "no legitimate session within 10 s")
+        self.assertLess(served_after, 4.0)
+        for n, cut in enumerate(cut_after):
+            self.assertIsNotNone(cut, "trickler %d was never cut" % n)
+            elapsed, answer = cut
+            self.assertLess(elapsed, 3.5, "trickler %d held its place %.1f s" % (n, elapsed))
+            if isinstance(answer, bytes) and answer:
+                self.assertTrue(answer.startswith(b"421 4.4.2"), answer)
+        self.assertEqual(len(deliveries(maild, "bob@example.test")), 1)
+
+
 class Concurrency(unittest.TestCase):
     SESSIONS = 50
     MESSAGES = 20

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "maild/core/base64.hpp"
@@ -402,6 +403,46 @@ TEST_F(Pop3Session, TooManyBadCommandsClose) {
   }
   expect_err(c, "-ERR too many bad commands");
   EXPECT_TRUE(c.closed());
+}
+
+TEST_F(Pop3Session, TheSessionTimeLimitEndsABusySession) {
+  deliver("Subject: one\r\n\r\nbody\r\n");
+  parts().pop3_session_max = Seconds{4};  // the login itself takes a while (password hashing)
+  auto c = logged_in();
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::string> replies;
+  for (int i = 0; i < 24; ++i) {
+    try {
+      c.send("NOOP\r\n");
+    } catch (const std::exception&) {
+      // closed already: its -ERR waits to be read
+    }
+    replies.push_back(c.line());
+    if (replies.back() != "+OK") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_FALSE(replies.empty());
+  EXPECT_EQ(replies.front(), "+OK");  // within the limit: served
+  EXPECT_EQ(replies.back(), "-ERR [SYS/TEMP] session time limit exceeded, closing connection");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_TRUE(c.closed());
+}
+
+TEST_F(Pop3Session, ACommandTrickledInEndsAtTheTimeoutCountedFromItsFirstByte) {
+  settings_.pop3.idle_timeout = Seconds{1};
+  auto c = connect();
+  expect_ok(c);
+  try {
+    for (const char byte : std::string("CAPA CAPA CAPA")) {
+      c.send(std::string(1, byte));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  } catch (const std::exception&) {
+  }
+  // Closed while the bytes still came (an idle timer would close only 1 s after the last).
+  const auto after = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.closed());  // autologout: closed without a response (RFC 1939 3)
+  EXPECT_LT(std::chrono::steady_clock::now() - after, std::chrono::milliseconds(500));
 }
 
 TEST_F(Pop3Session, ShutdownSaysSysTemp) {

@@ -343,6 +343,45 @@ TEST_F(RetrieverChecks, ADeferringCheckLeavesTheRetrievalPendingForALaterAttempt
   EXPECT_EQ(store_->reverse_admin().stats().retrievals_pending, 1);
 }
 
+TEST_F(RetrieverChecks, EachFetchedMessageIsStoredBeforeTheNextGet) {
+  // Two tokens of one sender domain: one group, one connection, two GETs.
+  const std::string second = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+  add_retrieval();
+  add_retrieval(second);
+  std::atomic<int> first_state_at_second_get{-1};
+  peer_->play({[&](PeerConnection& peer) {
+    testing::greet(peer, {"SOURCE"});
+    std::string first_token;
+    for (int n = 0; n < 2; ++n) {
+      const auto get = peer.line();
+      ASSERT_TRUE(get.starts_with("GET ")) << get;
+      const auto asked = get.substr(4);
+      if (n == 0) {
+        first_token = asked;
+      } else {
+        // What the store says of the first while the second is asked for.
+        for (const auto& r : store_->reverse_admin().list_retrievals(10))
+          if (r.token == first_token) first_state_at_second_get = static_cast<int>(r.state);
+      }
+      peer.say("354 2.0.0 " + asked + " message follows\r\n");
+      peer.say(stuffed);
+      peer.say("250 2.0.0 " + asked + " transferred\r\n");
+    }
+    testing::quit(peer);
+  }});
+  start({});
+
+  ASSERT_TRUE(eventually([this] {
+    const auto list = store_->reverse_admin().list_retrievals(10);
+    return list.size() == 2 && std::all_of(list.begin(), list.end(), [](const auto& r) {
+             return r.state == store::RetrievalState::fetched;
+           });
+  }));
+  // The first was stored as soon as it was fetched, not with the rest of its group.
+  EXPECT_EQ(first_state_at_second_get.load(), static_cast<int>(store::RetrievalState::fetched));
+  EXPECT_EQ(counter(store::counter::get_fetched), 2);
+}
+
 // ---- where the worker connects, and how much of it one peer may hold (SOURCE-GET.md 6) ----
 
 // 32 hex characters, distinct for each n.

@@ -230,6 +230,12 @@ class SessionFixture : public ::testing::Test {
     return Client(std::move(client));
   }
 
+  // The server's parts, for a test to shorten a built-in limit before it connects.
+  net::ServerParts& parts() {
+    if (!store_) start_world();
+    return *parts_;
+  }
+
   // A strand on the sessions' I/O thread, for a session's server end.
   asio::strand<asio::io_context::executor_type> new_strand() {
     if (!store_) start_world();

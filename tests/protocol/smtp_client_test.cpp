@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -116,8 +119,10 @@ class SmtpClientTest : public ::testing::Test {
   }
 
   std::vector<Outcome> deliver(std::vector<Parcel>& parcels,
-                               config::TlsPolicy tls = config::TlsPolicy::may) {
-    auto result = asio::co_spawn(io_, courier().deliver(domain_, parcels, tls), asio::use_future);
+                               config::TlsPolicy tls = config::TlsPolicy::may,
+                               Courier::Report report = {}) {
+    auto result = asio::co_spawn(io_, courier().deliver(domain_, parcels, tls, std::move(report)),
+                                 asio::use_future);
     io_.restart();
     io_.run();
     return result.get();
@@ -798,6 +803,104 @@ TEST_F(SmtpClientTest, StopCancelsASessionAndDefers) {
   const auto after = deliver(later);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_EQ(after[0].reply, "451 4.3.0 delivery interrupted: maild is stopping");
+}
+
+// What the queue manager was told of one parcel, and when its recording ended.
+struct Reported {
+  std::size_t parcel;
+  std::vector<Outcome> outcomes;
+};
+
+// A recording that takes 200 ms; then `recorded` says whether it worked, and `done` is set.
+asio::awaitable<bool> record_slowly(std::vector<Reported>& reports, std::size_t parcel,
+                                    std::vector<Outcome> outcomes, bool recorded,
+                                    std::atomic<int>& done) {
+  reports.push_back({parcel, std::move(outcomes)});
+  const auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer pause(executor, 200ms);
+  co_await pause.async_wait(asio::use_awaitable);
+  ++done;
+  co_return recorded;
+}
+
+TEST_F(SmtpClientTest, EachMessageIsReportedAndRecordedBeforeTheNextGoesOut) {
+  std::atomic<int> recorded{0};
+  std::atomic<int> recorded_at_second_mail{-1};
+  std::atomic<int> recorded_at_third_mail{-1};
+  peer_->play({[&](PeerConnection& peer) {
+    greet(peer, {"ENHANCEDSTATUSCODES"});
+    // One message; `seen` gets how many outcomes were recorded when its MAIL arrived.
+    const auto message = [&](const std::string& to, const std::string& end,
+                             std::atomic<int>* seen) {
+      peer.expect("MAIL FROM:<alice@example.net>\r\n");
+      if (seen != nullptr) *seen = recorded.load();
+      peer.say("250 2.1.0 Ok\r\n");
+      peer.expect("RCPT TO:<" + to + ">\r\n");
+      peer.say("250 2.1.5 Ok\r\n");
+      peer.expect("DATA\r\n");
+      peer.say("354 go\r\n");
+      peer.expect(stuffed);
+      peer.say(end);
+    };
+    message("bob@example.org", "250 2.0.0 first\r\n", nullptr);
+    message("carol@example.org", "550 5.7.1 not for carol\r\n", &recorded_at_second_mail);
+    message("dave@example.org", "250 2.0.0 third\r\n", &recorded_at_third_mail);
+    quit(peer);
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}),
+                              parcel({recipient(2, "carol@example.org")}),
+                              parcel({recipient(3, "dave@example.org")})};
+  std::vector<Reported> reports;
+  const auto outcomes =
+      deliver(parcels, config::TlsPolicy::may, [&](std::size_t p, std::vector<Outcome> o) {
+        return record_slowly(reports, p, std::move(o), true, recorded);
+      });
+  ASSERT_EQ(outcomes.size(), 3u);
+  expect_outcome(outcomes[0], 1, Kind::delivered, "250 2.0.0 first");
+  expect_outcome(outcomes[1], 2, Kind::permanent, "550 5.7.1 not for carol");
+  expect_outcome(outcomes[2], 3, Kind::delivered, "250 2.0.0 third");
+  // Each message's outcome was recorded before the next MAIL went out, not after the batch.
+  EXPECT_EQ(recorded_at_second_mail.load(), 1);
+  EXPECT_EQ(recorded_at_third_mail.load(), 2);
+  ASSERT_EQ(reports.size(), 3u);
+  for (std::size_t p = 0; p < reports.size(); ++p) {
+    EXPECT_EQ(reports[p].parcel, p);
+    ASSERT_EQ(reports[p].outcomes.size(), 1u);
+    EXPECT_EQ(reports[p].outcomes[0].recipient, outcomes[p].recipient);
+    EXPECT_EQ(reports[p].outcomes[0].reply, outcomes[p].reply);
+  }
+}
+
+TEST_F(SmtpClientTest, NothingMoreGoesOutOnceAnOutcomeCouldNotBeRecorded) {
+  peer_->play({[](PeerConnection& peer) {
+    greet(peer, {"ENHANCEDSTATUSCODES"});
+    peer.expect("MAIL FROM:<alice@example.net>\r\n");
+    peer.say("250 2.1.0 Ok\r\n");
+    peer.expect("RCPT TO:<bob@example.org>\r\n");
+    peer.say("250 2.1.5 Ok\r\n");
+    peer.expect("DATA\r\n");
+    peer.say("354 go\r\n");
+    peer.expect(stuffed);
+    peer.say("250 2.0.0 first\r\n");
+    quit(peer);  // no second message
+  }});
+  std::vector<Parcel> parcels{parcel({recipient(1, "bob@example.org")}),
+                              parcel({recipient(2, "carol@example.org")})};
+  std::vector<Reported> reports;
+  std::atomic<int> recorded{0};
+  const auto outcomes =
+      deliver(parcels, config::TlsPolicy::may, [&](std::size_t p, std::vector<Outcome> o) {
+        return record_slowly(reports, p, std::move(o), false, recorded);
+      });
+  ASSERT_EQ(outcomes.size(), 2u);
+  expect_outcome(outcomes[0], 1, Kind::delivered, "250 2.0.0 first");
+  expect_outcome(outcomes[1], 2, Kind::temporary,
+                 "451 4.3.0 not sent: an earlier outcome could not be recorded");
+  // Both reported, once each: the second as not sent.
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[1].parcel, 1u);
+  EXPECT_EQ(reports[1].outcomes[0].kind, Kind::temporary);
+  EXPECT_EQ(peer_->connections(), 1);
 }
 
 }  // namespace

@@ -433,6 +433,123 @@ TEST_F(SmtpSession, DataTimeoutEndsWith421) {
   EXPECT_TRUE(stored().empty());
 }
 
+// Sends `bytes` one at a time, `gap` apart; stops quietly once the session is gone.
+void trickle(Client& c, const std::string& bytes, std::chrono::milliseconds gap) {
+  try {
+    for (const char byte : bytes) {
+      c.send(std::string(1, byte));
+      std::this_thread::sleep_for(gap);
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+TEST_F(SmtpSession, ACommandTrickledInEndsAtTheTimeoutCountedFromItsFirstByte) {
+  settings_.smtp.command_timeout = Seconds{1};
+  auto c = greeted();
+  // Each byte comes well within the timeout, the line never within it.
+  trickle(c, "NOOP NOOP NOOP", std::chrono::milliseconds(200));
+  // Sent while the bytes still came (an idle timer would answer 1 s after the last).
+  const auto after = std::chrono::steady_clock::now();
+  c.expect("421 4.4.2");
+  EXPECT_LT(std::chrono::steady_clock::now() - after, std::chrono::milliseconds(500));
+  EXPECT_TRUE(c.closed());
+}
+
+TEST_F(SmtpSession, ACommandTrickledInWithinTheTimeoutIsServed) {
+  settings_.smtp.command_timeout = Seconds{2};
+  auto c = greeted();
+  trickle(c, "NOOP\r\n", std::chrono::milliseconds(250));  // 1.5 s from first to last byte
+  c.expect("250 ");
+  c.send("QUIT\r\n");
+  c.expect("221 ");
+}
+
+TEST_F(SmtpSession, ContentSlowerThanTheMinimumRateIsCutAfterTheGrace) {
+  parts().content_min_rate = ByteSize{100};
+  parts().content_rate_grace = Seconds{1};
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  // 10 bytes every 0.5 s: 20 bytes/s, under the floor of 100.
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    for (int i = 0; i < 12; ++i) {
+      c.send("Xxxxxxxxx\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  } catch (const std::exception&) {
+  }
+  c.expect("421 4.4.2");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(8));
+  EXPECT_TRUE(c.closed());
+  EXPECT_TRUE(stored().empty());
+}
+
+TEST_F(SmtpSession, ContentAtTheMinimumRateIsStored) {
+  parts().content_min_rate = ByteSize{100};
+  parts().content_rate_grace = Seconds{1};
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  // 100 bytes every 0.5 s: 200 bytes/s, twice the floor, for 3 s.
+  const std::string line = std::string(98, 'x') + "\r\n";
+  for (int i = 0; i < 6; ++i) {
+    c.send(line);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  c.send(".\r\n");
+  c.expect("250 ");
+  EXPECT_EQ(stored().size(), 1u);
+}
+
+TEST_F(SmtpSession, ContentMustAllComeWithinDataTimeout) {
+  settings_.smtp.data_timeout = Seconds{2};
+  parts().content_min_rate = ByteSize{1};
+  parts().content_rate_grace = Seconds{0};
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  // A line every 0.4 s: each read is quick, the whole never ends.
+  try {
+    for (int i = 0; i < 12; ++i) {
+      c.send("more\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    }
+  } catch (const std::exception&) {
+  }
+  c.expect("421 4.4.2");
+  EXPECT_TRUE(stored().empty());
+}
+
+TEST_F(SmtpSession, TheSessionTimeLimitEndsABusySessionAtItsNextCommand) {
+  parts().smtp_session_max = Seconds{2};
+  auto c = greeted();
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::string> replies;
+  for (int i = 0; i < 12; ++i) {
+    try {
+      c.send("NOOP\r\n");
+    } catch (const std::exception&) {
+      // closed already: its 421 waits to be read
+    }
+    replies.push_back(c.reply().back());
+    if (replies.back().rfind("250 ", 0) != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_FALSE(replies.empty());
+  EXPECT_EQ(replies.front().substr(0, 4), "250 ");  // within the limit: served
+  EXPECT_EQ(replies.back().substr(0, 9), "421 4.4.2");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
+  EXPECT_TRUE(c.closed());
+}
+
 TEST_F(SmtpSession, AClientThatNeverReadsMeetsTheWriteDeadline) {
   settings_.smtp.command_timeout = Seconds{1};
   auto c = greeted();

@@ -103,10 +103,34 @@ const MariadbServer& mariadb() {
   return server;
 }
 
+namespace {
+
+pid_t state_owner = 0;
+
+// maild's state folder ([store] path's) for this process, where it keeps its GTID position;
+// removed when the process that made it exits (not a forked child).
+std::filesystem::path state_folder() {
+  static const std::filesystem::path folder = [] {
+    state_owner = getpid();
+    auto made = std::filesystem::temp_directory_path() /
+                ("maild-store-state-" + std::to_string(state_owner));
+    std::filesystem::create_directories(made);
+    std::atexit([] {
+      std::error_code ignored;
+      if (getpid() == state_owner) std::filesystem::remove_all(state_folder(), ignored);
+    });
+    return made;
+  }();
+  return folder;
+}
+
+}  // namespace
+
 config::Settings mysql_settings(const std::string& database) {
   const MariadbServer& server = mariadb();
   config::Settings settings;
   settings.store.backend = config::StoreBackend::mysql;
+  settings.store.path = state_folder() / "mail.db";
   settings.store.workers = 4;
   settings.mysql.endpoints = {{server.host, server.port}};
   settings.mysql.user = server.user;

@@ -5,6 +5,7 @@
 #include "store/mysql/mysql_store.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "conformance.hpp"
 #include "maild/config/settings.hpp"
+#include "maild/store/replication.hpp"
 #include "mysql_server.hpp"
 #include "store/mysql/endpoints.hpp"
 
@@ -1082,6 +1084,53 @@ TEST(MysqlEndpoints, ASurveySaysWhatEachEndpointIs) {
       << states[0].describe();
   EXPECT_FALSE(states[1].facts);
   EXPECT_NE(states[1].error.find("cannot connect to 127.0.0.1:1"), std::string::npos);
+}
+
+// Each commit's GTID is kept in [store] path's folder; an endpoint whose history lacks the kept
+// position is refused, at open as later. Here the position is made to name a server id this
+// server never had, at the same sequence number: a diverged server looks like that.
+TEST(MysqlEndpoints, AnEndpointWithoutTheCommittedPositionIsRefused) {
+  const MariadbServer& server = mariadb();
+  const auto folder = std::filesystem::temp_directory_path() /
+                      ("maild-position-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder);
+  config::Settings settings = mysql_settings(fresh_database());
+  settings.store.path = folder / "mail.db";
+  const auto file = folder / "mysql-gtid-position";
+  {
+    auto store = open_store(settings, OpenMode::create_if_missing);
+    store->migrate();
+    store->admin().add_domain("example.com");
+    store->close();
+  }
+  const auto committed = replication::read_committed_position(file);
+  ASSERT_TRUE(committed);
+  ASSERT_EQ(committed->entries.size(), 1u) << committed->to_string();
+  auto raw = admin_connection();
+  EXPECT_EQ(committed->entries[0].server,
+            static_cast<std::uint32_t>(raw->query_int("SELECT @@GLOBAL.server_id")));
+  // At or before the server's position: other tests may write to this server meanwhile.
+  EXPECT_TRUE(replication::GtidPosition::parse(
+                  raw->query_text("SELECT @@GLOBAL.gtid_binlog_pos").value_or(""))
+                  .covers(*committed));
+
+  auto foreign = *committed;
+  foreign.entries[0].server = 4242;
+  std::ofstream(file) << foreign.to_string() << "\n";
+  try {
+    open_store(settings, OpenMode::existing);
+    FAIL() << "expected a StoreError";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("refusing to write to " + server.host + ":" + std::to_string(server.port)),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("(" + foreign.to_string() + ";"), std::string::npos)
+        << error.what();
+  }
+  std::ofstream(file) << committed->to_string() << "\n";
+  EXPECT_NO_THROW(open_store(settings, OpenMode::existing)->close());
+  std::filesystem::remove_all(folder);
 }
 
 // ---- lost connections ---------------------------------------------------------------------

@@ -34,6 +34,21 @@ inline constexpr std::chrono::seconds tls_close_wait{2};
 // accept loop does not spin while the condition lasts; normal accepts never wait.
 inline constexpr std::chrono::milliseconds accept_failure_pause{100};
 
+// ---- sessions (src/smtp, src/pop3) ----
+
+// No session lasts longer than this: once it has, the next command gets
+// 421 4.4.2 (POP3: -ERR [SYS/TEMP]) and the connection closes. An SMTP client
+// reusing a connection needs minutes (Postfix reuses one for 5 minutes); a
+// POP3 download of a large maildrop over a slow link may need hours.
+inline constexpr Seconds smtp_session_max = std::chrono::hours(1);
+inline constexpr Seconds pop3_session_max = std::chrono::hours(4);
+// Message content (DATA, or one BDAT chunk) must arrive at this average
+// rate at least, counted from the start of the content once the grace has
+// passed; a client slower than that is cut off (421 4.4.2) long before
+// [smtp] data_timeout, which bounds the whole transfer.
+inline constexpr ByteSize content_min_rate{512};  // per second
+inline constexpr Seconds content_rate_grace{30};
+
 // ---- outbound delivery (src/delivery) ----
 
 // How often the queue manager looks at the store when nothing woke it: new

@@ -59,6 +59,14 @@ ServerFacts ask(Connection& connection) {
     if (source && (row.at(1) == "ON" || row.at(1) == "1")) facts.semi_sync_source = true;
   }
   facts.semi_sync_active = facts.semi_sync_source && semi_sync_active(connection);
+  if (facts.mariadb) {
+    const auto rows =
+        connection.query_rows("SELECT @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_binlog_state");
+    if (!rows.empty()) {
+      facts.history = replication::GtidHistory{replication::GtidPosition::parse(rows[0].at(0)),
+                                               replication::GtidPosition::parse(rows[0].at(1))};
+    }
+  }
   return facts;
 }
 
@@ -125,7 +133,8 @@ std::vector<EndpointState> survey(const std::vector<Endpoint>& endpoints,
 }
 
 Writable find_writable(const std::vector<Endpoint>& endpoints, const ConnectionSettings& settings,
-                       const Requirements& requirements) {
+                       const Requirements& requirements,
+                       const replication::GtidPosition& committed) {
   if (endpoints.empty()) throw StoreError("mysql: [mysql] endpoints lists no server");
   const auto states = survey(endpoints, settings);
   std::vector<const EndpointState*> writable;
@@ -140,6 +149,15 @@ Writable find_writable(const std::vector<Endpoint>& endpoints, const ConnectionS
                      "); set read_only on every standby");
   }
   const EndpointState& primary = *writable.front();
+  if (primary.facts->history && !primary.facts->history->contains(committed)) {
+    throw BehindCommitted(
+        "mysql: refusing to write to " + primary.endpoint.to_string() +
+        ", the only writable endpoint: it lacks transactions maild already acknowledged (" +
+        primary.facts->history->missing(committed).to_string() + "; it is at '" +
+        primary.facts->history->current.to_string() +
+        "'), as an old primary back after a failover would. Make the endpoint that has them "
+        "writable and this one read-only (mailctl db status; docs/operations.md)");
+  }
   const auto reasons = unmet(*primary.facts, requirements);
   if (!reasons.empty()) {
     std::string text =

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "maild/core/net_types.hpp"
+#include "maild/store/replication.hpp"
 #include "store/mysql/connection.hpp"
 
 namespace maild::store::mysql {
@@ -29,6 +30,7 @@ struct ServerFacts {
   std::uint64_t max_allowed_packet = 0;
   std::string innodb;  // information_schema.ENGINES.SUPPORT: "DEFAULT", "YES", or "" when absent
   std::int64_t server_id = 0;
+  std::optional<replication::GtidHistory> history;  // MariaDB's GTIDs; MySQL's are not compared
 };
 
 ServerFacts ask(Connection& connection);
@@ -58,15 +60,23 @@ struct EndpointState {
 std::vector<EndpointState> survey(const std::vector<Endpoint>& endpoints,
                                   const ConnectionSettings& settings);
 
+// The only writable endpoint lacks transactions maild already acknowledged.
+struct BehindCommitted : StoreError {
+  using StoreError::StoreError;
+};
+
 // The endpoint maild writes to: the only one with read_only and innodb_read_only off. Throws
 // StoreError naming every endpoint and what it answered when there is none, or more than one
-// (two primaries: writing to either could lose the other's mail), or when it fails a requirement.
+// (two primaries: writing to either could lose the other's mail), or when it fails a requirement;
+// BehindCommitted when it is MariaDB and its history lacks `committed` (the position of maild's
+// last commit): writing there would build on a history without mail maild acknowledged.
 struct Writable {
   Endpoint endpoint;
   ServerFacts facts;
 };
 Writable find_writable(const std::vector<Endpoint>& endpoints, const ConnectionSettings& settings,
-                       const Requirements& requirements);
+                       const Requirements& requirements,
+                       const replication::GtidPosition& committed = {});
 
 // "127.0.0.1:3306, 10.0.0.2:3306"
 std::string describe(const std::vector<Endpoint>& endpoints);

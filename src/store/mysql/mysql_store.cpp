@@ -37,7 +37,7 @@ std::unique_ptr<Store> open_store(const config::Settings& settings, OpenMode mod
   const std::size_t threads = std::max<std::size_t>(settings.store.workers, 1);
   // One connection per store worker, and as many for the deliveries in flight.
   auto pool = std::make_unique<Pool>(settings.mysql.endpoints, std::move(connection), requirements,
-                                     2 * threads);
+                                     2 * threads, replication::committed_position_file(settings));
   pool->open(mode);
   return std::make_unique<MysqlStore>(std::move(pool), threads);
 }

@@ -42,18 +42,20 @@ void pause_before_retry(int attempt) {
 }
 
 Pool::Pool(std::vector<Endpoint> endpoints, ConnectionSettings settings, Requirements requirements,
-           std::size_t size, std::chrono::seconds wait)
+           std::size_t size, std::filesystem::path position_file, std::chrono::seconds wait)
     : endpoints_(std::move(endpoints)),
       settings_(std::move(settings)),
       requirements_(requirements),
       size_(std::max<std::size_t>(size, 1)),
-      wait_(wait) {}
+      wait_(wait),
+      committed_(std::move(position_file)) {}
 
 Pool::~Pool() { close(); }
 
 void Pool::open(OpenMode mode) {
   std::lock_guard search(discovery_);
-  const Writable primary = find_writable(endpoints_, settings_, requirements_);
+  if (!committed_.file().empty()) committed_.load();
+  const Writable primary = find_primary();
   Connection connection(primary.endpoint, settings_, false);
   auto exists =
       connection.prepare("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?");
@@ -87,10 +89,40 @@ void Pool::open(OpenMode mode) {
   }
   std::lock_guard lock(mutex_);
   writable_ = primary.endpoint;
+  mariadb_ = primary.facts.mariadb;
   ++generation_;
   last_failure_.clear();
   if (requirements_.semi_sync)
     report_semi_sync(primary.facts.semi_sync_active, primary.endpoint.to_string());
+}
+
+Writable Pool::find_primary() {
+  try {
+    Writable primary = find_writable(endpoints_, settings_, requirements_, committed_.get());
+    last_refusal_.clear();
+    return primary;
+  } catch (const BehindCommitted& error) {
+    if (error.what() != last_refusal_) {
+      spdlog::error("{} (maild's position is kept in {})", error.what(),
+                    committed_.file().string());
+    }
+    last_refusal_ = error.what();
+    throw;
+  }
+}
+
+void Pool::remember_commit(Connection& connection) {
+  if (!mariadb_) return;
+  try {
+    committed_.advance(connection.query_text("SELECT @@SESSION.last_gtid").value_or(""));
+  } catch (const MysqlError& error) {
+    if (error.kind == FailureKind::connection) forget_writable(error.what());
+    throw MysqlError(
+        "mysql: the transaction was committed but its GTID could not be read, so it is not "
+        "acknowledged (" +
+            std::string(error.what()) + ")",
+        error.code, error.kind);
+  }
 }
 
 void Pool::report_semi_sync(bool active, const std::string& where) {
@@ -160,9 +192,10 @@ void Pool::discover() {
     if (std::chrono::steady_clock::now() < next_discovery_) throw StoreError(last_failure_);
   }
   try {
-    const Writable primary = find_writable(endpoints_, settings_, requirements_);
+    const Writable primary = find_primary();
     std::lock_guard lock(mutex_);
     writable_ = primary.endpoint;
+    mariadb_ = primary.facts.mariadb;
     ++generation_;
     last_failure_.clear();
     spdlog::info("mysql: writing to {} ({})", primary.endpoint.to_string(), primary.facts.version);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "maild/store/store.hpp"
+#include "store/mysql/committed_position.hpp"
 #include "store/mysql/connection.hpp"
 #include "store/mysql/endpoints.hpp"
 
@@ -30,14 +32,18 @@ class Pool {
   class Lease;
 
   // At most `size` connections at once; a call waits up to `wait` for one to come free.
+  // `position_file` keeps the GTID position of the last commit (empty: in memory only); an
+  // endpoint whose history lacks it is never written to.
   Pool(std::vector<Endpoint> endpoints, ConnectionSettings settings, Requirements requirements,
-       std::size_t size, std::chrono::seconds wait = std::chrono::seconds(30));
+       std::size_t size, std::filesystem::path position_file,
+       std::chrono::seconds wait = std::chrono::seconds(30));
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  // Finds the writable endpoint and makes sure the database exists on it (creating it with
-  // create_if_missing). Throws StoreError when it cannot: maild does not start then.
+  // Reads the committed position, finds the writable endpoint and makes sure the database
+  // exists on it (creating it with create_if_missing). Throws StoreError when it cannot: maild
+  // does not start then.
   void open(OpenMode mode);
 
   // Runs work(Connection&) outside any transaction. A lost connection is replaced and the work
@@ -49,7 +55,8 @@ class Pool {
   // have happened: the connection was found dead before the transaction began, or the server
   // rolled the whole transaction back (deadlock, lock wait timeout). A connection lost during
   // the transaction or its COMMIT is a StoreError: the caller's client tries again later, which
-  // deliveries allow (the same message to the same mailbox is stored once).
+  // deliveries allow (the same message to the same mailbox is stored once). After COMMIT, the
+  // transaction's GTID (@@last_gtid, on the same connection) becomes the committed position.
   template <class Work>
   auto write(Work work, Isolation isolation = Isolation::repeatable_read)
       -> std::invoke_result_t<Work&, Connection&>;
@@ -72,6 +79,11 @@ class Pool {
   // the primary still waits for a standby, and logs (loudly) when that changes.
   void check_semi_sync(Connection& connection);
   void report_semi_sync(bool active, const std::string& where);
+  // Reads the GTID of the transaction just committed on `connection` into committed_. A
+  // connection lost before it answers is a StoreError: the commit is not acknowledged unless
+  // its position is remembered.
+  void remember_commit(Connection& connection);
+  Writable find_primary();  // find_writable with committed_, logging a refusal loudly
 
   std::vector<Endpoint> endpoints_;
   ConnectionSettings settings_;
@@ -91,6 +103,9 @@ class Pool {
 
   std::mutex discovery_;  // one search for the primary at a time
   std::atomic<std::uint64_t> transactions_{0};
+  CommittedPosition committed_;
+  std::atomic<bool> mariadb_{false};  // the writable endpoint has MariaDB's @@last_gtid
+  std::string last_refusal_;          // with discovery_ held: logged once until it changes
   std::atomic<std::int64_t> next_semi_sync_check_{0};  // steady clock, milliseconds
   std::atomic<int> semi_sync_state_{-1};               // -1 unknown, 0 inactive, 1 active
 };
@@ -192,6 +207,7 @@ auto Pool::write(Work work, Isolation isolation) -> std::invoke_result_t<Work&, 
       throw;
     }
     ++transactions_;
+    remember_commit(*lease);
     check_semi_sync(*lease);
     if constexpr (!std::is_void_v<Result>)
       return std::move(*result);

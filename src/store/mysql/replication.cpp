@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -180,9 +181,28 @@ GtidPosition GtidPosition::parse(const std::string& text) {
     }
     start = end + 1;
   }
-  std::sort(out.entries.begin(), out.entries.end(),
-            [](const Entry& x, const Entry& y) { return x.domain < y.domain; });
+  std::stable_sort(out.entries.begin(), out.entries.end(),
+                   [](const Entry& x, const Entry& y) { return x.domain < y.domain; });
   return out;
+}
+
+std::string GtidPosition::to_string() const {
+  std::string out;
+  for (const Entry& entry : entries) {
+    out += (out.empty() ? "" : ",") + std::to_string(entry.domain) + "-" +
+           std::to_string(entry.server) + "-" + std::to_string(entry.sequence);
+  }
+  return out;
+}
+
+void GtidPosition::advance(const Entry& gtid) {
+  auto place = std::find_if(entries.begin(), entries.end(),
+                            [&](const Entry& entry) { return entry.domain >= gtid.domain; });
+  if (place == entries.end() || place->domain != gtid.domain) {
+    entries.insert(place, gtid);
+  } else if (gtid.sequence >= place->sequence) {
+    *place = gtid;
+  }
 }
 
 std::uint64_t GtidPosition::sequence(std::uint32_t domain) const {
@@ -195,6 +215,60 @@ std::uint64_t GtidPosition::sequence(std::uint32_t domain) const {
 bool GtidPosition::covers(const GtidPosition& other) const {
   return std::all_of(other.entries.begin(), other.entries.end(),
                      [&](const Entry& entry) { return sequence(entry.domain) >= entry.sequence; });
+}
+
+bool GtidHistory::has(const GtidPosition::Entry& gtid) const {
+  const auto same_origin = [&](const GtidPosition::Entry& entry) {
+    return entry.domain == gtid.domain && entry.server == gtid.server &&
+           entry.sequence >= gtid.sequence;
+  };
+  return std::any_of(current.entries.begin(), current.entries.end(), same_origin) ||
+         std::any_of(binlog_state.entries.begin(), binlog_state.entries.end(), same_origin);
+}
+
+bool GtidHistory::contains(const GtidPosition& position) const { return missing(position).empty(); }
+
+GtidPosition GtidHistory::missing(const GtidPosition& position) const {
+  GtidPosition out;
+  for (const auto& entry : position.entries) {
+    if (!has(entry)) out.entries.push_back(entry);
+  }
+  return out;
+}
+
+namespace {
+
+// The history of a MariaDB server, asked over `db`.
+GtidHistory ask_history(Connection& db) {
+  const auto rows = db.query_rows("SELECT @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_binlog_state");
+  GtidHistory history;
+  if (rows.empty()) return history;
+  history.current = GtidPosition::parse(rows.front().at(0));
+  history.binlog_state = GtidPosition::parse(rows.front().at(1));
+  return history;
+}
+
+}  // namespace
+
+// ---- maild's committed position -------------------------------------------------------------
+
+std::filesystem::path committed_position_file(const config::Settings& settings) {
+  return settings.store.path.parent_path() / "mysql-gtid-position";
+}
+
+std::optional<GtidPosition> read_committed_position(const std::filesystem::path& file) {
+  std::error_code error;
+  if (!std::filesystem::exists(file, error) && !error) return std::nullopt;
+  std::ifstream in(file);
+  std::string line;
+  if (!in) throw StoreError("cannot read maild's GTID position file " + file.string());
+  std::getline(in, line);
+  auto position = GtidPosition::parse(line);
+  if (position.empty() || position.to_string() != line)
+    throw StoreError("maild's GTID position file " + file.string() + " holds '" + line +
+                     "', not a GTID position such as 0-1-42: check the endpoints (mailctl db "
+                     "status), then remove the file");
+  return position;
 }
 
 // ---- status ---------------------------------------------------------------------------------
@@ -212,9 +286,12 @@ std::vector<EndpointStatus> status(const std::vector<Endpoint>& endpoints,
       state.version = db->query_text("SELECT VERSION()").value_or("");
       state.read_only =
           db->query_int("SELECT @@GLOBAL.read_only OR @@GLOBAL.innodb_read_only") != 0;
-      state.gtid_position = db->query_text(mariadb ? "SELECT @@GLOBAL.gtid_current_pos"
-                                                   : "SELECT @@GLOBAL.gtid_executed")
-                                .value_or("");
+      if (mariadb) {
+        state.history = ask_history(*db);
+        state.gtid_position = state.history->current.to_string();
+      } else {
+        state.gtid_position = db->query_text("SELECT @@GLOBAL.gtid_executed").value_or("");
+      }
       std::optional<Row> replica;
       try {
         replica = replica_row(*db, mariadb);
@@ -258,6 +335,51 @@ std::vector<EndpointStatus> status(const std::vector<Endpoint>& endpoints,
       state.error = error.what();
     }
     out.push_back(std::move(state));
+  }
+  return out;
+}
+
+std::vector<std::string> divergences(const std::vector<EndpointStatus>& states,
+                                     const std::optional<GtidPosition>& committed,
+                                     const std::string& where) {
+  std::vector<std::string> out;
+  std::vector<const EndpointStatus*> known;
+  for (const auto& state : states) {
+    if (state.reachable && state.history) known.push_back(&state);
+  }
+  const auto at = [](const EndpointStatus& state) {
+    const std::string position = state.history->current.to_string();
+    return state.endpoint.to_string() + " at '" + position + "'";
+  };
+  for (std::size_t i = 0; i < known.size(); ++i) {
+    for (std::size_t j = i + 1; j < known.size(); ++j) {
+      const EndpointStatus& a = *known[i];
+      const EndpointStatus& b = *known[j];
+      const bool a_has_b = a.history->contains(b.history->current);
+      const bool b_has_a = b.history->contains(a.history->current);
+      if (!a_has_b && !b_has_a) {
+        out.push_back("diverged: " + at(a) + " and " + at(b) +
+                      " each have transactions the other lacks (" +
+                      b.history->missing(a.history->current).to_string() + " and " +
+                      a.history->missing(b.history->current).to_string() +
+                      "); one of them must be rebuilt from the other (docs/operations.md)");
+      } else if (!a.read_only && !a_has_b) {
+        out.push_back("errant: " + at(b) + " has transactions the primary " + at(a) + " lacks (" +
+                      a.history->missing(b.history->current).to_string() + ")");
+      } else if (!b.read_only && !b_has_a) {
+        out.push_back("errant: " + at(a) + " has transactions the primary " + at(b) + " lacks (" +
+                      b.history->missing(a.history->current).to_string() + ")");
+      }
+    }
+  }
+  if (committed) {
+    for (const EndpointStatus* state : known) {
+      if (state->read_only || state->history->contains(*committed)) continue;
+      out.push_back("behind: the primary " + at(*state) +
+                    " lacks transactions maild acknowledged (" +
+                    state->history->missing(*committed).to_string() + ", " + where +
+                    "): maild refuses to write to it; make the endpoint that has them writable");
+    }
   }
   return out;
 }
@@ -306,11 +428,23 @@ std::vector<std::string> replicate(const Endpoint& primary, const Endpoint& stan
                        replication_state(*existing) == "running" &&
                        field(*existing, "Using_Gtid") == "Slave_Pos";
   if (!already) {
-    if (!GtidPosition::parse(primary_pos).covers(GtidPosition::parse(standby_pos)))
-      throw StoreError("the standby " + standby.to_string() + " has transactions the primary " +
-                       primary.to_string() + " lacks (standby at " + standby_pos + ", primary at " +
-                       primary_pos +
-                       "); it cannot follow this primary: rebuild it (docs/operations.md)");
+    // Errant transactions: the standby's own (often accounts created with the binary log on).
+    // Its replication would ask the primary for a GTID the primary never had (error 1236).
+    const GtidPosition errant = ask_history(*p).missing(GtidPosition::parse(standby_pos));
+    if (!errant.empty()) {
+      throw StoreError(
+          "the standby " + standby.to_string() + " has transactions the primary " +
+          primary.to_string() + " lacks (errant GTIDs " + errant.to_string() + "; standby at '" +
+          standby_pos + "', primary at '" + primary_pos +
+          "'), so it cannot follow this primary; nothing was changed. If they are only set-up "
+          "made on the standby with the binary log on (accounts created without SET SESSION "
+          "sql_log_bin = 0), drop them from its history: RESET MASTER on the standby, and when "
+          "the primary's transactions are that same set-up and nothing else, SET GLOBAL "
+          "gtid_slave_pos = '" +
+          primary_pos +
+          "' there too, so that they are not applied twice; then db replicate again. Otherwise "
+          "rebuild the standby from a backup of the primary (docs/operations.md)");
+    }
     // The primary must still have every binary log the standby needs.
     const auto logs = p->query_rows("SHOW BINARY LOGS");
     if (!logs.empty()) {
@@ -516,24 +650,24 @@ FailoverResult failover(const std::vector<Endpoint>& endpoints, const Credential
     }
   }
 
-  // The most advanced: the one whose applied position covers every other's.
+  // The most advanced: the one whose history contains every other's position (by server id
+  // and sequence: standbys that diverged may show the same sequence numbers).
+  std::vector<GtidHistory> histories;
+  for (Member* candidate : candidates) histories.push_back(ask_history(*candidate->db));
   Member* best = nullptr;
-  GtidPosition best_position;
-  for (Member* candidate : candidates) {
-    const auto position = GtidPosition::parse(
-        candidate->db->query_text("SELECT @@GLOBAL.gtid_current_pos").value_or(""));
-    if (!best || (position.covers(best_position) && !best_position.covers(position))) {
-      best = candidate;
-      best_position = position;
-    }
+  for (std::size_t i = 0; i < candidates.size() && !best; ++i) {
+    const bool contains_all =
+        std::all_of(histories.begin(), histories.end(),
+                    [&](const GtidHistory& other) { return histories[i].contains(other.current); });
+    if (contains_all) best = candidates[i];
   }
-  for (Member* candidate : candidates) {
-    const auto position = GtidPosition::parse(
-        candidate->db->query_text("SELECT @@GLOBAL.gtid_current_pos").value_or(""));
-    if (!best_position.covers(position))
-      throw StoreError("the standbys diverged: " + best->endpoint.to_string() + " and " +
-                       candidate->endpoint.to_string() +
-                       " each have transactions the other lacks; promote one by hand");
+  if (!best) {
+    std::string all;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      all += (all.empty() ? "" : ", ") + candidates[i]->endpoint.to_string() + " at '" +
+             histories[i].current.to_string() + "'";
+    throw StoreError("the standbys diverged (" + all +
+                     "): none has every transaction of the others; promote one by hand");
   }
 
   // Promote.
@@ -565,6 +699,30 @@ FailoverResult failover(const std::vector<Endpoint>& endpoints, const Credential
       result.warnings.push_back(follower->endpoint.to_string() +
                                 " could not be made a standby of the new primary: " + error.what());
     }
+  }
+  // What SET GLOBAL did is lost at a restart and MariaDB cannot persist it: the option files.
+  const auto configure = [&](const Endpoint& endpoint, bool primary) {
+    const std::string where = endpoint.to_string() + ": ";
+    result.configuration.push_back(where + "read_only = " + (primary ? "OFF" : "ON"));
+    result.configuration.push_back(where + "rpl_semi_sync_master_enabled = ON");
+    result.configuration.push_back(where + "rpl_semi_sync_slave_enabled = ON");
+    result.configuration.push_back(where + "rpl_semi_sync_master_wait_point = AFTER_SYNC");
+    result.configuration.push_back(
+        where + "rpl_semi_sync_master_timeout = " + millis(options.semi_sync_timeout));
+  };
+  configure(best->endpoint, true);
+  for (const Member& member : members) {
+    if (&member != best) configure(member.endpoint, false);
+  }
+  if (result.old_primary && std::none_of(members.begin(), members.end(), [&](const Member& member) {
+        return member.endpoint == *result.old_primary;
+      }))
+    configure(*result.old_primary, false);
+  if (result.old_primary && result.fenced) {
+    result.warnings.push_back(
+        "the old primary " + result.old_primary->to_string() +
+        " is read-only until it restarts (MariaDB cannot persist SET GLOBAL): put read_only = ON "
+        "in its configuration now, and remove read_only = ON from the new primary's");
   }
   if (result.old_primary && !result.fenced) {
     result.warnings.push_back(
