@@ -267,6 +267,18 @@ std::string parse_address(std::string_view text) {
   return std::string(text);
 }
 
+// local@domain: one '@' with text on both sides, no space, control or angle bracket.
+std::string parse_mail_address(std::string_view text) {
+  const auto at = text.rfind('@');
+  const bool plain = std::none_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '<' || c == '>';
+  });
+  if (!text.empty() && (!plain || at == std::string_view::npos || at == 0 ||
+                        at + 1 == text.size() || text.find('@') != at))
+    throw InvalidValue(in_quotes(text) + " is not a mail address local@domain");
+  return std::string(text);
+}
+
 }  // namespace
 
 ConfigError::ConfigError(std::string file_name, unsigned line_number, std::string key_name,
@@ -287,6 +299,7 @@ Value parse_value(const KeySpec& spec, std::string_view text,
         if constexpr (std::is_same_v<T, StringType>) return std::string(text);
         if constexpr (std::is_same_v<T, PathType>) return parse_path(text, base_dir);
         if constexpr (std::is_same_v<T, AddressType>) return parse_address(text);
+        if constexpr (std::is_same_v<T, MailAddressType>) return parse_mail_address(text);
         if constexpr (std::is_same_v<T, BoolType>) return parse_bool(text);
         if constexpr (std::is_same_v<T, CountType>) return parse_count(type, text);
         if constexpr (std::is_same_v<T, PortType>) return parse_port(text);

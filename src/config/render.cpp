@@ -50,6 +50,7 @@ std::string type_name(const table::ValueType& type) {
         if constexpr (std::is_same_v<T, table::StringType>) return "text";
         if constexpr (std::is_same_v<T, table::PathType>) return "path";
         if constexpr (std::is_same_v<T, table::AddressType>) return "IP address";
+        if constexpr (std::is_same_v<T, table::MailAddressType>) return "mail address";
         if constexpr (std::is_same_v<T, table::BoolType>) return "boolean";
         if constexpr (std::is_same_v<T, table::CountType>) return "whole number";
         if constexpr (std::is_same_v<T, table::PortType>) return "port";

@@ -87,6 +87,10 @@ std::vector<KeySpec> build_keys() {
       {"server", "auth_cache_ttl", DurationType{0s, one_day}, "5m",
        "How long a verified password is remembered (POP3 and SMTP AUTH); 0s = check every time",
        into(&S::server, &ServerSettings::auth_cache_ttl)},
+      {"server", "content_memory", SizeType{1_MiB, 65536_MiB}, "512M",
+       "Message content all sessions may hold in memory at once; a message past it is read "
+       "but refused with 452 4.3.1 (keep it above max_message_size)",
+       into(&S::server, &ServerSettings::content_memory)},
 
       // [log]
       {"log", "level", words_of(log_levels), "info", "Least severe level written",
@@ -160,6 +164,14 @@ std::vector<KeySpec> build_keys() {
       {"smtp", "received_auth_user", BoolType{}, "false",
        "Name the authenticated user in the Received header",
        into(&S::smtp, &SmtpSettings::received_auth_user)},
+      {"smtp", "max_hops", CountType{1, 1000}, "50",
+       "Received: header fields a message may carry; above it 554 5.4.6 (mail loop), and the "
+       "queue bounces what it would relay with more",
+       into(&S::smtp, &SmtpSettings::max_hops)},
+      {"smtp", "postmaster", MailAddressType{}, "",
+       "Where postmaster@<every local domain> goes unless the domain has its own; empty = where "
+       "the bare <postmaster> goes",
+       into(&S::smtp, &SmtpSettings::postmaster)},
 
       // [pop3]
       {"pop3", "listen", EndpointListType{true, true}, "0.0.0.0:110",

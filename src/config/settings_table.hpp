@@ -16,8 +16,9 @@ namespace maild::config::table {
 
 // What a key accepts. Bounds are inclusive and carry their unit in their type.
 struct StringType {};
-struct PathType {};     // relative to the config file's folder
-struct AddressType {};  // an IP address, or empty
+struct PathType {};         // relative to the config file's folder
+struct AddressType {};      // an IP address, or empty
+struct MailAddressType {};  // a mail address local@domain, or empty
 struct BoolType {};
 struct CountType {
   unsigned min;
@@ -48,16 +49,17 @@ struct RouteListType {};
 
 inline constexpr CountType port_bounds{1, 65535};
 
-using ValueType = std::variant<StringType, PathType, AddressType, BoolType, CountType, PortType,
-                               DurationType, SizeType, EnumType, EndpointListType, NetworkListType,
-                               DurationListType, RouteListType>;
+using ValueType = std::variant<StringType, PathType, AddressType, MailAddressType, BoolType,
+                               CountType, PortType, DurationType, SizeType, EnumType,
+                               EndpointListType, NetworkListType, DurationListType, RouteListType>;
 
 // An enum value as its word; the key's store function maps it onto the enum.
 struct EnumWord {
   std::string word;
 };
 
-// A parsed value, one alternative per ValueType (StringType and AddressType share std::string).
+// A parsed value, one alternative per ValueType (StringType, AddressType and MailAddressType share
+// std::string).
 using Value = std::variant<std::string, std::filesystem::path, bool, unsigned, std::uint16_t,
                            Seconds, ByteSize, EnumWord, std::vector<Endpoint>, std::vector<Network>,
                            std::vector<Seconds>, std::vector<Route>>;

@@ -28,6 +28,7 @@
 #include "maild/config/load.hpp"
 #include "maild/store/store.hpp"
 #include "net/auth_throttle.hpp"
+#include "net/content_budget.hpp"
 #include "net/credential_cache.hpp"
 #include "net/session_env.hpp"
 #include "net/tls.hpp"
@@ -176,7 +177,7 @@ class Daemon {
     parts_.emplace(net::ServerParts{settings_, tls_, store_->directory(), store_->mail(),
                                     store_->maildrops(), store_pool_->get_executor(),
                                     smtp_auth_throttle_, pop3_auth_throttle_, credentials_,
-                                    [this] { queue_->wake(); }});
+                                    [this] { queue_->wake(); }, &content_budget_});
     source_get_.emplace(settings_, store_->retrieval_intake(), store_->pickup_window(),
                         store_->policies(), unknown_token_throttle_, &*resolver_,
                         [this] { retriever_->wake(); });
@@ -300,6 +301,7 @@ class Daemon {
   net::AuthThrottle smtp_auth_throttle_;
   net::AuthThrottle pop3_auth_throttle_;
   net::CredentialCache credentials_;
+  net::ContentBudget content_budget_{settings_.server.content_memory.bytes};
   net::AuthThrottle unknown_token_throttle_;
   std::unique_ptr<store::Store> store_;
   std::optional<dns::Resolver> resolver_;  // before io_ in destruction: it cancels its lookups

@@ -19,6 +19,7 @@
 #include "maild/core/ids.hpp"
 #include "net/session_log.hpp"
 #include "net/tls.hpp"
+#include "smtp/header_section.hpp"
 
 namespace maild::delivery {
 namespace asio = boost::asio;
@@ -46,6 +47,19 @@ const char* kind_word(Kind kind) {
       return "failed";
   }
   return "?";
+}
+
+// Every recipient not settled yet gets `reply`.
+void settle_rest(smtp::Transfer& transfer, Kind kind, const std::string& reply) {
+  for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
+    if (transfer.settled[i]) continue;
+    transfer.outcomes[i].kind = kind;
+    transfer.outcomes[i].reply = reply;
+    transfer.settled[i] = true;
+  }
+}
+void settle_rest(std::vector<smtp::Transfer>& transfers, Kind kind, const std::string& reply) {
+  for (auto& transfer : transfers) settle_rest(transfer, kind, reply);
 }
 
 }  // namespace
@@ -143,6 +157,7 @@ Courier::Courier(const config::Settings& settings, dns::Resolver& resolver,
       executor_(std::move(executor)),
       pickups_(settings.reverse.use_source ? pickups : nullptr),
       logins_(RouteLogins::load(settings.delivery.route_auth_file)),
+      ourselves_(settings, Ourselves::interface_addresses()),
       tls_context_(net::make_client_tls_context()),
       slots_(std::make_unique<Slots>(settings.delivery.per_destination)) {
   bind_address_ = bind_address_of(settings.delivery);
@@ -192,6 +207,15 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
   auto& transfers = batch.transfers;
   transfers.reserve(parcels.size());
   for (const auto& parcel : parcels) transfers.emplace_back(parcel);
+  // RFC 5321 6.3: a message that went round too often is bounced here, not passed on.
+  for (std::size_t p = 0; p < parcels.size(); ++p) {
+    const auto hops = smtp::count_received(parcels[p].text);
+    if (hops <= settings_.smtp.max_hops) continue;
+    settle_rest(transfers[p], Kind::permanent,
+                "554 5.4.6 too many hops (" + std::to_string(hops) +
+                    " Received fields, [smtp] max_hops = " +
+                    std::to_string(settings_.smtp.max_hops) + "): mail loop?, not relayed");
+  }
   const auto destination = destination_for(settings_.delivery, domain);
   Problem problem;
 
@@ -206,14 +230,8 @@ asio::awaitable<std::vector<Outcome>> Courier::run(const std::string& domain,
     if (hops.kind == Hops::Kind::ok) {
       co_await try_hops(destination, hops, batch, tls, problem);
     } else {
-      const auto kind = hops.kind == Hops::Kind::permanent ? Kind::permanent : Kind::temporary;
-      for (auto& transfer : transfers) {
-        for (std::size_t i = 0; i < transfer.outcomes.size(); ++i) {
-          transfer.outcomes[i].kind = kind;
-          transfer.outcomes[i].reply = hops.reply;
-          transfer.settled[i] = true;
-        }
-      }
+      settle_rest(transfers, hops.kind == Hops::Kind::permanent ? Kind::permanent : Kind::temporary,
+                  hops.reply);
     }
   } else if (!stopped_) {
     problem.unanswered = "451 4.4.5 too many connections to " + destination.key +
@@ -278,8 +296,20 @@ asio::awaitable<bool> Courier::finish(Batch& batch, std::size_t parcel) {
 asio::awaitable<void> Courier::try_hops(const Destination& destination, const Hops& hops,
                                         Batch& batch, config::TlsPolicy tls, Problem& problem) {
   const auto finished = [&] { return batch.all_settled() || batch.unrecorded || stopped_; };
-  for (const auto& hop : hops.hops) {
+  // RFC 5321 5.1: ourselves among the hosts ends the list; as the first, it is a loop.
+  const auto loops_back = [&](std::size_t index, const std::string& whom) {
+    if (index == 0)
+      settle_rest(
+          batch.transfers, Kind::permanent,
+          "554 5.4.6 mail for " + destination.domain + " loops back to myself (" + whom + ")");
+  };
+  for (std::size_t index = 0; index < hops.hops.size(); ++index) {
+    const auto& hop = hops.hops[index];
     if (finished()) co_return;
+    if (ourselves_.named(hop.host)) {
+      loops_back(index, hop.host);
+      co_return;
+    }
     const auto found = co_await addresses_of(resolver_, hop);
     if (found.addresses.empty()) {
       spdlog::info("{}: {}", destination.domain, found.problem);
@@ -289,6 +319,10 @@ asio::awaitable<void> Courier::try_hops(const Destination& destination, const Ho
     }
     for (const auto& address : found.addresses) {
       if (finished()) co_return;
+      if (ourselves_.reached_at(address, hop.port)) {
+        loops_back(index, remote_host_text(hop.host, address, hop.port));
+        co_return;
+      }
       auto trouble = co_await attempt(destination, hop, address, batch, tls, true);
       // A failed handshake under `may`: the same server once more, in plain text.
       if (trouble && trouble->tls_failed && tls == config::TlsPolicy::may && !stopped_) {

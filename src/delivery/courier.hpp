@@ -88,6 +88,7 @@ class Courier {
   boost::asio::any_io_executor executor_;
   smtp::SourceOffers* pickups_;  // null: always DATA
   RouteLogins logins_;
+  Ourselves ourselves_;
   std::optional<boost::asio::ip::address> bind_address_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   std::unique_ptr<Slots> slots_;

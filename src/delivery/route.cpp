@@ -1,6 +1,10 @@
 // Routing and smarthost logins; see route.hpp.
 #include "delivery/route.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -188,6 +192,71 @@ asio::awaitable<std::string> connect_from(asio::ip::tcp::socket& socket,
   watchdog.disarm();
   if (ec) co_return watchdog.expired() ? "timed out" : ec.message();
   co_return "";
+}
+
+namespace {
+
+std::string comparable_name(std::string_view host) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  return lower(std::string(host));
+}
+
+bool is_loopback(const IpAddress& address) {
+  static const auto v4 = parse_network("127.0.0.0/8");
+  static const auto v6 = parse_network("::1/128");
+  return v4->contains(address) || v6->contains(address);
+}
+
+}  // namespace
+
+Ourselves::Ourselves(const config::Settings& settings, std::vector<IpAddress> local_addresses)
+    : hostname_(comparable_name(settings.server.hostname)),
+      local_addresses_(std::move(local_addresses)) {
+  const auto& smtp = settings.smtp;
+  for (const auto* list : {&smtp.listen, &smtp.submission, &smtp.submissions}) {
+    for (const auto& endpoint : *list) {
+      const auto address = parse_ip(endpoint.host);
+      if (!address) continue;  // listeners are addresses (the config table checks)
+      if (address == parse_ip("0.0.0.0") || address == parse_ip("::"))
+        wildcard_ports_.push_back(endpoint.port);
+      else
+        listeners_.emplace_back(*address, endpoint.port);
+    }
+  }
+}
+
+std::vector<IpAddress> Ourselves::interface_addresses() {
+  std::vector<IpAddress> addresses;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return addresses;
+  for (const auto* entry = list; entry != nullptr; entry = entry->ifa_next) {
+    if (entry->ifa_addr == nullptr) continue;
+    const auto family = entry->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* raw = family == AF_INET
+                          ? static_cast<const void*>(
+                                &reinterpret_cast<const sockaddr_in*>(entry->ifa_addr)->sin_addr)
+                          : static_cast<const void*>(
+                                &reinterpret_cast<const sockaddr_in6*>(entry->ifa_addr)->sin6_addr);
+    if (inet_ntop(family, raw, text, sizeof text) == nullptr) continue;
+    if (const auto address = parse_ip(text)) addresses.push_back(*address);
+  }
+  freeifaddrs(list);
+  return addresses;
+}
+
+bool Ourselves::named(std::string_view host) const {
+  return !hostname_.empty() && comparable_name(host) == hostname_;
+}
+
+bool Ourselves::reached_at(const IpAddress& address, std::uint16_t port) const {
+  const auto exact = std::find(listeners_.begin(), listeners_.end(), std::pair{address, port});
+  if (exact != listeners_.end()) return true;
+  if (std::find(wildcard_ports_.begin(), wildcard_ports_.end(), port) == wildcard_ports_.end())
+    return false;
+  return is_loopback(address) || std::find(local_addresses_.begin(), local_addresses_.end(),
+                                           address) != local_addresses_.end();
 }
 
 std::optional<asio::ip::address> bind_address_of(const config::DeliverySettings& delivery) {

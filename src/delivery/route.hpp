@@ -82,6 +82,27 @@ class OutgoingSocket {
   net::RegisteredSession registration_;
 };
 
+// Whether a next hop is this maild itself, so that relaying to it would be a
+// loop (RFC 5321 5.1: our own host among the MX hosts). A hop is ourselves
+// when its name is [server] hostname, or when its address and port are one of
+// our SMTP listeners; a wildcard listener (0.0.0.0, ::) stands for every
+// loopback address and every address of this machine's interfaces.
+class Ourselves {
+ public:
+  Ourselves(const config::Settings& settings, std::vector<IpAddress> local_addresses);
+  // This machine's interface addresses (getifaddrs); empty when they cannot be read.
+  static std::vector<IpAddress> interface_addresses();
+
+  bool named(std::string_view host) const;
+  bool reached_at(const IpAddress& address, std::uint16_t port) const;
+
+ private:
+  std::string hostname_;  // lower case, without a trailing dot
+  std::vector<std::pair<IpAddress, std::uint16_t>> listeners_;
+  std::vector<std::uint16_t> wildcard_ports_;
+  std::vector<IpAddress> local_addresses_;
+};
+
 // [delivery] bind_address as an address; none when it is empty.
 std::optional<boost::asio::ip::address> bind_address_of(const config::DeliverySettings& delivery);
 

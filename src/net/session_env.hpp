@@ -14,6 +14,7 @@
 namespace maild::net {
 
 class AuthThrottle;
+class ContentBudget;
 class CredentialCache;
 class TlsContext;
 
@@ -35,6 +36,8 @@ struct ServerParts {
   CredentialCache& credentials;  // verified passwords, for POP3 and SMTP AUTH
   // Tells the outbound queue that a message was just queued (may be empty).
   std::function<void()> queue_wakeup;
+  // The bound on message content held in memory by all sessions (may be null: no bound).
+  ContentBudget* content_budget = nullptr;
   // How long one session may last (tests shorten them).
   Seconds smtp_session_max = limits::smtp_session_max;
   Seconds pop3_session_max = limits::pop3_session_max;

@@ -24,6 +24,7 @@
 #include "net/tls.hpp"
 #include "reverse/fetch_address.hpp"
 #include "reverse/policy.hpp"
+#include "smtp/header_section.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/token.hpp"
 
@@ -475,6 +476,19 @@ asio::awaitable<void> Retriever::try_address(Group& group, const delivery::Hop& 
 asio::awaitable<void> Retriever::accept(Group& group, std::size_t index, std::string& content,
                                         const std::string& remote_host) {
   const auto& retrieval = group.retrievals[index];
+  // As for DATA: a loop is refused, and only we may speak as our authserv-id (RFC 8601 5).
+  if (const auto hops = smtp::count_received(content); hops > settings_.smtp.max_hops) {
+    spdlog::info("retrieval {} {}: {} Received fields, more than max_hops {}", retrieval.id,
+                 smtp::shown_token(retrieval.token), hops, settings_.smtp.max_hops);
+    const auto reply =
+        "554 5.4.6 too many hops (" + std::to_string(hops) + " Received fields): mail loop?";
+    co_await permanent(group, index, reply);
+    co_return;
+  }
+  if (const auto forged =
+          smtp::remove_own_authentication_results(content, settings_.server.hostname))
+    spdlog::info("retrieval {} {}: removed {} Authentication-Results fields claiming to be ours",
+                 retrieval.id, smtp::shown_token(retrieval.token), forged);
   // The end of the content, as for DATA: every check may refuse, defer or add header fields.
   std::vector<std::string> recipients;
   for (const auto& recipient : retrieval.recipients) recipients.push_back(recipient.address);

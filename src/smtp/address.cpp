@@ -211,4 +211,38 @@ bool valid_domain(std::string_view text) {
   return valid_plain_domain(text);
 }
 
+bool names_postmaster(const Path& forward_path) {
+  constexpr std::string_view name = "postmaster";
+  const auto& local = forward_path.local_part;
+  return std::equal(local.begin(), local.end(), name.begin(), name.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+}
+
+std::vector<std::string> recipient_candidates(const Path& forward_path, std::string_view hostname,
+                                              std::string_view postmaster) {
+  const std::string host(hostname);
+  std::vector<std::string> candidates{forward_path.is_postmaster() ? "postmaster@" + host
+                                                                   : forward_path.address()};
+  if (!names_postmaster(forward_path)) return candidates;
+  const auto add = [&](std::string address) {
+    const auto same = [&](const std::string& c) {
+      return std::equal(c.begin(), c.end(), address.begin(), address.end(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) ==
+               std::tolower(static_cast<unsigned char>(b));
+      });
+    };
+    if (std::none_of(candidates.begin(), candidates.end(), same))
+      candidates.push_back(std::move(address));
+  };
+  if (!postmaster.empty()) {
+    add(std::string(postmaster));
+    return candidates;
+  }
+  add("postmaster@" + host);
+  if (const auto dot = host.find('.'); dot != std::string::npos)
+    add("postmaster@" + host.substr(dot + 1));
+  return candidates;
+}
+
 }  // namespace maild::smtp

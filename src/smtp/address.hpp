@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "maild/core/utf8.hpp"  // valid_utf8, which the parsers use
 
@@ -45,5 +46,17 @@ std::optional<Path> parse_path(std::string_view text, PathKind kind);
 
 // An EHLO/HELO argument: a domain (LDH or U-labels) or an address literal.
 bool valid_domain(std::string_view text);
+
+// The bare <Postmaster>, or postmaster@ any domain: the local part in any case.
+bool names_postmaster(const Path& forward_path);
+
+// The addresses a recipient is looked up as, in order; the first is the
+// recipient itself (the bare <Postmaster> as postmaster@`hostname`). RFC
+// 5321 4.5.1 requires postmaster to be accepted, so a postmaster is followed
+// by where postmaster goes here: `postmaster` ([smtp] postmaster) when set,
+// else postmaster@`hostname`, then postmaster@ its parent domain. The caller
+// tries the fall-backs only when the first names a local domain.
+std::vector<std::string> recipient_candidates(const Path& forward_path, std::string_view hostname,
+                                              std::string_view postmaster);
 
 }  // namespace maild::smtp

@@ -472,6 +472,8 @@ asio::awaitable<Fetched> ClientSession::fetch(const std::string& token, const Da
     case DataReader::Problem::line_too_long:
       co_return Fetched{
           FetchKind::permanent, {}, "550 5.6.0 message has a line longer than 1000 octets"};
+    case DataReader::Problem::no_memory:  // fetched content is not under content_memory yet
+      co_return Fetched{FetchKind::temporary, {}, "452 4.3.1 insufficient system storage"};
   }
   co_return Fetched{FetchKind::content, reader.take_content(), {}};
 }

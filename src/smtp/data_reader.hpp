@@ -28,7 +28,7 @@ struct DataLimits {
 
 class DataReader {
  public:
-  enum class Problem { none, too_big, bare_newline, nul, line_too_long };
+  enum class Problem { none, too_big, bare_newline, nul, line_too_long, no_memory };
 
   // DATA: reads up to and including the CRLF "." CRLF terminator.
   static DataReader dot_terminated(const DataLimits& limits);
@@ -52,6 +52,8 @@ class DataReader {
   // The first problem seen. Once there is one, nothing more is stored and the
   // content is dropped: the message is to be rejected, but still read to its end.
   Problem problem() const { return problem_; }
+  // Stops keeping the content (it is still read to its end): no room for it.
+  void out_of_memory() { fail(Problem::no_memory); }
   // Content octets seen (as they would be stored), including those not stored.
   std::uint64_t received() const { return received_; }
   // The content with CRLF line ends and dots unstuffed; meaningful when done()

@@ -20,6 +20,7 @@
 #include "maild/core/text.hpp"
 #include "net/auth_throttle.hpp"
 #include "net/connection.hpp"
+#include "net/content_budget.hpp"
 #include "net/credential_cache.hpp"
 #include "net/faulty_stream.hpp"
 #include "net/sasl.hpp"
@@ -27,6 +28,7 @@
 #include "net/tls.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
+#include "smtp/header_section.hpp"
 #include "smtp/limits.hpp"
 #include "smtp/received.hpp"
 #include "smtp/reply.hpp"
@@ -193,6 +195,7 @@ class Session final : public VerbContext {
     return in ? &in->transaction : nullptr;
   }
   Transaction end_transaction() override {
+    content_share_.release();  // the transaction's content goes with it
     auto& in = std::get<InTransaction>(state_);
     auto transaction = std::move(in.transaction);
     state_ = Greeted{std::move(in.greeting)};
@@ -412,24 +415,25 @@ class Session final : public VerbContext {
     if (rcpt.forward_path.has_utf8() && !transaction()->mail.smtputf8)
       co_return refuse_with(status::needs_smtputf8,
                             "a non-ASCII address needs the SMTPUTF8 parameter");
-    // <postmaster> without a domain (RFC 5321 4.5.1) must always be accepted:
-    // postmaster@ this host, else @ its parent domain (mx.example.test -> example.test).
-    std::vector<std::string> candidates;
-    if (rcpt.forward_path.is_postmaster()) {
-      candidates.push_back("postmaster@" + hostname());
-      if (const auto dot = hostname().find('.'); dot != std::string::npos)
-        candidates.push_back("postmaster@" + hostname().substr(dot + 1));
-    } else {
-      candidates.push_back(rcpt.forward_path.address());
-    }
-    const auto lookup = [&directory = env_.parts.directory, candidates] {
-      RecipientLookup found;
-      for (; found.candidate < candidates.size(); ++found.candidate) {
-        found.resolution = directory.resolve(candidates[found.candidate]);
-        if (found.resolution.kind == store::Resolution::Kind::mailboxes) return found;
+    // RFC 5321 4.5.1: postmaster must be accepted, bare or at any of our domains.
+    const auto candidates =
+        recipient_candidates(rcpt.forward_path, hostname(), settings_.smtp.postmaster);
+    const auto lookup = [&directory = env_.parts.directory, candidates,
+                         configured = settings_.smtp.postmaster,
+                         bare = rcpt.forward_path.is_postmaster()] {
+      using Kind = store::Resolution::Kind;
+      RecipientLookup first{directory.resolve(candidates.front()), 0};
+      if (first.resolution.kind == Kind::mailboxes) return first;
+      // Another server's postmaster is an address like any other.
+      if (!bare && first.resolution.kind != Kind::unknown_local) return first;
+      for (std::size_t i = 1; i < candidates.size(); ++i) {
+        auto resolution = directory.resolve(candidates[i]);
+        if (resolution.kind == Kind::mailboxes) return RecipientLookup{std::move(resolution), i};
+        // [smtp] postmaster on another server: forwarded there, as an alias would.
+        if (resolution.kind == Kind::not_local && candidates[i] == configured)
+          return RecipientLookup{store::Resolution{Kind::mailboxes, {}, {configured}}, i};
       }
-      found.candidate = 0;
-      return found;
+      return first;
     };
     auto found = co_await store_call(*this, lookup, "resolving a recipient", status::local_error,
                                      "temporary failure looking up the recipient, try again later");
@@ -528,6 +532,12 @@ class Session final : public VerbContext {
       reply(status::too_big, "message size exceeds fixed maximum message size");
       co_return Flow::proceed;
     }
+    if (reader.problem() == DataReader::Problem::no_memory) {
+      end_transaction();
+      counting_ = false;
+      reply(status::insufficient_storage, "insufficient system storage, try again later");
+      co_return Flow::proceed;
+    }
     reply(status::ok, std::to_string(chunk.size) + " octets received");
     co_return Flow::proceed;
   }
@@ -574,6 +584,7 @@ class Session final : public VerbContext {
     if (!secured) co_return Flow::close;
     // RFC 3207 4.2: everything known before the handshake is forgotten.
     state_ = AwaitingHello{};
+    content_share_.release();
     authenticated_.reset();
     co_return Flow::proceed;
   }
@@ -702,6 +713,13 @@ class Session final : public VerbContext {
       if (read != net::ReadStatus::line) co_return read;
       received += bytes.size();
       const auto used = reader.feed(bytes);
+      // Kept content counts toward [server] content_memory; past it, the rest is only read.
+      if (reader.problem() == DataReader::Problem::none && !content_share_.grow(used)) {
+        log().warn("message content past server.content_memory ({} octets held by all sessions)",
+                   env_.parts.content_budget->used());
+        reader.out_of_memory();
+        content_share_.release();
+      }
       if (used < bytes.size()) conn_.unread(std::string_view(bytes).substr(used));
     }
     co_return net::ReadStatus::line;
@@ -731,6 +749,8 @@ class Session final : public VerbContext {
   asio::awaitable<Flow> finish_message(DataReader& reader) {
     const auto problem = reader.problem();
     auto content = reader.take_content();
+    net::ContentShare in_flight(env_.parts.content_budget);  // held until the content is stored
+    in_flight.adopt(content_share_);
     auto transaction = end_transaction();
     counting_ = false;
     switch (problem) {
@@ -744,7 +764,20 @@ class Session final : public VerbContext {
         co_return refuse_with(status::bad_content, "message contains a NUL character");
       case DataReader::Problem::line_too_long:
         co_return refuse_with(status::bad_content, "message has a line longer than 1000 octets");
+      case DataReader::Problem::no_memory:
+        co_return refuse_with(status::insufficient_storage,
+                              "insufficient system storage, try again later");
     }
+    // RFC 5321 6.3: a message that went round too often is in a loop.
+    if (const auto hops = count_received(content); hops > settings_.smtp.max_hops) {
+      log().info("refused mail from <{}>: {} Received fields, more than max_hops {}",
+                 transaction.mail.reverse_path.address(), hops, settings_.smtp.max_hops);
+      co_return refuse_with(status::too_many_hops, "too many hops (" + std::to_string(hops) +
+                                                       " Received fields): mail loop?");
+    }
+    // RFC 8601 5: only we may speak as our authserv-id.
+    if (const auto forged = remove_own_authentication_results(content, hostname()))
+      log().info("removed {} Authentication-Results fields claiming to be ours", forged);
     for (auto& hook : hooks_) {
       auto verdict = co_await hook->on_content(*this, transaction, content);
       if (!verdict.proceeds()) {
@@ -854,8 +887,11 @@ class Session final : public VerbContext {
   State state_;
   std::optional<std::string> authenticated_;
   unsigned errors_ = 0;
-  bool too_slow_ = false;  // the last content read ended at the minimum rate's deadline
-  bool counting_ = true;   // this command's 5xx replies count toward max_errors
+  bool too_slow_ = false;
+  net::ContentShare content_share_{
+      env_.parts.content_budget};  // this transaction's content  // the last content read ended at
+                                   // the minimum rate's deadline
+  bool counting_ = true;           // this command's 5xx replies count toward max_errors
   Transcript transcript_;
   std::string session_headers_;  // asked for at connect and HELO: for every message
   std::vector<std::unique_ptr<ExtensionSession>> hooks_;  // one per extension, in order

@@ -39,6 +39,7 @@ inline constexpr Status unavailable{450, "4.3.0"};    // GET: try later
 inline constexpr Status local_error{451, "4.3.0"};    // the store failed
 inline constexpr Status check_failed{451, "4.3.5"};   // a check could not run
 inline constexpr Status too_many_pending{452, "4.3.1"};
+inline constexpr Status insufficient_storage{452, "4.3.1"};
 inline constexpr Status too_many_recipients{452, "4.5.3"};
 inline constexpr Status tls_unavailable{454, "4.7.0"};  // also: temporary AUTH failure
 
@@ -61,6 +62,7 @@ inline constexpr Status bad_content{550, "5.6.0"};
 inline constexpr Status refused{550, "5.7.1"};  // by policy
 inline constexpr Status too_big{552, "5.3.4"};
 inline constexpr Status needs_smtputf8{553, "5.6.7"};
+inline constexpr Status too_many_hops{554, "5.4.6"};  // a mail loop (RFC 5321 6.3)
 inline constexpr Status protocol_error{554, "5.5.1"};
 inline constexpr Status relay_denied{554, "5.7.1"};
 inline constexpr Status bad_parameters{555, "5.5.4"};

@@ -9,6 +9,7 @@ import re
 import smtplib
 import socket
 import ssl
+import subprocess
 import unittest
 
 from maild_harness import (TRICKY_BODY, IO_TIMEOUT, Dialogue, Maild, deliveries, export_message, mailctl_ok,
@@ -555,6 +556,40 @@ class Recipients(SmtpCase):
         self.assertEqual(sorted(r["mailbox"] for r in deliveries(maild)), users[:3])
 
 
+    def test_postmaster_of_every_local_domain_is_accepted(self):
+        # RFC 5321 4.5.1: other.test has no postmaster of its own; [smtp] postmaster takes it.
+        maild = Maild(self, "[smtp]\npostmaster = bob@example.test")
+        provision(maild, ("alice@example.test", "bob@example.test"),
+                  domains=("example.test", "other.test"), password=PASSWORD)
+        maild.start()
+        mailctl_ok(maild, "alias", "add", "postmaster@example.test", "alice@example.test")
+        with smtp_client(maild) as smtp:
+            refused = smtp.sendmail("sender@remote.test", ["PostMaster@other.test"],
+                                    b"Subject: to other\r\n\r\n1\r\n")
+            self.assertEqual(refused, {})
+            refused = smtp.sendmail("sender@remote.test", ["POSTMASTER@example.test"],
+                                    b"Subject: to its own\r\n\r\n2\r\n")
+            self.assertEqual(refused, {})
+        self.assertEqual(sorted((r["mailbox"], r["subject"]) for r in deliveries(maild)),
+                         [("alice@example.test", "to its own"), ("bob@example.test", "to other")])
+
+    def test_postmaster_with_swaks(self):
+        # Without [smtp] postmaster: where the bare <postmaster> goes (postmaster@example.test).
+        maild = Maild(self)
+        provision(maild, ("alice@example.test",), domains=("example.test", "other.test"),
+                  password=PASSWORD)
+        maild.start()
+        mailctl_ok(maild, "alias", "add", "postmaster@example.test", "alice@example.test")
+        result = subprocess.run(
+            ["swaks", "--server", "127.0.0.1", "--port", str(maild.ports["smtp"]),
+             "--from", "sender@remote.test", "--to", "postmaster@other.test",
+             "--helo", "client.test", "--header", "Subject: swaks postmaster",
+             "--timeout", "10"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("<-  250 2.1.5", result.stdout)
+        self.assertEqual([(r["mailbox"], r["subject"]) for r in deliveries(maild)],
+                         [("alice@example.test", "swaks postmaster")])
+
 class Limits(SmtpCase):
     def test_size_is_announced_and_mail_size_over_it_is_refused(self):
         maild = started(self, "[smtp]\nmax_message_size = 2K")
@@ -618,6 +653,37 @@ class Limits(SmtpCase):
             smtp.sendmail("s@remote.test", ["alice@example.test"], fits)
         self.assertEqual(self.only_message(maild)[2], fits)
 
+
+    def test_max_hops_received_fields_pass_and_one_more_is_554_5_4_6(self):
+        maild = started(self, "[smtp]\nmax_hops = 5")
+        hops = b"".join(b"Received: from hop%d\r\n\tby relay.test; Sat, 22 Nov 2025 10:00:00 +0000\r\n"
+                        % n for n in range(5))
+        # The Subject first: the test reads maild's own trace as the leading Received fields.
+        fits = b"Subject: five hops\r\n" + hops + b"\r\nReceived: in the body\r\n"
+        loops = b"Subject: six hops\r\n" + hops + b"received: from hop5\r\n\r\nbody\r\n"
+        with smtp_client(maild) as smtp:
+            with self.assertRaises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("s@remote.test", ["alice@example.test"], loops)
+            self.assertEqual((refused.exception.smtp_code, refused.exception.smtp_error),
+                             (554, b"5.4.6 too many hops (6 Received fields): mail loop?"))
+            self.assertEqual(smtp.noop()[0], 250)
+            smtp.sendmail("s@remote.test", ["alice@example.test"], fits)
+        self.assertEqual(self.only_message(maild)[2], fits)
+
+    def test_forged_authentication_results_are_removed_and_the_body_kept(self):
+        # RFC 8601 5: only maild speaks as mx.example.test; other servers' results stay.
+        maild = started(self)
+        forged = (b"Authentication-Results: mx.example.test; source-get=pass smtp.mailfrom=bank.test\r\n"
+                  b"AUTHENTICATION-RESULTS: (really) MX.Example.Test. 1;\r\n\tsource-get=pass\r\n")
+        kept = (b"Authentication-Results: relay.test; spf=pass smtp.mailfrom=remote.test\r\n"
+                b"Subject: forged\r\n\r\n"
+                b"Authentication-Results: mx.example.test; source-get=pass\r\n" + TRICKY_BODY)
+        with smtp_client(maild) as smtp:
+            self.assertEqual(smtp.sendmail("s@remote.test", ["alice@example.test"], forged + kept), {})
+        _, trace, content = self.only_message(maild)
+        self.assertEqual(content, kept)
+        self.assertNotIn(b"Authentication-Results", trace)
+        self.assertIn("removed 2 Authentication-Results fields claiming to be ours", maild.log())
 
 class Chunking(SmtpCase):
     def test_bdat_in_several_chunks_with_last_is_stored_as_sent(self):

@@ -251,6 +251,65 @@ class SlowClients(unittest.TestCase):
         self.assertEqual(len(deliveries(maild, "bob@example.test")), 1)
 
 
+def peak_rss_kib(pid):
+    """The process's peak resident set (VmHWM), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
+class MemoryBound(unittest.TestCase):
+    """16 concurrent maximum-size messages: content in memory stays under
+    [server] content_memory; what does not fit is refused 452 4.3.1, not lost."""
+
+    CLIENTS = 16
+    SIZE_MIB = 8
+    BUDGET_MIB = 16
+
+    def test_concurrent_maximum_size_messages_stay_under_content_memory(self):
+        maild = Maild(self, "[server]\ncontent_memory = %dM\n[smtp]\nmax_message_size = %dM\n"
+                      % (self.BUDGET_MIB, self.SIZE_MIB))
+        provision(maild, ["bob@example.test"])
+        # Under AddressSanitizer, freed memory waits in a quarantine: keep it small here.
+        maild.start(env=dict(os.environ, ASAN_OPTIONS="quarantine_size_mb=1:detect_leaks=0"))
+        before = peak_rss_kib(maild.process.pid)
+        line = b"x" * 998 + b"\r\n"
+        body = line * (self.SIZE_MIB * 1024 * 1024 // len(line) - 1)
+        outcomes = [None] * self.CLIENTS
+        barrier = threading.Barrier(self.CLIENTS, timeout=30)
+
+        def client(n):
+            try:
+                with smtplib.SMTP("127.0.0.1", maild.ports["smtp"], timeout=60) as smtp:
+                    smtp.ehlo("c%02d.test" % n)
+                    smtp.mail("sender@remote.test")
+                    smtp.rcpt("bob@example.test")
+                    barrier.wait()
+                    outcomes[n] = smtp.data(b"Subject: big %02d\r\n\r\n" % n + body)[0]
+            except smtplib.SMTPDataError as e:
+                outcomes[n] = e.smtp_code
+            except Exception as e:  # reported below
+                outcomes[n] = repr(e)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(self.CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        grown_mib = (peak_rss_kib(maild.process.pid) - before) / 1024
+        accepted = outcomes.count(250)
+        self.assertEqual(accepted + outcomes.count(452), self.CLIENTS, outcomes)
+        self.assertGreaterEqual(accepted, 1, outcomes)
+        self.assertLess(accepted, self.CLIENTS, outcomes)  # 128 MiB cannot fit in 16 MiB
+        self.assertEqual(len(deliveries(maild, "bob@example.test")), accepted)
+        # The documented bound (docs/smtp.md): at most 6 x content_memory, plus 16 MiB for
+        # the sessions' buffers. Without the budget, 16 x 8 MiB would take over 300 MiB.
+        self.assertLess(grown_mib, 6 * self.BUDGET_MIB + 16,
+                        "peak RSS grew %.0f MiB" % grown_mib)
+
+
 class Concurrency(unittest.TestCase):
     SESSIONS = 50
     MESSAGES = 20

@@ -336,6 +336,89 @@ TEST_F(DeliveryRouteTest, StartTlsNamesTheMxHostInSni) {
   EXPECT_EQ(outcomes[0].kind, Kind::delivered) << outcomes[0].reply;
 }
 
+// RFC 5321 5.1: the best MX being ourselves is a loop, bounced at once.
+TEST_F(DeliveryRouteTest, TheBestMxAtOurOwnListenerIsALoop) {
+  settings_.smtp.listen = {Endpoint{"127.0.0.2", mx_->port()}};
+  const auto outcome = deliver_one("bob@implicit.test");
+  EXPECT_EQ(outcome.kind, Kind::permanent);
+  EXPECT_EQ(outcome.reply,
+            "554 5.4.6 mail for implicit.test loops back to myself (implicit.test[127.0.0.2]" +
+                port_suffix() + ")");
+  EXPECT_EQ(mx_->connections(), 0);
+}
+
+TEST_F(DeliveryRouteTest, AStaticRouteToOurOwnNameIsALoop) {
+  settings_.server.hostname = "Smart.Test";
+  settings_.delivery.routes = {config::Route{"routed.test", Endpoint{"smart.test.", 2526}}};
+  const auto outcome = deliver_one("bob@routed.test");
+  EXPECT_EQ(outcome.kind, Kind::permanent);
+  EXPECT_EQ(outcome.reply, "554 5.4.6 mail for routed.test loops back to myself (smart.test.)");
+}
+
+// Ourselves below a better MX: we and what follows are dropped; the better one's trouble defers.
+TEST_F(DeliveryRouteTest, OurselvesAsALesserMxEndsTheList) {
+  settings_.server.hostname = "mx2.pref.test";
+  const auto outcome = deliver_one("bob@pref.test");
+  EXPECT_EQ(outcome.kind, Kind::temporary);
+  EXPECT_EQ(outcome.reply.rfind("451 4.4.1 no answer from any MX of pref.test; last: ", 0), 0u)
+      << outcome.reply;
+  EXPECT_EQ(mx_->connections(), 0);
+}
+
+// RFC 5321 6.3: max_hops Received fields are relayed; one more is bounced, not sent.
+TEST_F(DeliveryRouteTest, TheHopLimitAtAndPastItsEdge) {
+  settings_.smtp.max_hops = 2;
+  const std::string two = "Received: from a\r\n\tby b\r\nreceived: from c\r\n";
+  mx_->play({[&](PeerConnection& peer) {
+    peer.say("220 mx ESMTP\r\n");
+    peer.expect("EHLO client.example.test\r\n");
+    peer.say("250-mx\r\n250 PIPELINING\r\n");
+    peer.expect("MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@implicit.test>\r\nDATA\r\n");
+    peer.say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+    peer.expect(two + text + ".\r\n");
+    peer.say("250 2.0.0 Ok: queued\r\n");
+    peer.expect("QUIT\r\n");
+    peer.say("221 2.0.0 Bye\r\n");
+  }});
+  std::vector<Parcel> parcels{parcel_for("bob@implicit.test"), parcel_for("bob@implicit.test")};
+  parcels[0].text = two + text;
+  parcels[1].queue_id = 2;
+  parcels[1].recipients[0].id = 6;
+  parcels[1].text = "Received: from z\r\n" + two + text;
+  const auto outcomes = deliver("implicit.test", parcels);
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].kind, Kind::delivered) << outcomes[0].reply;
+  EXPECT_EQ(outcomes[1].kind, Kind::permanent);
+  EXPECT_EQ(outcomes[1].reply,
+            "554 5.4.6 too many hops (3 Received fields, [smtp] max_hops = 2): mail loop?, not "
+            "relayed");
+  EXPECT_EQ(outcomes[1].remote_host, "");
+}
+
+TEST(Ourselves, OurNameAndListenersAndWildcardsOnLocalAddresses) {
+  config::Settings settings;
+  settings.server.hostname = "MX.Example.Test";
+  settings.smtp.listen = {Endpoint{"127.0.0.7", 2525}};
+  settings.smtp.submission = {Endpoint{"0.0.0.0", 587}};
+  settings.smtp.submissions = {Endpoint{"::", 465}};
+  const Ourselves ourselves(settings, {*parse_ip("192.0.2.9"), *parse_ip("2001:db8::9")});
+  EXPECT_TRUE(ourselves.named("mx.example.test"));
+  EXPECT_TRUE(ourselves.named("MX.EXAMPLE.TEST."));
+  EXPECT_FALSE(ourselves.named("example.test"));
+  EXPECT_FALSE(ourselves.named("mx.example.test.evil"));
+  EXPECT_TRUE(ourselves.reached_at(*parse_ip("127.0.0.7"), 2525));
+  EXPECT_FALSE(ourselves.reached_at(*parse_ip("127.0.0.7"), 2526));
+  EXPECT_FALSE(ourselves.reached_at(*parse_ip("127.0.0.8"), 2525));
+  EXPECT_TRUE(ourselves.reached_at(*parse_ip("127.1.2.3"), 587));  // a wildcard on loopback
+  EXPECT_TRUE(ourselves.reached_at(*parse_ip("::1"), 465));
+  EXPECT_TRUE(ourselves.reached_at(*parse_ip("192.0.2.9"), 587));  // and on our interfaces
+  EXPECT_TRUE(ourselves.reached_at(*parse_ip("2001:db8::9"), 465));
+  EXPECT_FALSE(ourselves.reached_at(*parse_ip("192.0.2.10"), 587));
+  EXPECT_FALSE(ourselves.reached_at(*parse_ip("192.0.2.9"), 25));
+  const Ourselves nameless(config::Settings{}, {});
+  EXPECT_FALSE(nameless.named(""));
+}
+
 TEST(Destination, ExactDomainThenWildcardThenMx) {
   config::DeliverySettings delivery;
   delivery.routes = {config::Route{"example.org", Endpoint{"127.0.0.2", 2526}},

@@ -157,13 +157,14 @@ class RetrieverChecks : public ::testing::Test {
 
   // A SOURCE accepted from mx.origin.test for bob@ and carol@, as the session records it.
   store::RetrievalId add_retrieval(const std::string& with_token = token,
+                                   std::optional<std::uint64_t> declared = content.size(),
                                    const std::string& sender = "alice@origin.test") {
     store::NewRetrieval retrieval;
     retrieval.token = with_token;
     retrieval.reverse_path = sender;
     for (const char* address : {"bob@example.test", "carol@example.test"})
       retrieval.recipients.push_back({address, store_->directory().resolve(address).mailboxes});
-    retrieval.declared_size = content.size();
+    retrieval.declared_size = declared;
     retrieval.client_address = "192.0.2.1";
     retrieval.helo = "mx.origin.test";
     retrieval.trace = "Return-Path: <alice@origin.test>\r\n" + received;
@@ -172,13 +173,13 @@ class RetrieverChecks : public ::testing::Test {
     return added.id;
   }
 
-  // The origin answers one GET for `token` with the content, then QUIT.
-  void serve_content() {
-    peer_->play({[](PeerConnection& peer) {
+  // The origin answers one GET for `token` with the content (as on the wire), then QUIT.
+  void serve_content(const std::string& wire = stuffed) {
+    peer_->play({[wire](PeerConnection& peer) {
       testing::greet(peer, {"SOURCE"});
       peer.expect("GET " + token + "\r\n");
       peer.say("354 2.0.0 " + token + " message follows\r\n");
-      peer.say(stuffed);
+      peer.say(wire);
       peer.say("250 2.0.0 " + token + " transferred\r\n");
       testing::quit(peer);
     }});
@@ -289,6 +290,54 @@ TEST_F(RetrieverChecks, ProceedingChecksAddTheirHeadersAfterTheVerificationResul
   }
   EXPECT_EQ(counter(store::counter::get_fetched), 1);
   EXPECT_EQ(counter(store::counter::get_failed), 0);
+}
+
+// RFC 8601 5: the origin cannot speak as us; its own results and the body stay.
+TEST_F(RetrieverChecks, FetchedContentLosesAuthenticationResultsClaimingToBeOurs) {
+  const FetchedCheck check(smtp::Verdict{});
+  const std::string forged =
+      "Authentication-Results: Client.Example.Test; source-get=pass smtp.mailfrom=bank.test\r\n"
+      "Authentication-Results:\r\n (x) client.example.test 1; spf=pass\r\n";
+  const std::string theirs = "Authentication-Results: mx.origin.test; dkim=pass\r\n";
+  add_retrieval(token, std::nullopt);
+  serve_content(forged + theirs + stuffed);
+  start({&check});
+
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::fetched) << after->last_error;
+  ASSERT_EQ(check.seen().size(), 1u);
+  EXPECT_EQ(check.seen()[0].content, theirs + content);  // the checks see it without them
+  const auto mail = store_->admin().list_mail(0, std::nullopt);
+  ASSERT_EQ(mail.size(), 2u);
+  for (const auto& summary : mail) {
+    const auto detail = store_->admin().get_mail(summary.id);
+    ASSERT_TRUE(detail);
+    EXPECT_EQ(detail->content, theirs + content);
+    EXPECT_EQ(detail->trace,
+              "Return-Path: <alice@origin.test>\r\n"
+              "Authentication-Results: client.example.test; source-get=pass "
+              "smtp.mailfrom=origin.test\r\n" +
+                  received);
+  }
+}
+
+// RFC 5321 6.3: fetched content over max_hops fails for good, as DATA would be refused.
+TEST_F(RetrieverChecks, FetchedContentOverTheHopLimitFails) {
+  settings_.smtp.max_hops = 2;
+  const FetchedCheck check(smtp::Verdict{});
+  add_retrieval(token, std::nullopt);
+  serve_content("Received: from a\r\nReceived: from b\r\nreceived: from c\r\n" + stuffed);
+  start({&check});
+
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::failed);
+  EXPECT_EQ(after->last_error, "554 5.4.6 too many hops (3 Received fields): mail loop?");
+  EXPECT_TRUE(check.seen().empty());
+  EXPECT_TRUE(store_->admin().list_mail(0, std::nullopt).empty());
 }
 
 TEST_F(RetrieverChecks, ARefusingCheckFailsTheRetrievalAndNothingIsStored) {
@@ -468,8 +517,8 @@ TEST(FetchTimeouts, FollowDataTimeout) {
 // (it holds no worker slot waiting), and the limit is not passed.
 TEST_F(RetrieverChecks, OneMxAddressHoldsNoMoreThanItsShareOfTheConnections) {
   settings_.delivery.per_destination = 1;
-  add_retrieval(token_for(1), "alice@origin.test");
-  add_retrieval(token_for(2), "zoe@other.test");
+  add_retrieval(token_for(1));
+  add_retrieval(token_for(2), content.size(), "zoe@other.test");
   std::atomic<int> gets{0};
   const auto slow = [&gets](PeerConnection& peer) {
     testing::greet(peer, {"SOURCE"});

@@ -222,5 +222,34 @@ TEST(Utf8, Validity) {
   EXPECT_FALSE(valid_utf8("\xff"));
 }
 
+TEST(Recipient, PostmasterFallsBackToTheKeyOrTheBarePostmasterRule) {
+  using Candidates = std::vector<std::string>;
+  const auto of = [](std::string_view text, std::string_view postmaster) {
+    return recipient_candidates(*parse_path(text, PathKind::forward), "mx.example.test",
+                                postmaster);
+  };
+  EXPECT_EQ(of("<bob@example.test>", ""), Candidates{"bob@example.test"});
+  EXPECT_EQ(of("<bob@example.test>", "pm@example.test"), Candidates{"bob@example.test"});
+  EXPECT_EQ(of("<Postmaster>", ""),
+            (Candidates{"postmaster@mx.example.test", "postmaster@example.test"}));
+  EXPECT_EQ(of("<postmaster>", "pm@example.test"),
+            (Candidates{"postmaster@mx.example.test", "pm@example.test"}));
+  EXPECT_EQ(of("<PostMaster@other.test>", ""),
+            (Candidates{"PostMaster@other.test", "postmaster@mx.example.test",
+                        "postmaster@example.test"}));
+  EXPECT_EQ(of("<POSTMASTER@other.test>", "pm@example.test"),
+            (Candidates{"POSTMASTER@other.test", "pm@example.test"}));
+  // Each address once, without regard to case.
+  EXPECT_EQ(of("<postmaster@EXAMPLE.test>", ""),
+            (Candidates{"postmaster@EXAMPLE.test", "postmaster@mx.example.test"}));
+  EXPECT_EQ(of("<postmaster@other.test>", "Postmaster@Other.test"),
+            Candidates{"postmaster@other.test"});
+  EXPECT_EQ(of("<postmasters@other.test>", ""), Candidates{"postmasters@other.test"});
+  EXPECT_EQ(of("<\"postmaster\"@other.test>", "pm@example.test"),
+            (Candidates{"postmaster@other.test", "pm@example.test"}));  // quotes dropped
+  EXPECT_EQ(recipient_candidates(*parse_path("<postmaster>", PathKind::forward), "localhost", ""),
+            Candidates{"postmaster@localhost"});
+}
+
 }  // namespace
 }  // namespace maild::smtp

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "maild/core/base64.hpp"
+#include "net/content_budget.hpp"
 #include "session_fixture.hpp"
 #include "smtp/session.hpp"
 
@@ -218,6 +219,147 @@ TEST_F(SmtpSession, PostmasterIsNeverRelayed) {
   c.expect("250 ");
   c.expect("250 ");
   c.expect("550 5.1.1");
+}
+
+// RFC 5321 4.5.1: postmaster@ each of our domains is accepted; without a
+// mailbox or alias of its own it goes where the bare <Postmaster> goes.
+TEST_F(SmtpSession, EveryLocalDomainsPostmasterIsAccepted) {
+  start_world();
+  store().admin().add_domain("other.test");
+  store().admin().add_domain("own.test");
+  store().admin().add_user("postmaster@own.test", password::hash("secret"));
+  store().admin().add_alias("postmaster@example.test", "bob@example.test");
+  auto c = said_ehlo(Service::smtp, "192.0.2.7");
+  c.send("MAIL FROM:<a@b.example>\r\n");
+  c.expect("250 ");
+  c.send("RCPT TO:<PostMaster@Other.Test>\r\n");
+  c.expect("250 2.1.5");
+  c.send("RCPT TO:<postmaster@own.test>\r\n");  // its own mailbox
+  c.expect("250 2.1.5");
+  c.send("RCPT TO:<postmaster@elsewhere.example>\r\n");  // not ours: not taken over
+  c.expect("554 5.7.1");
+  c.send("RCPT TO:<postmistress@other.test>\r\n");
+  c.expect("550 5.1.1");
+  c.send("DATA\r\n");
+  c.expect("354 ");
+  c.send(message + ".\r\n");
+  c.expect("250 2.0.0");
+  EXPECT_EQ(store().admin().list_mail(10, "bob@example.test").size(), 1u);
+  EXPECT_EQ(store().admin().list_mail(10, "postmaster@own.test").size(), 1u);
+}
+
+// With no postmaster anywhere (not at the domain, the host or its parent) and
+// no [smtp] postmaster, there is nowhere to put it.
+TEST_F(SmtpSession, APostmasterWithNowhereToGoIsRefused) {
+  start_world();
+  store().admin().add_domain("other.test");
+  auto c = said_ehlo(Service::smtp, "192.0.2.7");
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster@other.test>\r\n");
+  c.expect("250 ");
+  c.expect("550 5.1.1 <postmaster@other.test>");
+}
+
+TEST_F(SmtpSession, ThePostmasterKeyNamesWherePostmasterGoes) {
+  settings_.smtp.postmaster = "carol@example.test";
+  start_world();
+  store().admin().add_domain("other.test");
+  store().admin().add_alias("postmaster@example.test", "bob@example.test");
+  auto c = said_ehlo(Service::smtp, "192.0.2.7");
+  c.send(
+      "MAIL FROM:<a@b.example>\r\nRCPT TO:<POSTMASTER@other.test>\r\n"
+      "RCPT TO:<postmaster>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 2.1.5");
+  c.expect("250 2.1.5");  // bare: mx.example.test has none, so the key's address too
+  c.expect("354 ");
+  c.send(message + ".\r\n");
+  c.expect("250 2.0.0");
+  EXPECT_EQ(store().admin().list_mail(10, "carol@example.test").size(), 1u);
+  EXPECT_TRUE(store().admin().list_mail(10, "bob@example.test").empty());
+}
+
+TEST_F(SmtpSession, APostmasterKeyElsewhereForwardsThere) {
+  settings_.smtp.postmaster = "admin@elsewhere.example";
+  start_world();
+  auto c = said_ehlo(Service::smtp, "192.0.2.7");  // may not relay
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 2.1.5");
+  c.expect("354 ");
+  c.send(message + ".\r\n");
+  c.expect("250 2.0.0");
+  const auto queued = store().queue().list({});
+  ASSERT_EQ(queued.size(), 1u);
+  ASSERT_EQ(queued[0].recipients.size(), 1u);
+  EXPECT_EQ(queued[0].recipients[0].address, "admin@elsewhere.example");
+}
+
+// RFC 5321 6.3: max_hops Received fields pass, one more is a loop.
+TEST_F(SmtpSession, TheHopLimitAtAndPastItsEdge) {
+  settings_.smtp.max_hops = 3;
+  std::string received;
+  for (int i = 0; i < 3; ++i)
+    received += "Received: from hop" + std::to_string(i) + "\r\n\tby x\r\n";
+  const std::string body = "\r\nReceived: in the body does not count\r\n";
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  c.send(received + "Subject: three\r\n" + body + ".\r\n");
+  c.expect("250 2.0.0");
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  c.send(received + "received: from four\r\n" + body + ".\r\n");
+  c.expect("554 5.4.6 too many hops (4 Received fields)");
+  const auto chunk = received + "Received: from four\r\n" + body;
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT " +
+         std::to_string(chunk.size()) + " LAST\r\n" + chunk);
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("554 5.4.6");
+  c.send("NOOP\r\n");
+  c.expect("250 ");  // the session goes on
+  EXPECT_EQ(stored().size(), 1u);
+}
+
+// RFC 8601 5: an Authentication-Results field with our authserv-id is not
+// taken from outside, by DATA or BDAT; the body stays byte for byte.
+TEST_F(SmtpSession, ForgedAuthenticationResultsAreRemoved) {
+  const std::string forged =
+      "Authentication-Results: mx.example.test; source-get=pass smtp.mailfrom=bank.example\r\n"
+      "authentication-results:\r\n (forged) MX.EXAMPLE.TEST 1;\r\n\tsource-get=pass\r\n"
+      "Authentication-Results: other.example; spf=pass\r\n"
+      "Subject: hello\r\n";
+  const std::string body =
+      "\r\nAuthentication-Results: mx.example.test; source-get=pass\r\n..dot\r\n";
+  const std::string kept =
+      "Authentication-Results: other.example; spf=pass\r\nSubject: hello\r\n"
+      "\r\nAuthentication-Results: mx.example.test; source-get=pass\r\n.dot\r\n";
+  auto c = said_ehlo();
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("354 ");
+  c.send(forged + body + ".\r\n");
+  c.expect("250 2.0.0");
+  const auto unstuffed =
+      forged + "\r\nAuthentication-Results: mx.example.test; source-get=pass\r\n.dot\r\n";
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<carol@example.test>\r\nBDAT " +
+         std::to_string(unstuffed.size()) + " LAST\r\n" + unstuffed);
+  c.expect("250 ");
+  c.expect("250 ");
+  c.expect("250 2.0.0");
+  for (const auto* mailbox : {"bob@example.test", "carol@example.test"}) {
+    const auto mail = store().admin().list_mail(10, mailbox);
+    ASSERT_EQ(mail.size(), 1u) << mailbox;
+    const auto detail = store().admin().get_mail(mail[0].id);
+    ASSERT_TRUE(detail);
+    EXPECT_EQ(detail->content, kept) << mailbox;
+    EXPECT_EQ(detail->trace.find("Authentication-Results"), std::string::npos);
+  }
 }
 
 TEST_F(SmtpSession, AliasesAndCatchAllDeliverOncePerMailbox) {
@@ -548,6 +690,53 @@ TEST_F(SmtpSession, TheSessionTimeLimitEndsABusySessionAtItsNextCommand) {
   EXPECT_EQ(replies.back().substr(0, 9), "421 4.4.2");
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
   EXPECT_TRUE(c.closed());
+}
+
+// `size` octets of text in lines of at most 100 (CRLF included).
+std::string lines_of_size(std::size_t size, char fill) {
+  std::string text;
+  while (size > 0) {
+    auto line = std::min<std::size_t>(size, 100);
+    if (size - line == 1) --line;  // no one-octet line left at the end (size >= 2)
+    text += std::string(line - 2, fill) + "\r\n";
+    size -= line;
+  }
+  return text;
+}
+
+// DATA with `size` octets on the wire, terminator included, to bob.
+std::string data_of_size(std::size_t size, char fill) {
+  const std::string head = "Subject: budget\r\n\r\n";
+  return head + lines_of_size(size - head.size() - 3, fill) + ".\r\n";
+}
+
+TEST_F(SmtpSession, ContentPastTheMemoryBudgetIsReadButRefused452AndTheBudgetComesBack) {
+  net::ContentBudget budget(4096);
+  parts().content_budget = &budget;
+  auto c = said_ehlo();
+  const auto send = [&c](const std::string& data) {
+    c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+    c.expect("250 ");
+    c.expect("250 ");
+    c.expect("354 ");
+    c.send(data);
+    return c.reply().back();
+  };
+  EXPECT_EQ(send(data_of_size(4097, 'x')).substr(0, 9), "452 4.3.1");  // past the edge
+  EXPECT_TRUE(stored().empty());
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(send(data_of_size(4096, 'y')).substr(0, 4), "250 ");  // at the edge
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(stored().size(), 1u);
+  // BDAT: a chunk past the budget is refused and the transaction dropped.
+  c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\n");
+  c.expect("250 ");
+  c.expect("250 ");
+  c.send("BDAT 5000\r\n" + lines_of_size(5000, 'z'));
+  EXPECT_EQ(c.reply().back().substr(0, 9), "452 4.3.1");
+  EXPECT_EQ(budget.used(), 0u);
+  c.send("QUIT\r\n");
+  c.expect("221 ");
 }
 
 TEST_F(SmtpSession, AClientThatNeverReadsMeetsTheWriteDeadline) {

@@ -34,8 +34,9 @@ struct ServerSettings {
   unsigned max_connections = 10000;
   unsigned max_connections_per_ip = 50;
   unsigned listen_backlog = 1024;
-  Seconds shutdown_grace{30};   // added key: how long sessions may finish on SIGTERM
-  Seconds auth_cache_ttl{300};  // added key: how long a verified password is remembered
+  Seconds shutdown_grace{30};         // added key: how long sessions may finish on SIGTERM
+  Seconds auth_cache_ttl{300};        // added key: how long a verified password is remembered
+  ByteSize content_memory = 512_MiB;  // added key: message content in memory, all sessions at once
   bool operator==(const ServerSettings&) const = default;
 };
 
@@ -82,6 +83,8 @@ struct SmtpSettings {
   BareNewlinePolicy bare_newline = BareNewlinePolicy::normalize;  // added key
   unsigned max_auth_failures = 5;                                 // added key
   bool received_auth_user = false;                                // added key
+  unsigned max_hops = 50;  // Received: fields in arriving content; above it 554 5.4.6
+  std::string postmaster;  // postmaster@<every local domain> goes here; "" = the bare <postmaster>
   bool operator==(const SmtpSettings&) const = default;
 };
 
