@@ -41,8 +41,8 @@ trap stop EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 # Each side: a config, a store, a domain and a user.
-make_side() {  # name address domain user password
-  local name=$1 address=$2 domain=$3 user=$4 password=$5
+make_side() {  # name address domain user password peer
+  local name=$1 address=$2 domain=$3 user=$4 password=$5 peer=$6
   mkdir -p "$dir/$name"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$dir/$name/key.pem" -out "$dir/$name/cert.pem" -days 2 \
@@ -70,6 +70,9 @@ servers = 127.0.0.1:$dns_port
 smtp_port = $smtp_port
 bind_address = $address
 retry_schedule = 5s
+[reverse]
+# dest fetches from origin, whose MX is on a loopback address: only when it is named.
+trusted_peers = $peer
 CONF
   MAILD_CONFIG=$dir/$name/mail.conf "$mailctl" db migrate >/dev/null
   MAILD_CONFIG=$dir/$name/mail.conf "$mailctl" domain add "$domain"
@@ -85,9 +88,9 @@ pids+=($!)
 echo "origin.test MX mx.origin.test (127.0.0.2); dest.test MX mx.dest.test (127.0.0.3)"
 
 step "origin: maild on 127.0.0.2, alice@origin.test"
-make_side origin 127.0.0.2 origin.test alice alice-secret
+make_side origin 127.0.0.2 origin.test alice alice-secret ""
 step "dest: maild on 127.0.0.3, bob@dest.test"
-make_side dest 127.0.0.3 dest.test bob bob-secret
+make_side dest 127.0.0.3 dest.test bob bob-secret 127.0.0.2
 
 for name in origin dest; do
   "$maild" --config "$dir/$name/mail.conf" &

@@ -111,6 +111,7 @@ void policy_set(Request&);
 void policy_list(Request&);
 void policy_show(Request&);
 void stats(Request&);
+void retrieval_list(Request&);
 void pickup_inject(Request&);
 
 // A positive decimal number (an id, a count), or nothing.

@@ -110,6 +110,8 @@ const std::vector<Verb>& verb_table() {
        "a domain's policies as maild applies them"},
       {"stats", "", "", 0, 0, {}, existing, a::stats,
        "SOURCE/GET counters of every node, and what is waiting now"},
+      {"retrieval", "list", "", 0, 0, {{"limit", "N", "100", "at most N retrievals"}}, existing,
+       a::retrieval_list, "SOURCEs accepted for GET, newest first, with state and last problem"},
       // Hidden: for tests, until the courier offers messages by SOURCE itself.
       {"pickup", "inject", "TOKEN", 1, 1,
        {{"from", "SENDER", "", "the envelope sender (required)"},

@@ -145,6 +145,34 @@ void stats(Request& request) {
   request.out.record(record);
 }
 
+// Newest first. The token is a secret: shown by its first 8 characters, as in the log.
+void retrieval_list(Request& request) {
+  const auto limit = positive_number(request.option("limit"));
+  if (!limit)
+    throw UsageError("--limit wants a positive number, not '" + request.option("limit") + "'");
+  Table table{{{"ID", "id", true},
+               {"RECEIVED", "received_at"},
+               {"TOKEN", "token"},
+               {"FROM", "from"},
+               {"CLIENT", "client_address"},
+               {"STATE", "state"},
+               {"ATTEMPTS", "attempts", true},
+               {"LAST PROBLEM", "last_error"}},
+              {}};
+  const auto retrievals =
+      request.store->reverse_admin().list_retrievals(static_cast<std::size_t>(*limit));
+  for (const store::PendingRetrieval& r : retrievals) {
+    const char* state = r.state == store::RetrievalState::pending   ? "pending"
+                        : r.state == store::RetrievalState::fetched ? "fetched"
+                                                                    : "failed";
+    table.rows.push_back({static_cast<std::int64_t>(r.id), iso_time(r.received_at),
+                          r.token.substr(0, 8) + "...", r.reverse_path, r.client_address,
+                          std::string(state), static_cast<std::int64_t>(r.attempts),
+                          r.last_error.empty() && !request.out.json() ? "-" : r.last_error});
+  }
+  request.out.table(table);
+}
+
 void pickup_inject(Request& request) {
   if (request.option("from").empty()) throw UsageError("pickup inject needs --from SENDER");
   if (request.option("to").empty()) throw UsageError("pickup inject needs --to ADDRESS");

@@ -161,7 +161,8 @@ std::vector<KeySpec> build_keys() {
        "A whole command line, from its first byte (and the wait for it); then 421 and close",
        into(&S::smtp, &SmtpSettings::command_timeout)},
       {"smtp", "data_timeout", DurationType{1s, 1h}, "10m",
-       "All of a message's content (DATA) or of one BDAT chunk; then 421 and close",
+       "All of a message's content (DATA) or of one BDAT chunk, then 421 and close; also of a "
+       "GET callback's answer",
        into(&S::smtp, &SmtpSettings::data_timeout)},
       {"smtp", "bare_newline", words_of(bare_newline_policies), "normalize",
        "Bare CR or LF in message content: normalize to CRLF, or reject (550 5.5.2)",
@@ -209,7 +210,8 @@ std::vector<KeySpec> build_keys() {
        "Static routes, e.g. example.org = 127.0.0.2:2526, * = smarthost.example:587",
        into(&S::delivery, &DeliverySettings::routes)},
       {"delivery", "per_destination", CountType{1, 1000}, "4",
-       "Concurrent connections to one destination",
+       "Concurrent connections to one destination; also GET callbacks per sender domain and per MX "
+       "address",
        into(&S::delivery, &DeliverySettings::per_destination)},
       {"delivery", "retry_schedule", DurationListType{1s, 7 * one_day}, "5m, 10m, 30m, 1h, 2h, 4h",
        "Waits between attempts; the last one repeats until max_queue_age",
@@ -260,14 +262,19 @@ std::vector<KeySpec> build_keys() {
        "Default for domains without their own policy",
        into_enum(&S::reverse, &ReverseSettings::unverified_policy, unverified_policies)},
       {"reverse", "trusted_peers", NetworkListType{}, "",
-       "Addresses allowed to GET without the DNS check",
+       "Addresses allowed to GET without the DNS check, and non-public addresses GET callbacks may "
+       "connect to",
        into(&S::reverse, &ReverseSettings::trusted_peers)},
       {"reverse", "max_unknown_tokens", CountType{1, 1000}, "5",
-       "GETs of unknown tokens per client address per minute; then 421 and close",
+       "Unknown GET tokens per client address per minute until their 550 comes at the longest "
+       "delay",
        into(&S::reverse, &ReverseSettings::max_unknown_tokens)},
       {"reverse", "max_pending_per_domain", CountType{1, 1'000'000}, "1000",
        "Pending retrievals from one sender domain; SOURCE beyond it gets 452",
        into(&S::reverse, &ReverseSettings::max_pending_per_domain)},
+      {"reverse", "max_pending_per_client", CountType{1, 1'000'000}, "100",
+       "Pending retrievals announced by one client address; SOURCE beyond it gets 452",
+       into(&S::reverse, &ReverseSettings::max_pending_per_client)},
   };
 }
 

@@ -9,15 +9,20 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <deque>
 #include <map>
+#include <mutex>
 
 #include "maild/config/limits.hpp"
 #include "maild/core/ids.hpp"
 #include "net/session_log.hpp"
 #include "net/store_calls.hpp"
 #include "net/tls.hpp"
+#include "reverse/fetch_address.hpp"
 #include "reverse/policy.hpp"
 #include "smtp/header_section.hpp"
 #include "smtp/limits.hpp"
@@ -46,6 +51,32 @@ std::string trace_with_result(const std::string& trace, const std::string& resul
   return trace.substr(0, end + 2) + result + trace.substr(end + 2);
 }
 
+// Tokens announced by different clients take turns within a domain's groups:
+// a forger's many SOURCEs do not queue in front of the genuine sender's.
+// Otherwise in the store's order.
+std::vector<store::PendingRetrieval> interleaved_by_client(
+    std::vector<store::PendingRetrieval> retrievals) {
+  std::vector<std::deque<store::PendingRetrieval>> by_client;
+  std::map<std::string, std::size_t> index;
+  for (auto& retrieval : retrievals) {
+    const auto [at, added] = index.try_emplace(retrieval.client_address, by_client.size());
+    if (added) by_client.emplace_back();
+    by_client[at->second].push_back(std::move(retrieval));
+  }
+  std::vector<store::PendingRetrieval> out;
+  out.reserve(retrievals.size());
+  for (bool more = true; more;) {
+    more = false;
+    for (auto& queue : by_client) {
+      if (queue.empty()) continue;
+      out.push_back(std::move(queue.front()));
+      queue.pop_front();
+      more = more || !queue.empty();
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // One sender domain's retrievals, fetched over as few connections as possible.
@@ -54,8 +85,106 @@ struct Retriever::Group {
   std::vector<store::PendingRetrieval> retrievals;
   std::vector<bool> settled;
   std::string problem;  // why what is left unsettled was not fetched
+  std::string refused;  // an address we would not connect to (fetch_address.hpp), and why
+  bool tried = false;   // an address we may connect to was found
 
   bool done() const { return std::all_of(settled.begin(), settled.end(), std::identity{}); }
+};
+
+// [delivery] per_destination connections per sender domain at once, on the
+// worker's strand. A group waits for its domain's turn before it waits for a
+// worker slot, so that one domain's many groups never queue in front of other
+// domains' (SOURCE-GET.md 6). A turn given back while others wait goes
+// straight to the first of them.
+class Retriever::DomainTurns {
+ public:
+  explicit DomainTurns(unsigned share) : share_(share) {}
+
+  // Waits at most `wait` for a turn of `domain`; false on timeout or after stop().
+  asio::awaitable<bool> acquire(const std::string& domain, Seconds wait) {
+    if (stopped_) co_return false;
+    auto& turns = domains_[domain];
+    if (turns.busy < share_) {
+      ++turns.busy;
+      co_return true;
+    }
+    const auto executor = co_await asio::this_coro::executor;
+    auto waiter = std::make_shared<Waiter>(executor);
+    turns.waiters.push_back(waiter);
+    waiter->timer.expires_after(wait);
+    boost::system::error_code ignored;
+    co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (waiter->granted) co_return true;
+    // Still listed, so the domain's entry is still there.
+    auto& waiters = domains_[domain].waiters;
+    waiters.erase(std::remove(waiters.begin(), waiters.end(), waiter), waiters.end());
+    co_return false;
+  }
+
+  void release(const std::string& domain) {
+    const auto found = domains_.find(domain);
+    if (found == domains_.end()) return;
+    auto& turns = found->second;
+    if (!turns.waiters.empty() && !stopped_) {
+      const auto next = turns.waiters.front();
+      turns.waiters.pop_front();
+      next->granted = true;
+      next->timer.cancel();
+      return;
+    }
+    if (--turns.busy == 0 && turns.waiters.empty()) domains_.erase(found);
+  }
+
+  // Shutdown: every waiter gives up, and nobody gets a turn any more.
+  void stop() {
+    stopped_ = true;
+    for (auto& [domain, turns] : domains_)
+      for (auto& waiter : turns.waiters) waiter->timer.cancel();
+  }
+
+ private:
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& executor) : timer(executor) {}
+    asio::steady_timer timer;
+    bool granted = false;
+  };
+  struct Turns {
+    unsigned busy = 0;
+    std::deque<std::shared_ptr<Waiter>> waiters;
+  };
+
+  const unsigned share_;
+  std::map<std::string, Turns> domains_;
+  bool stopped_ = false;
+};
+
+// [delivery] per_destination connections per MX address at once, counted
+// across every group (each on its own strand): many forged domains that name
+// one slow host hold no more of the worker slots than one domain may. A
+// group that finds the address busy does not wait: it goes on with the next
+// address, and what is left is deferred.
+class Retriever::AddressShares {
+ public:
+  explicit AddressShares(unsigned share) : share_(share) {}
+
+  bool take(const IpAddress& address) {
+    std::lock_guard lock(mutex_);
+    auto& busy = busy_[address.to_string()];
+    if (busy >= share_) return false;
+    ++busy;
+    return true;
+  }
+
+  void give_back(const IpAddress& address) {
+    std::lock_guard lock(mutex_);
+    const auto found = busy_.find(address.to_string());
+    if (found != busy_.end() && --found->second == 0) busy_.erase(found);
+  }
+
+ private:
+  const unsigned share_;
+  std::mutex mutex_;
+  std::map<std::string, unsigned> busy_;
 };
 
 Retriever::Retriever(const config::Settings& settings, store::RetrievalQueue& retrievals,
@@ -71,13 +200,33 @@ Retriever::Retriever(const config::Settings& settings, store::RetrievalQueue& re
       checks_(checks),
       io_(io),
       bind_address_(delivery::bind_address_of(settings.delivery)),
-      tls_context_(net::make_client_tls_context()) {}
+      tls_context_(net::make_client_tls_context()),
+      timeouts_(timeouts_for(settings)),
+      domain_turns_(std::make_unique<DomainTurns>(settings.delivery.per_destination)),
+      address_shares_(std::make_unique<AddressShares>(settings.delivery.per_destination)) {}
 
 Retriever::~Retriever() = default;
 
+// DATA's deadlines, applied to a GET's content as it arrives (SOURCE-GET.md
+// 6): each read within [smtp] data_timeout, as the server waits for DATA, and
+// the whole content too, so that a peer dripping one line at a time is cut
+// off; the 354 and the final reply wait no longer either.
+smtp::ClientTimeouts Retriever::timeouts_for(const config::Settings& settings) {
+  smtp::ClientTimeouts timeouts;
+  const auto limit = settings.smtp.data_timeout;
+  timeouts.fetch = limit;
+  timeouts.data_block = std::min(timeouts.data_block, limit);
+  timeouts.data = std::min(timeouts.data, limit);
+  timeouts.end_of_data = std::min(timeouts.end_of_data, limit);
+  return timeouts;
+}
+
 void Retriever::on_start() {
-  spdlog::info("retrieval: fetching as {} every {}s, at most {} connections at once", owner(),
-               settings_.reverse.poll_interval.count(), settings_.delivery.workers);
+  spdlog::info(
+      "retrieval: fetching as {} every {}s, at most {} connections at once, {} per domain and "
+      "per MX address",
+      owner(), settings_.reverse.poll_interval.count(), settings_.delivery.workers,
+      settings_.delivery.per_destination);
 }
 
 asio::awaitable<void> Retriever::round() {
@@ -88,6 +237,7 @@ asio::awaitable<void> Retriever::round() {
 
 void Retriever::on_stop() {
   stopped_ = true;
+  domain_turns_->stop();
   sessions_.request_stop();
   sessions_.close_all();
 }
@@ -104,38 +254,71 @@ asio::awaitable<void> Retriever::claim_work() {
     return reverse.claim_retrievals(owner, lease, limit);
   });
   if (claimed.empty()) co_return;
-  // Ordered by sender domain: consecutive runs make the groups.
-  std::vector<store::PendingRetrieval> group;
-  const auto start_group = [this, &group] {
-    if (group.empty()) return;
-    job_started();
-    auto domain = group.front().sender_domain;
-    asio::co_spawn(strand(), fetch_group(std::move(domain), std::move(group)), asio::detached);
-    group.clear();
-  };
   const auto count = claimed.size();
+  // Ordered by sender domain: consecutive runs make each domain's retrievals.
+  std::vector<std::vector<store::PendingRetrieval>> domains;
   for (auto& retrieval : claimed) {
     hold(retrieval.id);
-    const bool other_domain =
-        !group.empty() && group.front().sender_domain != retrieval.sender_domain;
-    if (other_domain || group.size() == limits::gets_per_connection_max) start_group();
-    group.push_back(std::move(retrieval));
+    if (domains.empty() || domains.back().front().sender_domain != retrieval.sender_domain)
+      domains.emplace_back();
+    domains.back().push_back(std::move(retrieval));
   }
-  start_group();
+  // Each domain's groups of at most gets_per_connection_max tokens.
+  std::vector<std::vector<std::vector<store::PendingRetrieval>>> groups;
+  for (auto& retrievals : domains) {
+    auto& split = groups.emplace_back();
+    for (auto& retrieval : interleaved_by_client(std::move(retrievals))) {
+      if (split.empty() || split.back().size() == limits::gets_per_connection_max)
+        split.emplace_back();
+      split.back().push_back(std::move(retrieval));
+    }
+  }
+  // Started in turn across domains: every domain's first group, then every
+  // second one, so that the worker slots go round (SOURCE-GET.md 6).
+  for (std::size_t round = 0, started = 1; started > 0; ++round) {
+    started = 0;
+    for (auto& split : groups) {
+      if (round >= split.size()) continue;
+      auto& group = split[round];
+      job_started();
+      auto domain = group.front().sender_domain;
+      asio::co_spawn(strand(), fetch_group(std::move(domain), std::move(group)), asio::detached);
+      ++started;
+    }
+  }
   if (count == limit) look_again();  // there may be more due: look again at once
 }
 
 asio::awaitable<void> Retriever::fetch_group(std::string domain,
                                              std::vector<store::PendingRetrieval> retrievals) {
-  Group group{std::move(domain), std::move(retrievals), {}, {}};
+  Group group{std::move(domain), std::move(retrievals), {}, {}, {}, false};
   group.settled.assign(group.retrievals.size(), false);
   try {
-    const auto slot = co_await workers().acquire();  // given back when the try block ends
-    if (!stopping()) {
-      // A strand of its own, so that its connections never share this one.
-      auto task = run_group(group);
-      auto running = asio::co_spawn(asio::make_strand(io_), std::move(task), asio::use_awaitable);
-      co_await std::move(running);
+    // The domain's turn first, then a worker slot: both given back when the try block ends.
+    const bool turn = co_await domain_turns_->acquire(group.domain, limits::destination_slot_wait);
+    struct EndTurn {
+      DomainTurns& turns;
+      const std::string& domain;
+      bool held;
+      ~EndTurn() {
+        if (held) turns.release(domain);
+      }
+    } end_turn{*domain_turns_, group.domain, turn};
+    if (!turn && !stopping()) {
+      const auto reason = "451 4.4.5 too many retrieval connections for " + group.domain +
+                          " already ([delivery] per_destination = " +
+                          std::to_string(settings_.delivery.per_destination) + ")";
+      for (std::size_t i = 0; i < group.retrievals.size(); ++i)
+        co_await temporary(group, i, reason);
+    }
+    if (turn) {
+      const auto slot = co_await workers().acquire();
+      if (!stopping()) {
+        // A strand of its own, so that its connections never share this one.
+        auto task = run_group(group);
+        auto running = asio::co_spawn(asio::make_strand(io_), std::move(task), asio::use_awaitable);
+        co_await std::move(running);
+      }
     }
   } catch (const std::exception& e) {
     spdlog::warn("retrieval: fetching from {} failed: {}", group.domain, e.what());
@@ -170,8 +353,33 @@ asio::awaitable<void> Retriever::run_group(Group& group) {
     }
     for (const auto& address : found.addresses) {
       if (group.done() || stopped_) break;
+      const auto remote_host = delivery::remote_host_text(hop.host, address, hop.port);
+      if (const auto why = refusal_to_fetch_from(settings_, hop.host, address); !why.empty()) {
+        spdlog::warn("retrieval: not connecting to {} for {}: {}", remote_host, group.domain, why);
+        group.refused = "550 5.7.1 not fetched from " + remote_host + ": " + why;
+        continue;
+      }
+      group.tried = true;
+      if (!address_shares_->take(address)) {
+        group.problem = "451 4.4.5 too many retrieval connections to " + address.to_string() +
+                        " already ([delivery] per_destination = " +
+                        std::to_string(settings_.delivery.per_destination) + ")";
+        continue;
+      }
+      struct GiveBack {
+        AddressShares& shares;
+        const IpAddress& address;
+        ~GiveBack() { shares.give_back(address); }
+      } give_back{*address_shares_, address};
       co_await try_address(group, hop, address, true);
     }
+  }
+  // Only addresses we must not connect to (and no lookup that failed for now):
+  // the domain's MX cannot be reached, so the message cannot be verified.
+  if (!stopped_ && !group.tried && !group.refused.empty() && group.problem.empty()) {
+    for (std::size_t i = 0; i < group.retrievals.size(); ++i)
+      if (!group.settled[i]) co_await permanent(group, i, group.refused);
+    co_return;
   }
   if (group.problem.empty()) group.problem = "451 4.4.1 no answer from any MX of " + group.domain;
   if (stopped_) group.problem = stopping_reply;

@@ -4,7 +4,12 @@
 // per group, MX fallback on connection trouble), sends one GET per token and
 // stores each message as verified, or defers or fails it. Any number of maild
 // nodes on one store run one each; leases keep two from fetching one token.
-// Its loop, leases and worker slots are net::LeasedWorker's.
+// Its loop, leases and worker slots are net::LeasedWorker's. Forged SOURCEs
+// must not crowd out genuine ones (SOURCE-GET.md 6): groups start in turn
+// across domains, no domain and no MX address holds more than [delivery]
+// per_destination connections, a GET's content must arrive within [smtp]
+// data_timeout, and non-public addresses are never connected to unless the
+// administrator named them (fetch_address.hpp).
 // Talks to: the store (on the store worker pool), DNS, and the sender
 // domain's MX hosts (untrusted: see smtp/client.hpp; their content passes
 // DATA's checks). Tokens are secrets: the log shows them shortened.
@@ -49,11 +54,16 @@ class Retriever final : public net::LeasedWorker {
             boost::asio::any_io_executor io, const smtp::SessionExtensions& checks);
   ~Retriever() override;
 
+  // The client's waits for a GET callback: RFC 5321's, but none longer than
+  // [smtp] data_timeout, which also bounds a GET's whole content.
+  static smtp::ClientTimeouts timeouts_for(const config::Settings& settings);
   // Test hook: shorter waits than RFC 5321's.
   void set_timeouts(const smtp::ClientTimeouts& timeouts) { timeouts_ = timeouts; }
 
  private:
   struct Group;
+  class DomainTurns;
+  class AddressShares;
 
   void on_start() override;
   boost::asio::awaitable<void> round() override;
@@ -85,7 +95,9 @@ class Retriever final : public net::LeasedWorker {
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   net::SessionRegistry sessions_;
   smtp::ClientTimeouts timeouts_;
-  std::atomic<bool> stopped_{false};  // stop() arrived: read by the groups' strands
+  std::atomic<bool> stopped_{false};               // stop() arrived: read by the groups' strands
+  std::unique_ptr<DomainTurns> domain_turns_;      // on the strand only
+  std::unique_ptr<AddressShares> address_shares_;  // any group's strand
 
   // On the strand only.
   std::chrono::steady_clock::time_point last_purge_;

@@ -11,6 +11,7 @@
 // shown shortened in every log line and transcript.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,9 +30,15 @@ class AuthThrottle;
 
 namespace maild::reverse {
 
+// How long the 550 to an unknown GET token waits: longer with each of the
+// client's `failures` within the window, the longest from `max_unknown_tokens`
+// ([reverse] max_unknown_tokens) on.
+std::chrono::milliseconds unknown_token_delay(unsigned failures, unsigned max_unknown_tokens);
+
 class SourceGet final : public smtp::Extension {
  public:
-  // `unknown_tokens` counts GETs of unknown tokens per client address;
+  // `unknown_tokens` counts GETs of unknown tokens per client address (they
+  // slow its 550s down, never refuse a GET for a token that exists);
   // `resolver` may be null (only [reverse] trusted_peers may GET);
   // `retrieval_wakeup` (may be empty) tells the retrieval worker a SOURCE arrived.
   SourceGet(const config::Settings& settings, store::RetrievalIntake& intake,

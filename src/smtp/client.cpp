@@ -486,7 +486,8 @@ asio::awaitable<bool> ClientSession::read_fetched(DataReader& reader, std::strin
   const auto deadline = Clock::now() + options_.timeouts.fetch;
   std::string bytes;
   while (!reader.done()) {
-    const auto left = std::chrono::duration_cast<Seconds>(deadline - Clock::now());
+    // Rounded up: reads wait whole seconds, and must not end the transfer early.
+    const auto left = std::chrono::ceil<Seconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       fail("451 4.4.2 timeout after " + std::to_string(options_.timeouts.fetch.count()) +
            "s receiving the message " + std::string(shown) + " from " + options_.remote_host);
@@ -499,6 +500,7 @@ asio::awaitable<bool> ClientSession::read_fetched(DataReader& reader, std::strin
       case net::ReadStatus::line:
         break;
       case net::ReadStatus::timed_out:
+        if (left < options_.timeouts.data_block) continue;  // the whole deadline: said above
         fail("451 4.4.2 timeout receiving the message " + std::string(shown) + " from " +
              options_.remote_host);
         co_return false;

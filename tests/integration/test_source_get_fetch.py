@@ -133,8 +133,9 @@ class FetchTest(unittest.TestCase):
         self.dest = Maild(self, hostname="mx.dest.test", host=DEST_HOST, config_extra=(
             "[dns]\nservers = %s\ntimeout = 2s\n"
             "[delivery]\nsmtp_port = %d\nbind_address = %s\nretry_schedule = 1s\nlease_time = 5s\n"
-            "[reverse]\npoll_interval = 1s\n[log]\nlevel = debug"
-            % (self.dns.endpoint, self.origin.ports["smtp"], DEST_HOST)))
+            # The origin's MX (and the proxy) are on loopback addresses: named, or never fetched from.
+            "[reverse]\npoll_interval = 1s\ntrusted_peers = %s, %s\n[log]\nlevel = debug"
+            % (self.dns.endpoint, self.origin.ports["smtp"], DEST_HOST, ORIGIN_HOST, PROXY_HOST)))
         provision(self.dest, users=("bob@dest.test",), domains=("dest.test",))
         return self.dest.start()
 

@@ -23,8 +23,10 @@
 
 #include "dns/resolver.hpp"
 #include "dnsmasq_fixture.hpp"
+#include "maild/config/limits.hpp"
 #include "maild/config/settings.hpp"
 #include "maild/store/store.hpp"
+#include "reverse/fetch_address.hpp"
 #include "reverse/retriever.hpp"
 #include "scripted_peer.hpp"
 #include "smtp/extension.hpp"
@@ -90,9 +92,10 @@ class RetrieverChecks : public ::testing::Test {
     if (::mkdtemp(pattern.data()) == nullptr) return;
     dns_folder_ = pattern;
     dnsmasq_ = new Dnsmasq;
-    started_dns_ = dnsmasq_->start(binary_, dns_folder_,
-                                   {"--local=/test/", "--mx-host=origin.test,mx.origin.test,10",
-                                    "--host-record=mx.origin.test,127.0.0.1"});
+    started_dns_ = dnsmasq_->start(
+        binary_, dns_folder_,
+        {"--local=/test/", "--mx-host=origin.test,mx.origin.test,10",
+         "--mx-host=other.test,mx.origin.test,10", "--host-record=mx.origin.test,127.0.0.1"});
   }
   static void TearDownTestSuite() {
     if (dnsmasq_ != nullptr) dnsmasq_->stop();
@@ -120,6 +123,8 @@ class RetrieverChecks : public ::testing::Test {
     settings_.reverse.poll_interval = Seconds{1};
     settings_.dns.servers = {Endpoint{"127.0.0.1", dnsmasq_->port()}};
     settings_.dns.timeout = Seconds{2};
+    // The scripted origin listens on loopback: named, as a private route would be.
+    settings_.reverse.trusted_peers = {*parse_network("127.0.0.1")};
 
     store_ = store::open_store(settings_);
     store_->migrate();
@@ -151,18 +156,19 @@ class RetrieverChecks : public ::testing::Test {
   }
 
   // A SOURCE accepted from mx.origin.test for bob@ and carol@, as the session records it.
-  store::RetrievalId add_retrieval(const std::string& its_token = token,
-                                   std::optional<std::uint64_t> declared = content.size()) {
+  store::RetrievalId add_retrieval(const std::string& with_token = token,
+                                   std::optional<std::uint64_t> declared = content.size(),
+                                   const std::string& sender = "alice@origin.test") {
     store::NewRetrieval retrieval;
-    retrieval.token = its_token;
-    retrieval.reverse_path = "alice@origin.test";
+    retrieval.token = with_token;
+    retrieval.reverse_path = sender;
     for (const char* address : {"bob@example.test", "carol@example.test"})
       retrieval.recipients.push_back({address, store_->directory().resolve(address).mailboxes});
     retrieval.declared_size = declared;
     retrieval.client_address = "192.0.2.1";
     retrieval.helo = "mx.origin.test";
     retrieval.trace = "Return-Path: <alice@origin.test>\r\n" + received;
-    const auto added = store_->retrieval_intake().add_retrieval(retrieval, 100);
+    const auto added = store_->retrieval_intake().add_retrieval(retrieval, 1000, 1000);
     EXPECT_EQ(added.outcome, store::RetrievalAdded::Outcome::added);
     return added.id;
   }
@@ -189,6 +195,7 @@ class RetrieverChecks : public ::testing::Test {
                              &timeouts.rcpt, &timeouts.data, &timeouts.data_block,
                              &timeouts.end_of_data, &timeouts.rset, &timeouts.source})
       *timeout = Seconds{5};
+    timeouts.fetch = fetch_timeout_;
     retriever_->set_timeouts(timeouts);
     retriever_->start();
     retriever_->wake();
@@ -226,6 +233,7 @@ class RetrieverChecks : public ::testing::Test {
   static inline bool started_dns_ = false;
 
   config::Settings settings_;
+  Seconds fetch_timeout_{30};
   std::filesystem::path dir_;
   std::unique_ptr<store::Store> store_;
   std::optional<ScriptedPeer> peer_;
@@ -421,6 +429,246 @@ TEST_F(RetrieverChecks, EachFetchedMessageIsStoredBeforeTheNextGet) {
   // The first was stored as soon as it was fetched, not with the rest of its group.
   EXPECT_EQ(first_state_at_second_get.load(), static_cast<int>(store::RetrievalState::fetched));
   EXPECT_EQ(counter(store::counter::get_fetched), 2);
+}
+
+// ---- where the worker connects, and how much of it one peer may hold (SOURCE-GET.md 6) ----
+
+// 32 hex characters, distinct for each n.
+std::string token_for(int n) {
+  std::string hex = std::to_string(n);
+  return std::string(32 - hex.size(), 'a') + hex;
+}
+
+TEST_F(RetrieverChecks, AnMxOnANonPublicAddressIsNeverConnectedTo) {
+  settings_.reverse.trusted_peers.clear();
+  add_retrieval();
+  start({});
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::failed);
+  EXPECT_EQ(
+      after->last_error,
+      "550 5.7.1 not fetched from mx.origin.test[127.0.0.1]:" + std::to_string(peer_->port()) +
+          ": 127.0.0.1 is not a public address, and neither [reverse] trusted_peers nor "
+          "[delivery] routes name it");
+  EXPECT_EQ(peer_->connections(), 0);
+  EXPECT_EQ(counter(store::counter::get_failed), 1);
+}
+
+TEST_F(RetrieverChecks, ARouteToTheAddressLetsTheWorkerConnect) {
+  settings_.reverse.trusted_peers.clear();
+  settings_.delivery.routes = {{"elsewhere.test", Endpoint{"127.0.0.1", peer_->port()}}};
+  add_retrieval();
+  serve_content();
+  start({});
+  const auto after =
+      retrieval_once([](const auto& r) { return r.state != store::RetrievalState::pending; });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::fetched) << after->last_error;
+  EXPECT_EQ(peer_->connections(), 1);
+}
+
+// DATA's whole-transfer deadline applies to a GET's content: a peer that
+// sends one line a second, each well within the per-read wait, is cut off.
+TEST_F(RetrieverChecks, AnOriginThatDripsItsContentIsCutOffAtTheDeadline) {
+  fetch_timeout_ = Seconds{2};
+  add_retrieval();
+  peer_->play({[](PeerConnection& peer) {
+    testing::greet(peer, {"SOURCE"});
+    peer.expect("GET " + token + "\r\n");
+    peer.say("354 2.0.0 " + token + " message follows\r\n");
+    for (int i = 0; i < 6; ++i) {
+      peer.say("X-Drip: " + std::to_string(i) + "\r\n");
+      peer.stall(1s);
+    }
+  }});
+  const auto started = std::chrono::steady_clock::now();
+  start({});
+  const auto after = retrieval_once([](const auto& r) { return !r.last_error.empty(); });
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, store::RetrievalState::pending);
+  EXPECT_EQ(
+      after->last_error.rfind("451 4.4.2 timeout after 2s receiving the message 5f0c2e8a...", 0),
+      0u)
+      << after->last_error;
+  EXPECT_GE(took, 2s);
+  EXPECT_LT(took, 5s);
+}
+
+// The worker's defaults: [smtp] data_timeout bounds the whole content.
+TEST(FetchTimeouts, FollowDataTimeout) {
+  config::Settings settings;
+  settings.smtp.data_timeout = Seconds{7};
+  const auto timeouts = Retriever::timeouts_for(settings);
+  EXPECT_EQ(timeouts.fetch, Seconds{7});
+  EXPECT_EQ(timeouts.data_block, Seconds{7});
+  EXPECT_EQ(timeouts.data, Seconds{7});
+  EXPECT_EQ(timeouts.end_of_data, Seconds{7});
+  settings.smtp.data_timeout = std::chrono::hours(1);
+  const auto longer = Retriever::timeouts_for(settings);
+  EXPECT_EQ(longer.fetch, std::chrono::hours(1));
+  EXPECT_EQ(longer.data_block, smtp::ClientTimeouts{}.data_block);  // never longer than RFC 5321's
+}
+
+// Two domains whose MX is one address: with per_destination = 1 only one
+// connection reaches it at a time; the other group is deferred at once
+// (it holds no worker slot waiting), and the limit is not passed.
+TEST_F(RetrieverChecks, OneMxAddressHoldsNoMoreThanItsShareOfTheConnections) {
+  settings_.delivery.per_destination = 1;
+  add_retrieval(token_for(1));
+  add_retrieval(token_for(2), content.size(), "zoe@other.test");
+  std::atomic<int> gets{0};
+  const auto slow = [&gets](PeerConnection& peer) {
+    testing::greet(peer, {"SOURCE"});
+    EXPECT_EQ(peer.line().rfind("GET ", 0), 0u);
+    ++gets;
+    peer.stall(1500ms);
+    peer.say("550 5.1.0 unknown token\r\n");
+    testing::quit(peer);
+  };
+  peer_->play({slow, slow});
+  start({});
+  ASSERT_TRUE(eventually([this] {
+    const auto list = store_->reverse_admin().list_retrievals(10);
+    return list.size() == 2 && std::all_of(list.begin(), list.end(),
+                                           [](const auto& r) { return !r.last_error.empty(); });
+  }));
+  const auto list = store_->reverse_admin().list_retrievals(10);
+  int deferred = 0;
+  for (const auto& r : list) {
+    if (r.state == store::RetrievalState::pending) {
+      ++deferred;
+      EXPECT_EQ(r.last_error,
+                "451 4.4.5 too many retrieval connections to 127.0.0.1 already ([delivery] "
+                "per_destination = 1)");
+    } else {
+      EXPECT_EQ(r.last_error.rfind("550 5.1.0", 0), 0u) << r.last_error;
+    }
+  }
+  EXPECT_EQ(deferred, 1);
+  EXPECT_EQ(peer_->most_at_once(), 1);
+  EXPECT_EQ(gets, 1);
+}
+
+// One domain's tokens beyond one connection's worth make a second group: with
+// per_destination = 1 it waits for the domain's turn (and gets it once the
+// first is done), so the domain never holds two connections.
+TEST_F(RetrieverChecks, OneDomainHoldsNoMoreThanItsShareOfTheConnections) {
+  settings_.delivery.per_destination = 1;
+  const int count = static_cast<int>(limits::gets_per_connection_max) + 1;
+  for (int i = 1; i <= count; ++i) add_retrieval(token_for(i));
+  const auto refuse_all = [](PeerConnection& peer) {
+    testing::greet(peer, {"SOURCE"});
+    for (;;) {
+      const auto line = peer.line();
+      if (line.rfind("GET ", 0) != 0) {
+        peer.say("221 2.0.0 Bye\r\n");
+        return;
+      }
+      peer.say("550 5.1.0 unknown token\r\n");
+    }
+  };
+  peer_->play({refuse_all, refuse_all});
+  start({});
+  ASSERT_TRUE(eventually([this] { return counter(store::counter::get_failed) == 51; }));
+  EXPECT_EQ(peer_->connections(), 2);
+  EXPECT_EQ(peer_->most_at_once(), 1);
+}
+
+// Within a domain, tokens announced by different clients take turns: the
+// genuine sender's one token is not queued behind a forger's many.
+TEST_F(RetrieverChecks, TokensOfDifferentAnnouncingClientsTakeTurns) {
+  for (int i = 1; i <= 5; ++i) add_retrieval(token_for(i));  // from 192.0.2.1
+  store::NewRetrieval genuine;
+  genuine.token = token;
+  genuine.reverse_path = "alice@origin.test";
+  genuine.recipients.push_back(
+      {"bob@example.test", store_->directory().resolve("bob@example.test").mailboxes});
+  genuine.client_address = "192.0.2.99";
+  genuine.helo = "mx.origin.test";
+  genuine.trace = "Return-Path: <alice@origin.test>\r\n" + received;
+  store_->retrieval_intake().add_retrieval(genuine, 1000, 1000);
+  std::vector<std::string> order;
+  std::mutex order_mutex;
+  peer_->play({[&order, &order_mutex](PeerConnection& peer) {
+    testing::greet(peer, {"SOURCE"});
+    for (;;) {
+      const auto line = peer.line();
+      if (line.rfind("GET ", 0) != 0) {
+        peer.say("221 2.0.0 Bye\r\n");
+        return;
+      }
+      {
+        std::lock_guard lock(order_mutex);
+        order.push_back(line.substr(4));
+      }
+      peer.say("550 5.1.0 unknown token\r\n");
+    }
+  }});
+  start({});
+  ASSERT_TRUE(eventually([this] { return counter(store::counter::get_failed) == 6; }));
+  std::lock_guard lock(order_mutex);
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ(order[0], token_for(1));
+  EXPECT_EQ(order[1], token);  // second, not sixth
+}
+
+// ---- which addresses are public ----
+
+TEST(FetchAddress, NonPublicRangesAreRefusedAtTheirEdges) {
+  const auto is_public = [](const char* text) { return is_public_address(*parse_ip(text)); };
+  for (const char* refused : {"127.0.0.1",
+                              "127.255.255.255",
+                              "10.0.0.0",
+                              "10.255.255.255",
+                              "172.16.0.0",
+                              "172.31.255.255",
+                              "192.168.0.1",
+                              "192.168.255.255",
+                              "100.64.0.0",
+                              "100.127.255.255",
+                              "169.254.0.1",
+                              "0.0.0.0",
+                              "224.0.0.1",
+                              "255.255.255.255",
+                              "192.0.2.1",
+                              "198.51.100.7",
+                              "203.0.113.9",
+                              "198.18.0.1",
+                              "::1",
+                              "::",
+                              "fc00::1",
+                              "fdff:ffff::1",
+                              "fe80::1",
+                              "ff02::1",
+                              "2001:db8::1",
+                              "::ffff:127.0.0.1",
+                              "::ffff:10.1.2.3"})
+    EXPECT_FALSE(is_public(refused)) << refused;
+  for (const char* allowed : {"9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0",
+                              "192.167.255.255", "192.169.0.0", "100.63.255.255", "100.128.0.0",
+                              "128.0.0.1", "169.253.255.255", "223.255.255.255", "8.8.8.8",
+                              "2a00:1450::1", "fbff:ffff::1", "2001:db9::1", "::ffff:8.8.8.8"})
+    EXPECT_TRUE(is_public(allowed)) << allowed;
+}
+
+TEST(FetchAddress, TrustedPeersAndRoutesAllowAPrivateAddress) {
+  config::Settings settings;
+  const auto address = *parse_ip("10.0.0.5");
+  EXPECT_NE(refusal_to_fetch_from(settings, "mx.private.test", address), "");
+  EXPECT_EQ(refusal_to_fetch_from(settings, "mx.public.test", *parse_ip("8.8.8.8")), "");
+  settings.reverse.trusted_peers = {*parse_network("10.0.0.0/24")};
+  EXPECT_EQ(refusal_to_fetch_from(settings, "mx.private.test", address), "");
+  settings.reverse.trusted_peers = {*parse_network("10.0.1.0/24")};  // just past it
+  EXPECT_NE(refusal_to_fetch_from(settings, "mx.private.test", address), "");
+  settings.reverse.trusted_peers.clear();
+  settings.delivery.routes = {{"example.org", Endpoint{"10.0.0.5", 25}}};
+  EXPECT_EQ(refusal_to_fetch_from(settings, "mx.private.test", address), "");
+  settings.delivery.routes = {{"*", Endpoint{"Relay.Private.Test", 25}}};
+  EXPECT_EQ(refusal_to_fetch_from(settings, "relay.private.test", address), "");
+  EXPECT_NE(refusal_to_fetch_from(settings, "mx.private.test", address), "");
 }
 
 }  // namespace

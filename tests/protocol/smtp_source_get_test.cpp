@@ -16,6 +16,8 @@
 
 #include "dns/resolver.hpp"
 #include "dnsmasq_fixture.hpp"
+#include "maild/config/limits.hpp"
+#include "reverse/source_get.hpp"
 #include "session_fixture.hpp"
 #include "smtp/session.hpp"
 
@@ -269,6 +271,28 @@ TEST_F(SourceGet, PendingRetrievalsPerSenderDomainAreBounded) {
   EXPECT_EQ(retrievals().size(), 1u);
 }
 
+// SOURCE-GET.md 6: one client address cannot announce more than its share,
+// whatever sender domains it claims; other addresses are not affected.
+TEST_F(SourceGet, PendingRetrievalsPerClientAddressAreBounded) {
+  settings_.reverse.max_pending_per_client = 2;
+  auto c = said_ehlo();
+  envelope(c, "a@one.test");
+  c.send("SOURCE " + token + "\r\n");
+  c.expect("250 2.0.0");
+  envelope(c, "b@two.test");
+  c.send("SOURCE " + other_token + "\r\n");
+  c.expect("250 2.0.0");
+  envelope(c, "c@three.test");
+  c.send("SOURCE ffeeddccbbaa99887766554433221100\r\n");
+  c.expect("452 4.3.1 too many pending retrievals from your address, try again later");
+  EXPECT_EQ(retrievals().size(), 2u);
+  auto other = said_ehlo(Service::smtp, "192.0.2.8");
+  envelope(other, "c@three.test");
+  other.send("SOURCE ffeeddccbbaa99887766554433221100\r\n");
+  other.expect("250 2.0.0");
+  EXPECT_EQ(retrievals().size(), 3u);
+}
+
 TEST_F(SourceGet, SourceMustBeTheLastCommandOfAPipelinedGroup) {
   auto c = said_ehlo();
   envelope(c);
@@ -424,30 +448,53 @@ TEST_F(SourceGet, AFetchedPickupIsServedOnlyWithinTheRetention) {
   c.expect("550 5.1.0");
 }
 
-TEST_F(SourceGet, UnknownTokensAreSlowedDownAndThenDisconnected) {
+// SOURCE-GET.md 3: unknown tokens are answered ever more slowly, but never
+// with a refusal of the connection: a GET for a token that exists is answered
+// at once, even right after many unknown ones (else a forger who announces
+// made-up tokens in our name makes us block the server he sent them to).
+TEST_F(SourceGet, UnknownTokensAreSlowedDownButNeverRefuseAGenuineGet) {
+  settings_.reverse.trusted_peers = {*parse_network("192.0.2.0/24")};
   settings_.reverse.max_unknown_tokens = 3;
-  start_world();
+  offer(message);
   auto c = said_ehlo();
   const auto started = std::chrono::steady_clock::now();
-  c.send("GET " + token + "\r\n");
+  c.send("GET " + other_token + "\r\n");
   c.expect("550 5.1.0");
-  c.send("GET " + token + "\r\n");
+  c.send("GET " + other_token + "\r\n");
   c.expect("550 5.1.0");
   // 250 ms after the first, 500 ms after the second.
   EXPECT_GE(std::chrono::steady_clock::now() - started, 700ms);
-  c.send("GET " + token + "\r\n");
-  c.expect("550 5.1.0");
-  c.expect("421 4.7.0");
-  EXPECT_TRUE(c.closed());
-  // The address stays blocked for the window, on a new connection too.
+  // At max_unknown_tokens and past it: still a 550, at the longest delay, and the session goes on.
+  for (int i = 0; i < 2; ++i) {
+    const auto before = std::chrono::steady_clock::now();
+    c.send("GET " + other_token + "\r\n");
+    c.expect("550 5.1.0");
+    EXPECT_GE(std::chrono::steady_clock::now() - before, 1900ms);
+  }
+  // The token that exists comes at once on the same connection (still open),
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_EQ(unstuff(fetch(c)), "Received: from client by mx.example.test\r\n" + message);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 200ms);
+  // and on a new one from the same address.
   auto again = said_ehlo();
-  again.send("GET " + token + "\r\n");
-  again.expect("421 4.7.0");
-  EXPECT_TRUE(again.closed());
-  // Another address is not.
+  fetch(again);
+  // Another address starts with the shortest delay.
   auto other = said_ehlo(Service::smtp, "192.0.2.8");
-  other.send("GET " + token + "\r\n");
+  const auto other_started = std::chrono::steady_clock::now();
+  other.send("GET " + other_token + "\r\n");
   other.expect("550 5.1.0");
+  EXPECT_LT(std::chrono::steady_clock::now() - other_started, 1s);
+}
+
+TEST(UnknownTokenDelay, GrowsPerUnknownTokenUpToItsCap) {
+  using reverse::unknown_token_delay;
+  EXPECT_EQ(unknown_token_delay(1, 5), limits::unknown_token_delay);
+  EXPECT_EQ(unknown_token_delay(4, 5), 4 * limits::unknown_token_delay);
+  // At max_unknown_tokens and past it: the cap.
+  EXPECT_EQ(unknown_token_delay(5, 5), limits::unknown_token_delay_max);
+  EXPECT_EQ(unknown_token_delay(6, 5), limits::unknown_token_delay_max);
+  // Never over the cap, however large max_unknown_tokens is.
+  EXPECT_EQ(unknown_token_delay(100, 1000), limits::unknown_token_delay_max);
 }
 
 TEST_F(SourceGet, WithoutTrustOrResolverGetIsDeferred) {

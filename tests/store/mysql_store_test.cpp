@@ -182,7 +182,7 @@ TEST(MysqlStoreOpen, CreatesTheDatabaseThenMigrates) {
             "queue_recipients|InnoDB|utf8mb4_bin\n"
             "schema_migrations|InnoDB|utf8mb4_bin");
   EXPECT_EQ(query_rows(*db, "SELECT version, name FROM schema_migrations ORDER BY version"),
-            "1|initial\n2|maildrop_locks\n3|queue\n4|reverse");
+            "1|initial\n2|maildrop_locks\n3|queue\n4|reverse\n5|pending_by_client");
   EXPECT_EQ(query_rows(*db,
                        "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE "
                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages' AND "
@@ -701,10 +701,10 @@ TEST_F(MysqlStore, MigratesAVersionThreeStore) {
   reopen();
   EXPECT_EQ(store_->schema_version(), 3);
   store_->migrate();
-  EXPECT_EQ(store_->schema_version(), 4);
+  EXPECT_EQ(store_->schema_version(), store_->latest_schema_version());
   EXPECT_FALSE(store_->admin().get_mail(id).value().summary.verified);
   EXPECT_EQ(
-      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).outcome,
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10, 10).outcome,
       RetrievalAdded::Outcome::added);
   store_->reverse_admin().set_policy({"example.com", config::UnverifiedPolicy::reject, {}});
   store_->admin().delete_domain("example.com");
@@ -714,7 +714,7 @@ TEST_F(MysqlStore, MigratesAVersionThreeStore) {
 // The state rules hold in the database itself, whoever writes.
 TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
   const RetrievalId retrieval =
-      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10, 10).id;
   const std::string retrieval_row = " WHERE id = " + std::to_string(retrieval);
   raw_->exec("UPDATE pending_retrievals SET state = 2" + retrieval_row);
   EXPECT_THROW(raw_->exec("UPDATE pending_retrievals SET state = 0" + retrieval_row),
@@ -734,7 +734,7 @@ TEST_F(MysqlStore, RetrievalAndPickupStatesOnlyGrow) {
 TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
   NewRetrieval retrieval = retrieval_for(alice_, token_for(1));
   retrieval.helo = "mx.\xff\xfe.test";
-  const RetrievalId id = store_->retrieval_intake().add_retrieval(retrieval, 10).id;
+  const RetrievalId id = store_->retrieval_intake().add_retrieval(retrieval, 10, 10).id;
   ASSERT_EQ(store_->retrievals().claim_retrievals("w", 60s, 10).size(), 1u);
   const std::string reply = "451 4.3.0 \xe9tat \xff\r\n";
   ASSERT_TRUE(store_->retrievals().defer_retrieval("w", id, UnixTime{}, reply));
@@ -757,7 +757,7 @@ TEST_F(MysqlStore, SourceGetEnvelopesKeepTheirOctets) {
 // nothing was delivered and the retrieval is still pending under the worker's lease.
 TEST_F(MysqlStore, FinishingARetrievalIsAtomic) {
   const RetrievalId id =
-      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10).id;
+      store_->retrieval_intake().add_retrieval(retrieval_for(alice_, token_for(1)), 10, 10).id;
   ASSERT_EQ(store_->retrievals().claim_retrievals("w", 60s, 10).size(), 1u);
   raw_->exec(
       "CREATE TRIGGER injected BEFORE INSERT ON counters FOR EACH ROW "
@@ -816,7 +816,7 @@ TEST_F(MysqlStore, ATokenRecordedMeanwhileByAnotherNodeIsKnown) {
         c.token + "', '" + c.recorded_by + "', 'origin.test', '', '', '', 0, 0, '')");
     const std::int64_t theirs = raw_->query_int("SELECT LAST_INSERT_ID()");
     auto attempt = std::async(std::launch::async, [&] {
-      return store_->retrieval_intake().add_retrieval(retrieval_for(alice_, c.token), 10);
+      return store_->retrieval_intake().add_retrieval(retrieval_for(alice_, c.token), 10, 10);
     });
     // Its lookup is done once it inserts; the INSERT waits for this transaction.
     EXPECT_TRUE(running_elsewhere(*raw_, "INSERT INTO pending_retrievals"));
@@ -850,7 +850,7 @@ TEST_F(MysqlStore, ARetrievalClaimSkipsRowsAnotherClaimerHolds) {
   for (int i = 0; i < 4; ++i) {
     const std::string sender = std::string(i < 2 ? "a@alpha" : "b@beta") + ".test";
     ids.push_back(store_->retrieval_intake()
-                      .add_retrieval(retrieval_for(alice_, token_for(i + 1), sender), 10)
+                      .add_retrieval(retrieval_for(alice_, token_for(i + 1), sender), 10, 10)
                       .id);
   }
   raw_->exec("START TRANSACTION");

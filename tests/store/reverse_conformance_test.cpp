@@ -72,7 +72,7 @@ TEST_P(StoreConformance, ReverseARetrievalIsRecordedWithItsEnvelopeAndCounted) {
   const MailboxId info = add_mailbox("info@example.com");
   NewRetrieval r = retrieval(token_a, bob);
   r.recipients.push_back({"team@example.com", {bob, info}});
-  const RetrievalAdded added = store().retrieval_intake().add_retrieval(r, 100);
+  const RetrievalAdded added = store().retrieval_intake().add_retrieval(r, 100, 100);
   EXPECT_EQ(added.outcome, Outcome::added);
   EXPECT_GT(added.id, 0);
 
@@ -103,18 +103,18 @@ TEST_P(StoreConformance, ReverseNoDeclaredSizeIsKeptAsNone) {
   const MailboxId bob = add_mailbox("bob@example.com");
   NewRetrieval r = retrieval(token_a, bob);
   r.declared_size.reset();
-  store().retrieval_intake().add_retrieval(r, 100);
+  store().retrieval_intake().add_retrieval(r, 100, 100);
   EXPECT_FALSE(store().reverse_admin().list_retrievals(1).at(0).declared_size);
 }
 
 TEST_P(StoreConformance, ReverseTheSameSourceAgainIsTheSameRetrievalAndAnotherSenderIsRefused) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  const auto first = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 100);
-  const auto again = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 100);
+  const auto first = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 100, 100);
+  const auto again = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 100, 100);
   EXPECT_EQ(again.outcome, Outcome::already_added);
   EXPECT_EQ(again.id, first.id);
-  const auto other =
-      store().retrieval_intake().add_retrieval(retrieval(token_a, bob, "mallory@evil.test"), 100);
+  const auto other = store().retrieval_intake().add_retrieval(
+      retrieval(token_a, bob, "mallory@evil.test"), 100, 100);
   EXPECT_EQ(other.outcome, Outcome::token_taken);
   EXPECT_EQ(store().reverse_admin().list_retrievals(10).size(), 1u);
   EXPECT_EQ(store().reverse_admin().stats().counters.at(counter::source_accepted), 1);
@@ -122,44 +122,74 @@ TEST_P(StoreConformance, ReverseTheSameSourceAgainIsTheSameRetrievalAndAnotherSe
 
 TEST_P(StoreConformance, ReversePendingRetrievalsPerSenderDomainAreBounded) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  EXPECT_EQ(store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 2).outcome,
+  EXPECT_EQ(store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 2, 100).outcome,
             Outcome::added);
-  EXPECT_EQ(
-      store().retrieval_intake().add_retrieval(retrieval(token_b, bob, "x@ORIGIN.test"), 2).outcome,
-      Outcome::added);
-  EXPECT_EQ(store().retrieval_intake().add_retrieval(retrieval(token_c, bob), 2).outcome,
+  EXPECT_EQ(store()
+                .retrieval_intake()
+                .add_retrieval(retrieval(token_b, bob, "x@ORIGIN.test"), 2, 100)
+                .outcome,
+            Outcome::added);
+  EXPECT_EQ(store().retrieval_intake().add_retrieval(retrieval(token_c, bob), 2, 100).outcome,
             Outcome::domain_full);
   // Another domain has its own allowance.
   EXPECT_EQ(store()
                 .retrieval_intake()
-                .add_retrieval(retrieval(token_c, bob, "y@elsewhere.test"), 2)
+                .add_retrieval(retrieval(token_c, bob, "y@elsewhere.test"), 2, 100)
                 .outcome,
             Outcome::added);
+}
+
+// SOURCE-GET.md 6: one client address cannot fill every domain's allowance with forged SOURCEs.
+TEST_P(StoreConformance, ReversePendingRetrievalsPerClientAddressAreBounded) {
+  const MailboxId bob = add_mailbox("bob@example.com");
+  const auto add = [this](NewRetrieval r) {
+    return store().retrieval_intake().add_retrieval(r, 100, 2).outcome;
+  };
+  EXPECT_EQ(add(retrieval(token_a, bob, "a@one.test")), Outcome::added);
+  EXPECT_EQ(add(retrieval(token_b, bob, "b@two.test")), Outcome::added);
+  // At the bound: the third from 192.0.2.1 is refused, whatever its domain.
+  EXPECT_EQ(add(retrieval(token_c, bob, "c@three.test")), Outcome::client_full);
+  // The same SOURCE again is still the same retrieval, not a new one.
+  EXPECT_EQ(add(retrieval(token_a, bob, "a@one.test")), Outcome::already_added);
+  // Another address has its own allowance.
+  NewRetrieval other = retrieval(token_c, bob, "c@three.test");
+  other.client_address = "192.0.2.2";
+  EXPECT_EQ(add(other), Outcome::added);
+  // A retrieval that ended no longer counts.
+  const auto claimed = store().retrievals().claim_retrievals("node", 60s, 10);
+  ASSERT_EQ(claimed.size(), 3u);
+  for (const auto& r : claimed)
+    if (r.client_address == "192.0.2.1" && r.sender_domain == "one.test")
+      store().retrievals().fail_retrieval("node", r.id, RetrievalFailure::permanent,
+                                          "550 5.1.0 unknown token");
+  EXPECT_EQ(add(retrieval("0123456789abcdef0123456789abcdef", bob, "d@four.test")), Outcome::added);
+  EXPECT_EQ(add(retrieval("fedcba9876543210fedcba9876543210", bob, "e@five.test")),
+            Outcome::client_full);
 }
 
 TEST_P(StoreConformance, ReverseMalformedRetrievalsAreRefused) {
   const MailboxId bob = add_mailbox("bob@example.com");
   EXPECT_THROW(store().retrieval_intake().add_retrieval(
-                   retrieval("5F0C2E8A9B1D4C7E8F6A3B2C1D0E9F8A", bob), 9),
+                   retrieval("5F0C2E8A9B1D4C7E8F6A3B2C1D0E9F8A", bob), 9, 9),
                StoreConflict);  // uppercase
-  EXPECT_THROW(store().retrieval_intake().add_retrieval(retrieval("5f0c2e8a", bob), 9),
+  EXPECT_THROW(store().retrieval_intake().add_retrieval(retrieval("5f0c2e8a", bob), 9, 9),
                StoreConflict);
-  EXPECT_THROW(store().retrieval_intake().add_retrieval(retrieval(token_a, bob, ""), 9),
+  EXPECT_THROW(store().retrieval_intake().add_retrieval(retrieval(token_a, bob, ""), 9, 9),
                StoreConflict);
   NewRetrieval none = retrieval(token_a, bob);
   none.recipients.clear();
-  EXPECT_THROW(store().retrieval_intake().add_retrieval(none, 9), StoreConflict);
+  EXPECT_THROW(store().retrieval_intake().add_retrieval(none, 9, 9), StoreConflict);
   NewRetrieval empty = retrieval(token_a, bob);
   empty.recipients[0].mailboxes.clear();
-  EXPECT_THROW(store().retrieval_intake().add_retrieval(empty, 9), StoreConflict);
+  EXPECT_THROW(store().retrieval_intake().add_retrieval(empty, 9, 9), StoreConflict);
   EXPECT_TRUE(store().reverse_admin().list_retrievals(10).empty());
 }
 
 TEST_P(StoreConformance, ReverseClaimLeasesDueRetrievalsOnceGroupedBySenderDomain) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  store().retrieval_intake().add_retrieval(retrieval(token_a, bob, "a@zeta.test"), 9);
-  store().retrieval_intake().add_retrieval(retrieval(token_b, bob, "b@alpha.test"), 9);
-  store().retrieval_intake().add_retrieval(retrieval(token_c, bob, "c@zeta.test"), 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_a, bob, "a@zeta.test"), 9, 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_b, bob, "b@alpha.test"), 9, 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_c, bob, "c@zeta.test"), 9, 9);
 
   const auto claimed = store().retrievals().claim_retrievals("node1/worker", 60s, 10);
   ASSERT_EQ(claimed.size(), 3u);
@@ -182,8 +212,8 @@ TEST_P(StoreConformance, ReverseClaimLeasesDueRetrievalsOnceGroupedBySenderDomai
 
 TEST_P(StoreConformance, ReverseClaimHonoursTheLimit) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
-  store().retrieval_intake().add_retrieval(retrieval(token_b, bob), 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_b, bob), 9, 9);
   EXPECT_EQ(store().retrievals().claim_retrievals("w", 60s, 1).size(), 1u);
   EXPECT_EQ(store().retrievals().claim_retrievals("w", 60s, 1).size(), 1u);
   EXPECT_TRUE(store().retrievals().claim_retrievals("w", 60s, 1).empty());
@@ -191,7 +221,7 @@ TEST_P(StoreConformance, ReverseClaimHonoursTheLimit) {
 
 TEST_P(StoreConformance, ReverseAnExpiredLeaseCanBeClaimedByAnotherNode) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
+  store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
   ASSERT_EQ(store().retrievals().claim_retrievals("dead-node", 0s, 10).size(), 1u);
   std::this_thread::sleep_for(1100ms);  // a lease holds through its whole second
   const auto taken = store().retrievals().claim_retrievals("live-node", 60s, 10);
@@ -204,7 +234,7 @@ TEST_P(StoreConformance, ReverseAnExpiredLeaseCanBeClaimedByAnotherNode) {
 
 TEST_P(StoreConformance, ReverseFinishDeliversVerifiedInOneCommit) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
+  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
   const auto claimed = store().retrievals().claim_retrievals("w", 60s, 10);
   ASSERT_EQ(claimed.size(), 1u);
 
@@ -237,7 +267,7 @@ TEST_P(StoreConformance, ReverseFinishDeliversVerifiedInOneCommit) {
 
 TEST_P(StoreConformance, ReverseAFailedDeliveryLeavesTheRetrievalPending) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
+  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
   store().retrievals().claim_retrievals("w", 60s, 10);
   NewMessage bad = fetched(bob, "Subject: x\r\n\r\n");
   bad.mailboxes = {bob + 1000};  // no such mailbox: the delivery fails, and with it the finish
@@ -250,7 +280,7 @@ TEST_P(StoreConformance, ReverseAFailedDeliveryLeavesTheRetrievalPending) {
 
 TEST_P(StoreConformance, ReverseDeferMakesARetrievalDueLater) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
+  const auto added = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
   store().retrievals().claim_retrievals("w", 60s, 10);
   const UnixTime later = now_seconds() + 3600s;
   EXPECT_TRUE(store().retrievals().defer_retrieval("w", added.id, later, "450 4.3.0 try later"));
@@ -267,8 +297,8 @@ TEST_P(StoreConformance, ReverseDeferMakesARetrievalDueLater) {
 
 TEST_P(StoreConformance, ReverseFailuresAreCountedByKindAndPurgedLater) {
   const MailboxId bob = add_mailbox("bob@example.com");
-  const auto forged = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9);
-  const auto stale = store().retrieval_intake().add_retrieval(retrieval(token_b, bob), 9);
+  const auto forged = store().retrieval_intake().add_retrieval(retrieval(token_a, bob), 9, 9);
+  const auto stale = store().retrieval_intake().add_retrieval(retrieval(token_b, bob), 9, 9);
   store().retrievals().claim_retrievals("w", 60s, 10);
   EXPECT_TRUE(store().retrievals().fail_retrieval("w", forged.id, RetrievalFailure::permanent,
                                                   "550 5.1.0 unknown token"));
@@ -294,7 +324,7 @@ TEST_P(StoreConformance, ReverseDeletingAMailboxDropsItFromPendingRetrievals) {
   const MailboxId carol = add_mailbox("carol@example.com");
   NewRetrieval r = retrieval(token_a, bob);
   r.recipients.push_back({"carol@example.com", {carol}});
-  store().retrieval_intake().add_retrieval(r, 9);
+  store().retrieval_intake().add_retrieval(r, 9, 9);
   admin().delete_user("bob@example.com");
   const auto left = store().reverse_admin().list_retrievals(1).at(0).recipients;
   ASSERT_EQ(left.size(), 1u);

@@ -27,6 +27,7 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"server.listen_backlog", "1024"},
     {"server.shutdown_grace", "30s"},
     {"server.auth_cache_ttl", "5m"},
+    {"server.content_memory", "512M"},
     {"log.level", "info"},
     {"log.file", ""},
     {"store.backend", "sqlite"},
@@ -83,6 +84,7 @@ const std::vector<std::pair<std::string, std::string>> binding_keys{
     {"reverse.trusted_peers", ""},
     {"reverse.max_unknown_tokens", "5"},
     {"reverse.max_pending_per_domain", "1000"},
+    {"reverse.max_pending_per_client", "100"},
 };
 
 TEST(KeyTable, HoldsExactlyTheBindingKeysWithTheirDefaults) {
@@ -217,6 +219,7 @@ unverified_policy = reject
 trusted_peers = 192.0.2.9
 max_unknown_tokens = 31
 max_pending_per_domain = 32
+max_pending_per_client = 33
 )",
                        "x.conf", "/etc/maild");
   EXPECT_EQ(s.server.hostname, "mx.example.org");
@@ -278,6 +281,7 @@ max_pending_per_domain = 32
   EXPECT_EQ(s.reverse.trusted_peers, (std::vector<Network>{*parse_network("192.0.2.9")}));
   EXPECT_EQ(s.reverse.max_unknown_tokens, 31U);
   EXPECT_EQ(s.reverse.max_pending_per_domain, 32U);
+  EXPECT_EQ(s.reverse.max_pending_per_client, 33U);
 }
 
 // The sample is the defaults, except the service user a package runs as.

@@ -96,8 +96,8 @@ inline constexpr std::chrono::hours retrieval_purge_interval{1};
 // A GET answer goes out in pieces of this size, each under the write deadline.
 inline constexpr ByteSize get_chunk = 64_KiB;
 // Each unknown GET token from an address waits this much longer, up to the
-// cap, before its 550: probing gets slow long before max_unknown_tokens
-// closes the connection.
+// cap, before its 550 (the cap from max_unknown_tokens on): probing gets
+// slow, and a GET for a token that exists is never refused for it.
 inline constexpr std::chrono::milliseconds unknown_token_delay{250};
 inline constexpr std::chrono::milliseconds unknown_token_delay_max{2000};
 

@@ -127,8 +127,10 @@ struct ReverseSettings {
   Seconds retain_after_fetch{24 * 3600};
   UnverifiedPolicy unverified_policy = UnverifiedPolicy::accept;
   std::vector<Network> trusted_peers;
-  unsigned max_unknown_tokens = 5;         // added key: per client address per minute, then 421
+  unsigned max_unknown_tokens =
+      5;  // added key: per client address per minute, then the longest delay
   unsigned max_pending_per_domain = 1000;  // added key: SOURCE beyond it gets 452
+  unsigned max_pending_per_client = 100;   // added key: per announcing client address, then 452
   bool operator==(const ReverseSettings&) const = default;
 };
 

@@ -163,9 +163,10 @@ class RetrievalIntake {
 
   // Records an accepted SOURCE durably and counts it, in one commit. See
   // RetrievalAdded for the outcomes; `max_per_domain` bounds the pending
-  // retrievals of one sender domain. The retrieval is due at once.
-  virtual RetrievalAdded add_retrieval(const NewRetrieval& retrieval,
-                                       std::size_t max_per_domain) = 0;
+  // retrievals of one sender domain, `max_per_client` those announced by one
+  // client address (SOURCE-GET.md 6). The retrieval is due at once.
+  virtual RetrievalAdded add_retrieval(const NewRetrieval& retrieval, std::size_t max_per_domain,
+                                       std::size_t max_per_client) = 0;
 };
 
 // For the retrieval worker (src/reverse): leases pending retrievals, fetches

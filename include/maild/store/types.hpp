@@ -250,6 +250,7 @@ struct RetrievalAdded {
     already_added,  // the same token and reverse-path were recorded before (a retried SOURCE)
     token_taken,    // the token is recorded for another reverse-path
     domain_full,    // the sender domain has the most pending retrievals allowed
+    client_full,    // the client address has announced the most pending retrievals allowed
   };
   Outcome outcome = Outcome::added;
   RetrievalId id = 0;  // added, already_added

@@ -178,7 +178,8 @@ class MysqlQueueStore final : public QueueStore {
 class MysqlReverseStore final : public ReverseStore {
  public:
   explicit MysqlReverseStore(Pool& pool) : pool_(pool) {}
-  RetrievalAdded add_retrieval(const NewRetrieval& retrieval, std::size_t max_per_domain) override;
+  RetrievalAdded add_retrieval(const NewRetrieval& retrieval, std::size_t max_per_domain,
+                               std::size_t max_per_client) override;
   std::vector<PendingRetrieval> claim_retrievals(std::string_view owner, std::chrono::seconds lease,
                                                  std::size_t limit) override;
   bool renew_retrievals(std::string_view owner, const std::vector<RetrievalId>& ids,

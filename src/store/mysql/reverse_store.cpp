@@ -175,7 +175,8 @@ DomainPolicy read_policy_row(const Statement& row) {
 // ---- pending retrievals ----
 
 RetrievalAdded MysqlReverseStore::add_retrieval(const NewRetrieval& retrieval,
-                                                std::size_t max_per_domain) {
+                                                std::size_t max_per_domain,
+                                                std::size_t max_per_client) {
   const std::string domain = checked_retrieval(retrieval);
   return pool_.write([&](Connection& db) {
     if (auto known = find_token(db, retrieval.token, false))
@@ -189,6 +190,14 @@ RetrievalAdded MysqlReverseStore::add_retrieval(const NewRetrieval& retrieval,
       count->step();
       if (count->column_int(0) >= as_count(max_per_domain))
         return RetrievalAdded{RetrievalAdded::Outcome::domain_full, 0};
+    }
+    {
+      auto count = db.prepare(
+          "SELECT COUNT(*) FROM pending_retrievals WHERE client_address = ? AND state = 0");
+      count->bind_text(1, retrieval.client_address);
+      count->step();
+      if (count->column_int(0) >= as_count(max_per_client))
+        return RetrievalAdded{RetrievalAdded::Outcome::client_full, 0};
     }
     const UnixTime now = unix_now();
     try {

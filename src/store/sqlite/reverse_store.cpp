@@ -142,9 +142,10 @@ constexpr std::string_view leased_by =
 // ---- pending retrievals ----
 
 RetrievalAdded SqliteReverseStore::add_retrieval(const NewRetrieval& retrieval,
-                                                 std::size_t max_per_domain) {
+                                                 std::size_t max_per_domain,
+                                                 std::size_t max_per_client) {
   const std::string domain = checked_retrieval(retrieval);
-  return writer_.call([&retrieval, &domain, max_per_domain](Connection& db) {
+  return writer_.call([&retrieval, &domain, max_per_domain, max_per_client](Connection& db) {
     {
       auto existing =
           db.prepare("SELECT id, reverse_path FROM pending_retrievals WHERE token = ?1");
@@ -163,6 +164,14 @@ RetrievalAdded SqliteReverseStore::add_retrieval(const NewRetrieval& retrieval,
       count->step();
       if (count->column_int(0) >= as_int(max_per_domain))
         return RetrievalAdded{RetrievalAdded::Outcome::domain_full, 0};
+    }
+    {
+      auto count = db.prepare(
+          "SELECT count(*) FROM pending_retrievals WHERE client_address = ?1 AND state = 0");
+      count->bind_text(1, retrieval.client_address);
+      count->step();
+      if (count->column_int(0) >= as_int(max_per_client))
+        return RetrievalAdded{RetrievalAdded::Outcome::client_full, 0};
     }
     const UnixTime now = unix_now();
     {
