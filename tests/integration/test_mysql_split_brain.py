@@ -135,7 +135,11 @@ class NoSplitBrain(unittest.TestCase):
         with open(position_file) as f:
             self.assertTrue(f.read().startswith("0-1-"), "maild's position names server 1 (A)")
 
-        # B stops receiving; A commits two transactions that B never gets, then dies.
+        # B applies what it received (semi-sync waits for receipt only), then stops
+        # receiving; A commits two transactions that B never gets, then dies.
+        applied = self.a.sql("SELECT @@GLOBAL.gtid_binlog_pos").strip()
+        waited = self.b.sql("SELECT MASTER_GTID_WAIT('%s', 30)" % applied).strip()
+        self.assertEqual(waited, "0", "B did not apply A's %s within 30 s" % applied)
         self.b.sql("STOP SLAVE")
         self.a.sql("CREATE TABLE maild.scratch (id INT PRIMARY KEY) ENGINE=InnoDB;"
                    "INSERT INTO maild.scratch VALUES (1)")
