@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -343,3 +344,32 @@ def port_free(port, host="127.0.0.1"):
         return False
     finally:
         s.close()
+
+
+# What the replication tests run both servers with: maild's messages need a bigger packet,
+# and the schema's trigger is created with the binary log on.
+REPLICATION_OPTIONS = {"max_allowed_packet": "64M", "log_bin_trust_function_creators": "ON"}
+
+
+def start_pair(test, standby_options):
+    """A (server id 1) and B (server id 2), private and started at once; B with
+    standby_options on top of REPLICATION_OPTIONS. Skips as MariaDB() does."""
+    servers, errors = {}, []
+
+    def start(name, server_id, options):
+        try:
+            servers[name] = MariaDB(test, name, server_id=server_id, extra_cnf=options)
+        except BaseException as error:  # SkipTest too: raised again below
+            errors.append(error)
+
+    starters = [threading.Thread(target=start, args=("a", 1, REPLICATION_OPTIONS)),
+                threading.Thread(target=start,
+                                 args=("b", 2, dict(REPLICATION_OPTIONS, **standby_options)))]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(120)
+    if errors:
+        raise errors[0]
+    test.assertEqual(sorted(servers), ["a", "b"], "a server did not start in 120 s")
+    return servers["a"], servers["b"]

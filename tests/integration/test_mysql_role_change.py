@@ -14,40 +14,17 @@ no store call may have failed on the way (no write was refused by A)."""
 import os
 import poplib
 import smtplib
-import threading
 import time
 import unittest
 
 from maild_harness import IO_TIMEOUT, Maild, MysqlStore, mailctl_ok, provision
-from mariadb_server import MariaDB, missing_tools
+from mariadb_server import missing_tools, start_pair
 
 PASSWORD = "secret"
 MAILBOX = "user@example.test"
-SERVER_OPTIONS = {"max_allowed_packet": "64M", "log_bin_trust_function_creators": "ON"}
 ROLE_CHECK = 2.0   # limits::mysql_role_check
 SLACK = 3.0        # one survey of both endpoints, and a loaded machine
 FAILED_CALL = "looking for the writable endpoint again"   # what a failed store call logs
-
-
-def start_servers(test):
-    servers, errors = {}, []
-
-    def start(name, server_id, options):
-        try:
-            servers[name] = MariaDB(test, name, server_id=server_id, extra_cnf=options)
-        except BaseException as error:  # SkipTest too: raised again below
-            errors.append(error)
-
-    starters = [threading.Thread(target=start, args=("a", 1, SERVER_OPTIONS)),
-                threading.Thread(target=start, args=("b", 2, dict(SERVER_OPTIONS, read_only="ON")))]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join(120)
-    if errors:
-        raise errors[0]
-    test.assertEqual(sorted(servers), ["a", "b"], "a server did not start in 120 s")
-    return servers["a"], servers["b"]
 
 
 def send(maild, number):
@@ -84,7 +61,7 @@ def wait_until(condition, timeout, what):
 class ReadsFollowARoleChange(unittest.TestCase):
 
     def setUp(self):
-        self.a, self.b = start_servers(self)
+        self.a, self.b = start_pair(self, {"read_only": "ON"})
         self.a_endpoint = "127.0.0.1:%d" % self.a.port
         self.b_endpoint = "127.0.0.1:%d" % self.b.port
         store = MysqlStore(self.a.host, self.a.port, self.a.user, self.a.password, self.a.database)

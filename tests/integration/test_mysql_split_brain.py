@@ -19,40 +19,15 @@ import json
 import os
 import poplib
 import smtplib
-import threading
 import time
 import unittest
 
 from maild_harness import IO_TIMEOUT, Maild, MysqlStore, mailctl_ok, provision
-from mariadb_server import MariaDB, missing_tools
+from mariadb_server import missing_tools, start_pair
 
 PASSWORD = "secret"
 MAILBOX = "user@example.test"
-# maild's messages need a bigger packet; leave to create the schema's trigger with the binlog on.
-SERVER_OPTIONS = {"max_allowed_packet": "64M", "log_bin_trust_function_creators": "ON"}
 SEMI_SYNC_TIMEOUT = "2s"   # A's commits after B stopped wait this long once, then run alone
-
-
-def start_servers(test, standby_options):
-    """A (server id 1) and B (server id 2), started at once; B with standby_options too."""
-    servers, errors = {}, []
-
-    def start(name, server_id, options):
-        try:
-            servers[name] = MariaDB(test, name, server_id=server_id, extra_cnf=options)
-        except BaseException as error:  # SkipTest too: raised again below
-            errors.append(error)
-
-    starters = [threading.Thread(target=start, args=("a", 1, SERVER_OPTIONS)),
-                threading.Thread(target=start, args=("b", 2, dict(SERVER_OPTIONS, **standby_options)))]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join(120)
-    if errors:
-        raise errors[0]
-    test.assertEqual(sorted(servers), ["a", "b"], "a server did not start in 120 s")
-    return servers["a"], servers["b"]
 
 
 def send(maild, number):
@@ -116,7 +91,7 @@ def wait_until(condition, timeout, what):
 class NoSplitBrain(unittest.TestCase):
 
     def setUp(self):
-        self.a, self.b = start_servers(self, {"read_only": "ON"})
+        self.a, self.b = start_pair(self, {"read_only": "ON"})
         self.a_endpoint = "127.0.0.1:%d" % self.a.port
         self.b_endpoint = "127.0.0.1:%d" % self.b.port
         store = MysqlStore(self.a.host, self.a.port, self.a.user, self.a.password, self.a.database)
@@ -217,7 +192,7 @@ class NoSplitBrain(unittest.TestCase):
 class ReplicateRefusesAnErrantStandby(unittest.TestCase):
 
     def setUp(self):
-        self.a, self.b = start_servers(self, {})
+        self.a, self.b = start_pair(self, {})
         self.a_endpoint = "127.0.0.1:%d" % self.a.port
         self.b_endpoint = "127.0.0.1:%d" % self.b.port
         store = MysqlStore(self.a.host, self.a.port, self.a.user, self.a.password, self.a.database)
