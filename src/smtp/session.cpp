@@ -474,7 +474,9 @@ class Session final : public VerbContext {
     // Only a recipient whose every copy stays here is local through and through.
     if (resolution.kind == store::Resolution::Kind::mailboxes && resolution.forwards.empty()) {
       current.local.push_back({address, resolution.mailboxes});
-      if ((rcpt.notify & notify_success) != 0)
+      // Success notices only for our own clients: from anyone else, NOTIFY=SUCCESS
+      // with a forged sender (and RET=FULL) would make maild mail strangers on demand.
+      if ((rcpt.notify & notify_success) != 0 && relay_allowed())
         current.delivered.push_back({address, rcpt.notify, rcpt.orcpt});
     }
     current.recipients.push_back(std::move(rcpt));
@@ -489,7 +491,9 @@ class Session final : public VerbContext {
       return same_address(r.address, address);
     };
     if (std::any_of(outbound.begin(), outbound.end(), same)) return;
-    outbound.push_back({address, rcpt.notify, rcpt.orcpt});
+    // A stranger's forwarded copy asks for no "relayed" notice (see the local case in rcpt()).
+    const unsigned notify = relay_allowed() ? rcpt.notify : rcpt.notify & ~notify_success;
+    outbound.push_back({address, notify, rcpt.orcpt});
   }
 
   asio::awaitable<Flow> data(Command&) {

@@ -692,6 +692,25 @@ TEST_F(SmtpSession, TheSessionTimeLimitEndsABusySessionAtItsNextCommand) {
   EXPECT_TRUE(c.closed());
 }
 
+TEST_F(SmtpSession, NotifySuccessIsOwedOnlyToClientsThatMayRelay) {
+  for (const char* remote : {"127.0.0.1", "192.0.2.1"}) {
+    auto c = said_ehlo(Service::smtp, remote);
+    c.send(std::string("MAIL FROM:<victim@elsewhere.example> RET=FULL\r\n") +
+           "RCPT TO:<bob@example.test> NOTIFY=SUCCESS\r\nDATA\r\n");
+    c.expect("250 ");
+    c.expect("250 ");
+    c.expect("354 ");
+    c.send(std::string("Subject: from ") + remote + "\r\n\r\nbody\r\n.\r\n");
+    c.expect("250 ");
+  }
+  EXPECT_EQ(stored().size(), 2u);
+  // One queue entry, for the relay network's success notice; none for the stranger's.
+  const auto queued = store().queue().list({});
+  ASSERT_EQ(queued.size(), 1u);
+  ASSERT_EQ(queued[0].recipients.size(), 1u);
+  EXPECT_EQ(queued[0].recipients[0].address, "bob@example.test");
+}
+
 // `size` octets of text in lines of at most 100 (CRLF included).
 std::string lines_of_size(std::size_t size, char fill) {
   std::string text;
