@@ -12,6 +12,7 @@ import atexit
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -284,8 +285,12 @@ class Maild:
         with open(self.config_path) as f:
             text = f.read()
         fresh = free_ports(len(self.ports), self.host)
-        for (name, old), port in zip(list(self.ports.items()), fresh):
-            text = text.replace("%s:%d\n" % (self.host, old), "%s:%d\n" % (self.host, port))
+        # One pass: a fresh port may equal an old one, and replacing one by one would
+        # then move two listeners (and self.ports would name the wrong one).
+        moved = {old: port for old, port in zip(self.ports.values(), fresh)}
+        text = re.sub(r"(?m)^(\w+ = %s:)(\d+)$" % re.escape(self.host),
+                      lambda m: m.group(1) + str(moved.get(int(m.group(2)), int(m.group(2)))), text)
+        for name, port in zip(list(self.ports), fresh):
             self.ports[name] = port
         with open(self.config_path, "w") as f:
             f.write(text)
